@@ -1,0 +1,720 @@
+//! [`Aio`]: one asynchronous operation slot with a completion callback (`nng_aio`).
+//!
+//! # The life of an operation
+//!
+//! An aio is *idle* until a provider (a socket, a transport, [`sleep_aio`]) calls
+//! [`Aio::begin`], which makes it *pending* and hands back an [`OpToken`]. Exactly one
+//! completion ends the operation: the provider's [`Aio::finish`] (or [`finish_recv`],
+//! [`finish_send`]), the expiry of its deadline, or a [`cancel`]/[`abort`]/[`stop`]. All of
+//! them go through one check under the aio's lock (state pending, token generation
+//! current), so whichever comes first wins and every later attempt is told it lost. The
+//! winner records the result and queues the callback on the worker pool; an aio without a
+//! callback wakes its waiters directly instead.
+//!
+//! When a cancel or deadline wins, the engine completes the aio itself and then tells the
+//! provider through its [`Cancel`] hook so it can forget the operation. Providers never have
+//! to finish a cancelled operation, and a provider that finishes late simply loses.
+//!
+//! Messages change hands only together with a winning completion: [`finish_recv`] stores a
+//! received message only if it wins (a loser gets its message back), and [`finish_send`]
+//! takes the message off the aio only if it wins. A failed or cancelled send therefore
+//! leaves the message on the aio for the user to [`take_msg`], and a message is never both
+//! delivered and handed back.
+//!
+//! [`finish_recv`]: Aio::finish_recv
+//! [`finish_send`]: Aio::finish_send
+//! [`cancel`]: Aio::cancel
+//! [`abort`]: Aio::abort
+//! [`stop`]: Aio::stop
+//! [`take_msg`]: Aio::take_msg
+
+use std::any::Any;
+use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::{self, ThreadId};
+use std::time::{Duration, Instant};
+
+use crate::pool::{pool, run_guarded, Job};
+use crate::reactor::{reactor, TimerKey};
+use crate::{Error, Message, Result, Timeout};
+
+type Callback = Box<dyn Fn(&Aio) + Send + Sync + 'static>;
+
+/// A provider's hook, told when the engine has completed one of its operations by cancel,
+/// abort, stop or expiry, so it can drop its bookkeeping for that operation.
+///
+/// The aio is already complete when this runs: the provider must not finish it (a finish
+/// would lose anyway) and must not block.
+pub trait Cancel: Send + Sync + 'static {
+    /// Operation `token` on `aio`, registered with `key`, was completed with an error by
+    /// the engine.
+    fn cancelled(&self, aio: &Aio, key: usize, token: OpToken);
+}
+
+/// What [`Aio::begin`] registers so a pending operation can be cancelled and can expire.
+#[derive(Clone)]
+pub struct CancelHook {
+    target: Arc<dyn Cancel>,
+    key: usize,
+}
+
+impl fmt::Debug for CancelHook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CancelHook").field("key", &self.key).finish_non_exhaustive()
+    }
+}
+
+impl CancelHook {
+    /// A hook calling `target.cancelled(.., key, ..)`.
+    pub fn new(target: Arc<dyn Cancel>, key: usize) -> CancelHook {
+        CancelHook { target, key }
+    }
+}
+
+/// Identifies one started operation on one aio; completions carrying an old token lose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpToken {
+    gen: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// No operation, or its callback has been taken by a worker.
+    Idle,
+    /// Started and not yet completed.
+    Pending,
+    /// Completed; the callback is queued (or waits for the running one to return).
+    Done,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Expiry {
+    Relative(Timeout),
+    At(Instant),
+}
+
+struct State {
+    phase: Phase,
+    gen: u64,
+    result: Result<()>,
+    count: usize,
+    msg: Option<Message>,
+    output: Option<Box<dyn Any + Send>>,
+    expiry: Expiry,
+    stopped: bool,
+    hook: Option<CancelHook>,
+    timer: Option<TimerKey>,
+    running_cb: bool,
+    cb_thread: Option<ThreadId>,
+    waiters: usize,
+}
+
+pub(crate) struct AioCore {
+    st: Mutex<State>,
+    cv: Condvar,
+    cb: Option<Callback>,
+    /// Run the callback on the completing thread, at the end of its current engine scope
+    /// (see [`Aio::new_inline`]).
+    inline: bool,
+    handles: AtomicUsize,
+}
+
+thread_local! {
+    /// Inline completions waiting for the current engine scope to end (no locks held).
+    static DEFERRED: std::cell::RefCell<(usize, Vec<Arc<AioCore>>)> = const { std::cell::RefCell::new((0, Vec::new())) };
+}
+
+/// Runs `f` as an engine scope: callbacks of inline aios completed inside it run on this
+/// thread when the outermost scope ends, after `f` has released its locks.
+///
+/// The reactor wraps each readiness event and timer batch in a scope; a socket wraps each
+/// user call that may complete pipe operations.
+pub fn engine_scope<R>(f: impl FnOnce() -> R) -> R {
+    DEFERRED.with(|d| d.borrow_mut().0 += 1);
+    let r = f();
+    let outermost = DEFERRED.with(|d| {
+        let mut d = d.borrow_mut();
+        d.0 -= 1;
+        d.0 == 0
+    });
+    if outermost {
+        loop {
+            let next = DEFERRED.with(|d| d.borrow_mut().1.pop());
+            match next {
+                Some(core) => {
+                    DEFERRED.with(|d| d.borrow_mut().0 += 1);
+                    AioCore::run_callbacks(&core);
+                    DEFERRED.with(|d| d.borrow_mut().0 -= 1);
+                }
+                None => break,
+            }
+        }
+    }
+    r
+}
+
+fn in_engine_scope() -> bool {
+    DEFERRED.with(|d| d.borrow().0 > 0)
+}
+
+/// An asynchronous I/O handle: one operation at a time, a result, a message slot and an
+/// optional callback (`nng_aio`).
+///
+/// The callback runs exactly once per started operation, on a worker thread, never inside
+/// the call that started the operation. Clones are handles to the same slot; dropping the
+/// last handle stops the aio, waiting for a running callback (`nng_aio_free`).
+///
+/// # Panics
+///
+/// Starting an operation on an aio whose previous operation has not yet completed is a
+/// programming error, as in NNG (which asserts): it panics with a message naming the aio,
+/// and leaves the running operation untouched. Starting the next operation from inside
+/// the callback is allowed: the aio is idle again by the time its callback runs.
+///
+/// # Examples
+///
+/// ```
+/// use nanoport_engine::{sleep_aio, Aio};
+/// use std::sync::mpsc;
+/// use std::time::Duration;
+///
+/// let (tx, rx) = mpsc::sync_channel(1);
+/// let aio = Aio::new(move |aio| tx.send(aio.result()).unwrap()).unwrap();
+/// sleep_aio(Duration::from_millis(1), &aio);
+/// assert_eq!(rx.recv().unwrap(), Ok(()));
+///
+/// // Without a callback, wait for the result instead.
+/// let aio = Aio::new_waitable().unwrap();
+/// aio.set_timeout(Duration::from_millis(1));
+/// sleep_aio(Duration::from_secs(60), &aio);
+/// aio.wait();
+/// assert_eq!(aio.result(), Err(nanoport_engine::Error::TimedOut));
+/// ```
+pub struct Aio {
+    core: Arc<AioCore>,
+    /// Whether this handle counts towards "the last user handle" (the views the engine
+    /// lends to callbacks and providers do not).
+    counted: bool,
+}
+
+impl Aio {
+    /// A new idle aio whose operations end by running `callback` (`nng_aio_alloc`).
+    ///
+    /// The callback gets the aio to read the result and start the next operation. It must
+    /// not capture a clone of its own aio (that is a reference cycle: the aio would never
+    /// be freed).
+    ///
+    /// # Errors
+    /// None today; the `Result` mirrors `nng_aio_alloc`.
+    pub fn new(callback: impl Fn(&Aio) + Send + Sync + 'static) -> Result<Aio> {
+        Ok(Aio::from_core(Some(Box::new(callback)), false))
+    }
+
+    /// An aio for engine plumbing (a pipe's reads, say): its callback runs on the thread
+    /// that completes the operation, at the end of that thread's current
+    /// [`engine_scope`], instead of hopping to the worker pool. Outside any scope it falls
+    /// back to the pool. The callback must be short and must not block.
+    ///
+    /// # Errors
+    /// None today.
+    pub fn new_inline(callback: impl Fn(&Aio) + Send + Sync + 'static) -> Result<Aio> {
+        Ok(Aio::from_core(Some(Box::new(callback)), true))
+    }
+
+    /// A new idle aio with no callback: wait for it with [`wait`](Aio::wait)
+    /// (`nng_aio_alloc(&aio, NULL, NULL)`). Its completion wakes the waiter directly, with
+    /// no hop through the worker pool.
+    ///
+    /// # Errors
+    /// None today; the `Result` mirrors `nng_aio_alloc`.
+    pub fn new_waitable() -> Result<Aio> {
+        Ok(Aio::from_core(None, false))
+    }
+
+    fn from_core(cb: Option<Callback>, inline: bool) -> Aio {
+        let core = Arc::new(AioCore {
+            st: Mutex::new(State {
+                phase: Phase::Idle,
+                gen: 0,
+                result: Ok(()),
+                count: 0,
+                msg: None,
+                output: None,
+                expiry: Expiry::Relative(Timeout::Default),
+                stopped: false,
+                hook: None,
+                timer: None,
+                running_cb: false,
+                cb_thread: None,
+                waiters: 0,
+            }),
+            cv: Condvar::new(),
+            cb,
+            inline,
+            handles: AtomicUsize::new(1),
+        });
+        Aio { core, counted: true }
+    }
+
+    /// A handle that does not keep the aio alive from the user's point of view.
+    pub(crate) fn view(core: &Arc<AioCore>) -> Aio {
+        Aio { core: core.clone(), counted: false }
+    }
+
+    /// An engine-internal handle to the same aio: holding it does not keep the user's aio
+    /// from being stopped when the user drops their last handle. Providers keep these in
+    /// their queues.
+    pub fn provider_handle(&self) -> Aio {
+        Aio::view(&self.core)
+    }
+
+    /// Whether two handles name the same aio.
+    pub fn ptr_eq(a: &Aio, b: &Aio) -> bool {
+        Arc::ptr_eq(&a.core, &b.core)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.core.lock()
+    }
+
+    /// Puts a message on the aio, for a send (`nng_aio_set_msg`).
+    pub fn set_msg(&self, msg: Message) {
+        self.lock().msg = Some(msg);
+    }
+
+    /// Takes the message off the aio: a received one, or an unsent one after a failed send
+    /// (`nng_aio_get_msg`).
+    pub fn take_msg(&self) -> Option<Message> {
+        self.lock().msg.take()
+    }
+
+    /// Whether a message is on the aio.
+    pub fn has_msg(&self) -> bool {
+        self.lock().msg.is_some()
+    }
+
+    /// The result of the last completed operation (`nng_aio_result`).
+    pub fn result(&self) -> Result<()> {
+        self.lock().result
+    }
+
+    /// The byte count of the last completed operation (`nng_aio_count`).
+    pub fn count(&self) -> usize {
+        self.lock().count
+    }
+
+    /// Takes a provider's extra output (a new stream from an accept, say), if it has one of
+    /// type `T`.
+    pub fn take_output<T: Any + Send>(&self) -> Option<T> {
+        let mut st = self.lock();
+        match st.output.take()?.downcast::<T>() {
+            Ok(b) => Some(*b),
+            Err(other) => {
+                st.output = Some(other);
+                None
+            }
+        }
+    }
+
+    /// Sets a relative timeout for the operations started after this call
+    /// (`nng_aio_set_timeout`). `Timeout::Default` takes the socket's own timeout.
+    pub fn set_timeout(&self, t: impl Into<Timeout>) {
+        self.lock().expiry = Expiry::Relative(t.into());
+    }
+
+    /// Sets an absolute deadline for the operations started after this call
+    /// (`nng_aio_set_expire`).
+    pub fn set_expire(&self, at: Instant) {
+        self.lock().expiry = Expiry::At(at);
+    }
+
+    /// Whether an operation is pending or its callback has yet to finish (`nng_aio_busy`).
+    pub fn busy(&self) -> bool {
+        let st = self.lock();
+        st.phase != Phase::Idle || st.running_cb
+    }
+
+    /// Blocks until the aio is idle: no operation pending and no callback running
+    /// (`nng_aio_wait`). Called from inside the aio's own callback it waits only for an
+    /// operation that callback started, never for the callback itself.
+    pub fn wait(&self) {
+        let me = thread::current().id();
+        let mut st = self.lock();
+        loop {
+            let inside_own_callback = st.running_cb && st.cb_thread == Some(me);
+            let done = if inside_own_callback {
+                // The callback we are in cannot end while we wait here, and an operation it
+                // started gets its own callback only after this one returns: wait for
+                // that operation to complete, no further.
+                st.phase != Phase::Pending
+            } else {
+                st.phase == Phase::Idle && !st.running_cb
+            };
+            if done {
+                return;
+            }
+            st.waiters += 1;
+            st = self.core.cv.wait(st).unwrap_or_else(|e| e.into_inner());
+            st.waiters -= 1;
+        }
+    }
+
+    /// Cancels the pending operation: it completes with `Canceled` (`nng_aio_cancel`).
+    /// Does nothing when nothing is pending or the operation cannot be cancelled.
+    pub fn cancel(&self) {
+        self.abort(Error::Canceled)
+    }
+
+    /// Completes the pending operation with `err` (`nng_aio_abort`). Does not wait.
+    pub fn abort(&self, err: Error) {
+        let gen = self.lock().gen;
+        self.core.engine_complete(gen, Err(err), true);
+    }
+
+    /// Stops the aio for good (`nng_aio_stop`): the pending operation is cancelled, every
+    /// later operation completes at once with `Canceled`, and the call waits until no
+    /// callback is running.
+    ///
+    /// From inside the aio's own callback, `stop` marks the aio stopped and cancels, but does
+    /// not wait for the callback it is called from (that would deadlock); it returns and the
+    /// callback goes on to its end.
+    pub fn stop(&self) {
+        let gen = {
+            let mut st = self.lock();
+            st.stopped = true;
+            st.gen
+        };
+        self.core.engine_complete(gen, Err(Error::Canceled), true);
+        self.wait();
+    }
+
+    // ----- provider side -------------------------------------------------------------------
+
+    /// Starts an operation (the provider side of `nng_aio_start`).
+    ///
+    /// `default_timeout` replaces a `Timeout::Default` set on the aio (a socket passes its
+    /// send or receive timeout). With `cancel` the operation can be cancelled and its
+    /// deadline is armed; without it, it can neither be cancelled nor expire, as in NNG.
+    ///
+    /// Returns `None` when the operation completed at once: the aio was stopped
+    /// (`Canceled`) or its deadline has already passed (`TimedOut`). The callback has then
+    /// been queued and the provider must do nothing more. Otherwise the provider must
+    /// eventually finish the operation with the token, or lose to a cancel.
+    ///
+    /// # Panics
+    /// When the aio already has an operation pending (see the type's docs).
+    pub fn begin(&self, default_timeout: Timeout, cancel: Option<CancelHook>) -> Option<OpToken> {
+        let now_needed;
+        let mut st = self.lock();
+        if st.phase != Phase::Idle {
+            drop(st);
+            panic!(
+                "nanoport: an operation was started on aio {:p} while its previous operation \
+                 is still in flight (wait for its callback first)",
+                Arc::as_ptr(&self.core)
+            );
+        }
+        st.gen = st.gen.wrapping_add(1);
+        st.result = Ok(());
+        st.count = 0;
+        st.output = None;
+        st.phase = Phase::Pending;
+        let gen = st.gen;
+        if st.stopped {
+            drop(st);
+            self.core.engine_complete(gen, Err(Error::Canceled), false);
+            return None;
+        }
+        let deadline = match st.expiry {
+            Expiry::Relative(t) => match t.or(default_timeout) {
+                Timeout::After(d) if d.is_zero() => Some(None),
+                Timeout::After(d) => {
+                    now_needed = Instant::now();
+                    Some(Timeout::After(d).deadline_from(now_needed))
+                }
+                _ => None,
+            },
+            Expiry::At(at) => Some(Some(at)),
+        };
+        let deadline = match deadline {
+            // Zero timeout: fail at once (NNG_DURATION_ZERO).
+            Some(None) => {
+                drop(st);
+                self.core.engine_complete(gen, Err(Error::TimedOut), false);
+                return None;
+            }
+            Some(Some(at)) => Some(at),
+            None => None,
+        };
+        if let (Some(at), Some(_)) = (deadline, cancel.as_ref()) {
+            if at <= Instant::now() {
+                drop(st);
+                self.core.engine_complete(gen, Err(Error::TimedOut), false);
+                return None;
+            }
+            st.timer = Some(reactor().add_timer(at, self.core.clone(), gen, Err(Error::TimedOut)));
+        }
+        st.hook = cancel;
+        Some(OpToken { gen })
+    }
+
+    /// Starts a sleep-like operation that completes with `Ok(())` at `until` unless the
+    /// aio's own deadline comes first (then `TimedOut`) or it is cancelled.
+    pub(crate) fn begin_sleep(&self, dur: Duration) {
+        let Some(token) = self.begin(Timeout::Infinite, Some(CancelHook::new(Arc::new(NoBookkeeping), 0))) else {
+            return;
+        };
+        let until = Instant::now() + dur;
+        let mut st = self.lock();
+        if st.phase != Phase::Pending || st.gen != token.gen {
+            return;
+        }
+        // The aio's own deadline, if any, is already armed to fire TimedOut.
+        let earlier_timeout = st.timer.as_ref().is_some_and(|k| k.deadline() <= until);
+        if !earlier_timeout {
+            let old = st.timer.take();
+            st.timer = Some(reactor().add_timer(until, self.core.clone(), token.gen, Ok(())));
+            drop(st);
+            if let Some(old) = old {
+                reactor().remove_timer(&old);
+            }
+        }
+    }
+
+    /// Completes operation `token` with `result` and byte `count`. Returns `false` when the
+    /// operation had already completed (a cancel or deadline won); nothing changes then.
+    pub fn finish(&self, token: OpToken, result: Result<()>, count: usize) -> bool {
+        let mut st = self.lock();
+        if st.phase != Phase::Pending || st.gen != token.gen {
+            return false;
+        }
+        st.result = result;
+        st.count = count;
+        self.core.complete_locked(st);
+        true
+    }
+
+    /// Completes receive operation `token` successfully with `msg`. If the operation had
+    /// already completed, the message is handed back as `Err(msg)` and nothing changes.
+    pub fn finish_recv(&self, token: OpToken, msg: Message) -> std::result::Result<(), Message> {
+        let mut st = self.lock();
+        if st.phase != Phase::Pending || st.gen != token.gen {
+            return Err(msg);
+        }
+        st.count = msg.len() + msg.header_len();
+        st.msg = Some(msg);
+        st.result = Ok(());
+        self.core.complete_locked(st);
+        Ok(())
+    }
+
+    /// Completes send operation `token` successfully, taking the message off the aio.
+    /// Returns `None` if the operation had already completed (the message, if any, stays
+    /// on the aio for its owner) or if the aio holds no message (then the operation
+    /// completes with `Inval`, as NNG does for a send without a message).
+    pub fn finish_send(&self, token: OpToken) -> Option<Message> {
+        let mut st = self.lock();
+        if st.phase != Phase::Pending || st.gen != token.gen {
+            return None;
+        }
+        match st.msg.take() {
+            Some(m) => {
+                st.count = m.len() + m.header_len();
+                st.result = Ok(());
+                self.core.complete_locked(st);
+                Some(m)
+            }
+            None => {
+                st.result = Err(Error::Inval);
+                self.core.complete_locked(st);
+                None
+            }
+        }
+    }
+
+    /// Completes operation `token` successfully with a provider output (see
+    /// [`take_output`](Aio::take_output)). Hands the output back if the operation had
+    /// already completed.
+    pub fn finish_output<T: Any + Send>(&self, token: OpToken, out: T) -> std::result::Result<(), T> {
+        let mut st = self.lock();
+        if st.phase != Phase::Pending || st.gen != token.gen {
+            return Err(out);
+        }
+        st.output = Some(Box::new(out));
+        st.result = Ok(());
+        self.core.complete_locked(st);
+        Ok(())
+    }
+
+    /// Runs `f` on the message of pending operation `token` without taking it (a provider
+    /// inspecting a send before committing to it). `None` if the operation is no longer
+    /// pending.
+    pub fn with_msg<R>(&self, token: OpToken, f: impl FnOnce(Option<&mut Message>) -> R) -> Option<R> {
+        let mut st = self.lock();
+        if st.phase != Phase::Pending || st.gen != token.gen {
+            return None;
+        }
+        Some(f(st.msg.as_mut()))
+    }
+
+    /// Whether operation `token` is still pending.
+    pub fn is_pending(&self, token: OpToken) -> bool {
+        let st = self.lock();
+        st.phase == Phase::Pending && st.gen == token.gen
+    }
+
+    /// The timeout the next operation will use, before normalisation.
+    pub fn timeout(&self) -> Timeout {
+        match self.lock().expiry {
+            Expiry::Relative(t) => t,
+            Expiry::At(at) => Timeout::After(at.saturating_duration_since(Instant::now())),
+        }
+    }
+}
+
+/// A hook for operations that have no bookkeeping to drop (sleeps).
+struct NoBookkeeping;
+impl Cancel for NoBookkeeping {
+    fn cancelled(&self, _: &Aio, _: usize, _: OpToken) {}
+}
+
+impl AioCore {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panicking callback never holds this lock (callbacks run unlocked), so poison
+        // can only come from a panic inside the engine itself; the state is still
+        // consistent at every unlock point, so carry on.
+        self.st.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Completes the pending operation of generation `gen` with `result` on the engine's
+    /// behalf (cancel, abort, stop, expiry, or a start that failed at once). When
+    /// `tell_provider` is set and this wins, the provider's hook is told afterwards.
+    pub(crate) fn engine_complete(self: &Arc<AioCore>, gen: u64, result: Result<()>, tell_provider: bool) -> bool {
+        let mut st = self.lock();
+        if st.phase != Phase::Pending || st.gen != gen {
+            return false;
+        }
+        if tell_provider && st.hook.is_none() {
+            // Not cancellable: the provider will finish it.
+            return false;
+        }
+        let hook = if tell_provider { st.hook.clone() } else { None };
+        st.result = result;
+        st.count = 0;
+        self.complete_locked(st);
+        if let Some(h) = hook {
+            h.target.cancelled(&Aio::view(self), h.key, OpToken { gen });
+        }
+        true
+    }
+
+    /// Marks the pending operation done, with result and count already stored, releases the
+    /// lock, and hands the callback to the pool (or wakes waiters for a callback-less aio).
+    fn complete_locked(self: &Arc<AioCore>, mut st: MutexGuard<'_, State>) {
+        let timer = st.timer.take();
+        let hook = st.hook.take();
+        let mut dispatch = false;
+        if self.cb.is_some() {
+            st.phase = Phase::Done;
+            // If the previous callback is still running, its worker runs this one next,
+            // so callbacks of one aio never overlap.
+            dispatch = !st.running_cb;
+        } else {
+            st.phase = Phase::Idle;
+        }
+        if st.waiters > 0 {
+            self.cv.notify_all();
+        }
+        drop(st);
+        drop(hook);
+        if let Some(t) = timer {
+            reactor().remove_timer(&t);
+        }
+        if dispatch {
+            if self.inline && in_engine_scope() {
+                DEFERRED.with(|d| d.borrow_mut().1.push(self.clone()));
+            } else {
+                pool().submit(Job::Callback(self.clone()));
+            }
+        }
+    }
+
+    /// Runs on a worker: the callback of the completed operation, then of any operation the
+    /// callback started that completed while it ran.
+    pub(crate) fn run_callbacks(self: &Arc<AioCore>) {
+        let view = Aio::view(self);
+        loop {
+            {
+                let mut st = self.lock();
+                if st.phase != Phase::Done {
+                    return;
+                }
+                st.phase = Phase::Idle;
+                st.running_cb = true;
+                st.cb_thread = Some(thread::current().id());
+            }
+            if let Some(cb) = &self.cb {
+                run_guarded(|| cb(&view));
+            }
+            let mut st = self.lock();
+            st.running_cb = false;
+            st.cb_thread = None;
+            if st.phase == Phase::Done {
+                continue;
+            }
+            if st.waiters > 0 {
+                self.cv.notify_all();
+            }
+            return;
+        }
+    }
+}
+
+impl Clone for Aio {
+    /// Another handle to the same aio.
+    fn clone(&self) -> Aio {
+        self.core.handles.fetch_add(1, Ordering::Relaxed);
+        Aio { core: self.core.clone(), counted: true }
+    }
+}
+
+impl Drop for Aio {
+    /// Dropping the last user handle stops the aio and waits for its callback
+    /// (`nng_aio_free`). From inside the aio's own callback it does not wait for itself.
+    fn drop(&mut self) {
+        if self.counted && self.core.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.stop();
+        }
+    }
+}
+
+impl fmt::Debug for Aio {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let st = self.lock();
+        f.debug_struct("Aio")
+            .field("phase", &st.phase)
+            .field("result", &st.result)
+            .field("count", &st.count)
+            .field("stopped", &st.stopped)
+            .finish()
+    }
+}
+
+/// Completes `aio` with `Ok(())` after `dur` (`nng_sleep_aio`), or with `TimedOut` if the
+/// aio's own timeout is shorter, or with `Canceled` if cancelled first.
+///
+/// # Examples
+///
+/// ```
+/// use nanoport_engine::{sleep_aio, Aio, Error};
+/// use std::time::Duration;
+/// let aio = Aio::new_waitable().unwrap();
+/// sleep_aio(Duration::from_secs(3600), &aio);
+/// aio.cancel();
+/// aio.wait();
+/// assert_eq!(aio.result(), Err(Error::Canceled));
+/// ```
+pub fn sleep_aio(dur: Duration, aio: &Aio) {
+    aio.begin_sleep(dur);
+}

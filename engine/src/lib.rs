@@ -1,0 +1,34 @@
+//! # nanoport-engine
+//!
+//! The proactor under nanoport: asynchronous operations ([`Aio`]) that complete by
+//! running a plain callback on a fixed worker pool, driven by one reactor thread over
+//! `polling` with a timer queue. No `async`/`await`, no executor.
+//!
+//! * [`Aio`], [`sleep_aio`]: NNG's aio contract (callback exactly once, cancel, abort,
+//!   stop, timeouts), see the [`aio`] module docs for how races are decided.
+//! * [`IoSource`], [`IoOp`]: resumable non-blocking operations on a registered fd, for
+//!   transports.
+//! * [`Message`], [`Error`], [`Timeout`], [`Pipe`]: the types every layer shares.
+//!
+//! Threads: one reactor thread (`nanoport:reactor`), N workers (`nanoport:worker:i`,
+//! [`set_worker_threads`]). Both start on first use.
+
+#![warn(missing_docs, missing_debug_implementations)]
+
+pub mod aio;
+mod error;
+pub mod io;
+mod message;
+mod pipe;
+mod pool;
+pub mod reactor;
+mod timeout;
+
+pub use aio::{engine_scope, sleep_aio, Aio, Cancel, CancelHook, OpToken};
+pub use error::{Error, Result};
+pub use io::{IoOp, IoSource};
+pub use message::{Message, MAX_HEADER};
+pub use pipe::{Pipe, PipeId, PipeOps};
+pub use pool::{callback_panics, set_worker_threads, spawn, worker_threads};
+pub use reactor::{armed_timers, registered_sources, Interest, ReadyHandler, Registration};
+pub use timeout::Timeout;

@@ -1,0 +1,460 @@
+//! [`Message`]: NNG's `nng_msg`, a protocol header and a body.
+//!
+//! The body is shared copy-on-write, so cloning a message for pub or bus fan-out costs a
+//! reference count, not a copy. The header lives inline (NNG's 64-byte header buffer holds
+//! the deepest req/rep backtrace, 15 hops plus a request id), so protocol headers cost no
+//! allocation.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::{Error, Pipe, Result};
+
+/// The most header bytes a message can carry: NNG's `(NNI_MAX_MAX_TTL + 1) * 4`.
+pub const MAX_HEADER: usize = 64;
+
+/// Body bytes kept free in front of the data so `prepend` rarely moves anything.
+const HEADROOM: usize = 32;
+
+#[derive(Clone, Default)]
+struct Body {
+    buf: Vec<u8>,
+    start: usize,
+}
+
+/// A message: an SP protocol header and a body (`nng_msg`).
+///
+/// # Examples
+///
+/// ```
+/// use nanoport_engine::Message;
+/// let mut m = Message::from(&b"world"[..]);
+/// m.prepend(b"hello ");
+/// m.append_u32(7);
+/// assert_eq!(m.len(), 15);
+/// assert_eq!(m.chop_u32().unwrap(), 7);
+/// assert_eq!(m.body(), b"hello world");
+/// let copy = m.clone(); // shares the body until one side writes
+/// assert_eq!(copy.body(), m.body());
+/// ```
+#[derive(Clone)]
+pub struct Message {
+    header: [u8; MAX_HEADER],
+    header_len: u8,
+    body: Arc<Body>,
+    pipe: Option<Pipe>,
+}
+
+impl Message {
+    /// An empty message (`nng_msg_alloc(&m, 0)`).
+    pub fn new() -> Message {
+        Message::with_capacity(0)
+    }
+
+    /// An empty message with room for `n` body bytes before it reallocates.
+    pub fn with_capacity(n: usize) -> Message {
+        let mut buf = Vec::with_capacity(HEADROOM + n);
+        buf.resize(HEADROOM, 0);
+        Message::from_body(Body { buf, start: HEADROOM })
+    }
+
+    fn from_body(body: Body) -> Message {
+        Message { header: [0; MAX_HEADER], header_len: 0, body: Arc::new(body), pipe: None }
+    }
+
+    /// The body (`nng_msg_body`).
+    pub fn body(&self) -> &[u8] {
+        &self.body.buf[self.body.start..]
+    }
+
+    /// The body, writable; copies it first if another clone shares it.
+    pub fn body_mut(&mut self) -> &mut [u8] {
+        let b = Arc::make_mut(&mut self.body);
+        &mut b.buf[b.start..]
+    }
+
+    fn body_vec(&mut self) -> &mut Body {
+        Arc::make_mut(&mut self.body)
+    }
+
+    /// Body length in bytes (`nng_msg_len`).
+    pub fn len(&self) -> usize {
+        self.body.buf.len() - self.body.start
+    }
+
+    /// Whether the body is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The header (`nng_msg_header`).
+    pub fn header(&self) -> &[u8] {
+        &self.header[..self.header_len as usize]
+    }
+
+    /// Header length in bytes (`nng_msg_header_len`).
+    pub fn header_len(&self) -> usize {
+        self.header_len as usize
+    }
+
+    /// Appends to the body (`nng_msg_append`).
+    pub fn append(&mut self, data: &[u8]) {
+        self.body_vec().buf.extend_from_slice(data);
+    }
+
+    /// Inserts at the front of the body (`nng_msg_insert`).
+    pub fn prepend(&mut self, data: &[u8]) {
+        let b = self.body_vec();
+        if b.start >= data.len() {
+            b.start -= data.len();
+            let s = b.start;
+            b.buf[s..s + data.len()].copy_from_slice(data);
+        } else {
+            let mut buf = Vec::with_capacity(HEADROOM + data.len() + b.buf.len() - b.start);
+            buf.resize(HEADROOM, 0);
+            buf.extend_from_slice(data);
+            buf.extend_from_slice(&b.buf[b.start..]);
+            *b = Body { buf, start: HEADROOM };
+        }
+    }
+
+    /// Removes `n` bytes from the front of the body (`nng_msg_trim`).
+    ///
+    /// # Errors
+    /// `Inval` when the body is shorter than `n`; the message is unchanged.
+    pub fn trim(&mut self, n: usize) -> Result<()> {
+        if n > self.len() {
+            return Err(Error::Inval);
+        }
+        self.body_vec().start += n;
+        Ok(())
+    }
+
+    /// Removes `n` bytes from the end of the body (`nng_msg_chop`).
+    ///
+    /// # Errors
+    /// `Inval` when the body is shorter than `n`; the message is unchanged.
+    pub fn chop(&mut self, n: usize) -> Result<()> {
+        let len = self.len();
+        if n > len {
+            return Err(Error::Inval);
+        }
+        let b = self.body_vec();
+        let new_len = b.buf.len() - n;
+        b.buf.truncate(new_len);
+        Ok(())
+    }
+
+    /// Empties the body (`nng_msg_clear`).
+    pub fn clear(&mut self) {
+        if Arc::get_mut(&mut self.body).is_none() {
+            self.body = Arc::new(Body { buf: vec![0; HEADROOM], start: HEADROOM });
+            return;
+        }
+        let b = self.body_vec();
+        b.buf.truncate(HEADROOM.min(b.buf.len()));
+        b.buf.resize(HEADROOM, 0);
+        b.start = HEADROOM;
+    }
+
+    /// Reserves room for `n` more body bytes.
+    pub fn reserve(&mut self, n: usize) {
+        self.body_vec().buf.reserve(n);
+    }
+
+    /// Shortens or zero-extends the body to `n` bytes (`nng_msg_realloc`).
+    pub fn resize(&mut self, n: usize) {
+        let b = self.body_vec();
+        let s = b.start;
+        b.buf.resize(s + n, 0);
+    }
+
+    /// Appends to the header (`nng_msg_header_append`).
+    ///
+    /// # Errors
+    /// `Inval` when the header would exceed [`MAX_HEADER`] bytes.
+    pub fn header_append(&mut self, data: &[u8]) -> Result<()> {
+        let len = self.header_len as usize;
+        if len + data.len() > MAX_HEADER {
+            return Err(Error::Inval);
+        }
+        self.header[len..len + data.len()].copy_from_slice(data);
+        self.header_len += data.len() as u8;
+        Ok(())
+    }
+
+    /// Inserts at the front of the header (`nng_msg_header_insert`).
+    ///
+    /// # Errors
+    /// `Inval` when the header would exceed [`MAX_HEADER`] bytes.
+    pub fn header_prepend(&mut self, data: &[u8]) -> Result<()> {
+        let len = self.header_len as usize;
+        if len + data.len() > MAX_HEADER {
+            return Err(Error::Inval);
+        }
+        self.header.copy_within(0..len, data.len());
+        self.header[..data.len()].copy_from_slice(data);
+        self.header_len += data.len() as u8;
+        Ok(())
+    }
+
+    /// Removes `n` bytes from the front of the header (`nng_msg_header_trim`).
+    ///
+    /// # Errors
+    /// `Inval` when the header is shorter than `n`.
+    pub fn header_trim(&mut self, n: usize) -> Result<()> {
+        let len = self.header_len as usize;
+        if n > len {
+            return Err(Error::Inval);
+        }
+        self.header.copy_within(n..len, 0);
+        self.header_len -= n as u8;
+        Ok(())
+    }
+
+    /// Empties the header (`nng_msg_header_clear`).
+    pub fn header_clear(&mut self) {
+        self.header_len = 0;
+    }
+
+    /// Appends a big-endian u32 to the header (`nng_msg_header_append_u32`).
+    ///
+    /// # Errors
+    /// `Inval` when the header is full.
+    pub fn header_append_u32(&mut self, v: u32) -> Result<()> {
+        self.header_append(&v.to_be_bytes())
+    }
+
+    /// Removes a big-endian u32 from the front of the header (`nng_msg_header_trim_u32`).
+    ///
+    /// # Errors
+    /// `Inval` when the header has fewer than four bytes.
+    pub fn header_trim_u32(&mut self) -> Result<u32> {
+        let h = self.header();
+        if h.len() < 4 {
+            return Err(Error::Inval);
+        }
+        let v = u32::from_be_bytes([h[0], h[1], h[2], h[3]]);
+        self.header_trim(4)?;
+        Ok(v)
+    }
+
+    /// Moves the header to the front of the body, leaving the header empty: the bytes a
+    /// stream transport puts on the wire, in one buffer.
+    pub fn pull_up_header(&mut self) {
+        if self.header_len > 0 {
+            let h = self.header;
+            let n = self.header_len as usize;
+            self.prepend(&h[..n]);
+            self.header_len = 0;
+        }
+    }
+
+    /// The pipe this message arrived on, if it came from a peer (`nng_msg_get_pipe`).
+    pub fn pipe(&self) -> Option<Pipe> {
+        self.pipe.clone()
+    }
+
+    /// Sets the pipe (`nng_msg_set_pipe`); pair1 polyamorous and raw sockets route by it.
+    pub fn set_pipe(&mut self, pipe: Option<Pipe>) {
+        self.pipe = pipe;
+    }
+
+    /// The pipe, borrowed.
+    pub fn pipe_ref(&self) -> Option<&Pipe> {
+        self.pipe.as_ref()
+    }
+}
+
+macro_rules! int_helpers {
+    ($t:ty, $append:ident, $prepend:ident, $trim:ident, $chop:ident) => {
+        impl Message {
+            #[doc = concat!("Appends a big-endian `", stringify!($t), "` to the body.")]
+            pub fn $append(&mut self, v: $t) {
+                self.append(&v.to_be_bytes());
+            }
+            #[doc = concat!("Inserts a big-endian `", stringify!($t), "` at the front of the body.")]
+            pub fn $prepend(&mut self, v: $t) {
+                self.prepend(&v.to_be_bytes());
+            }
+            #[doc = concat!("Removes a big-endian `", stringify!($t), "` from the front of the body.")]
+            ///
+            /// # Errors
+            /// `Inval` when the body is too short; the message is unchanged.
+            pub fn $trim(&mut self) -> Result<$t> {
+                const N: usize = std::mem::size_of::<$t>();
+                let bytes: [u8; N] = self.body().get(..N).ok_or(Error::Inval)?.try_into().map_err(|_| Error::Inval)?;
+                self.body_vec().start += N;
+                Ok(<$t>::from_be_bytes(bytes))
+            }
+            #[doc = concat!("Removes a big-endian `", stringify!($t), "` from the end of the body.")]
+            ///
+            /// # Errors
+            /// `Inval` when the body is too short; the message is unchanged.
+            pub fn $chop(&mut self) -> Result<$t> {
+                const N: usize = std::mem::size_of::<$t>();
+                let len = self.len();
+                if len < N {
+                    return Err(Error::Inval);
+                }
+                let bytes: [u8; N] = self.body()[len - N..].try_into().map_err(|_| Error::Inval)?;
+                self.chop(N)?;
+                Ok(<$t>::from_be_bytes(bytes))
+            }
+        }
+    };
+}
+int_helpers!(u16, append_u16, prepend_u16, trim_u16, chop_u16);
+int_helpers!(u32, append_u32, prepend_u32, trim_u32, chop_u32);
+int_helpers!(u64, append_u64, prepend_u64, trim_u64, chop_u64);
+
+impl Default for Message {
+    fn default() -> Message {
+        Message::new()
+    }
+}
+
+impl From<&[u8]> for Message {
+    fn from(data: &[u8]) -> Message {
+        let mut m = Message::with_capacity(data.len());
+        m.append(data);
+        m
+    }
+}
+
+impl From<Vec<u8>> for Message {
+    /// Takes the vector without copying (the first `prepend` may move it once).
+    fn from(buf: Vec<u8>) -> Message {
+        Message::from_body(Body { buf, start: 0 })
+    }
+}
+
+impl From<&str> for Message {
+    fn from(s: &str) -> Message {
+        Message::from(s.as_bytes())
+    }
+}
+
+impl From<&Vec<u8>> for Message {
+    fn from(v: &Vec<u8>) -> Message {
+        Message::from(v.as_slice())
+    }
+}
+
+impl<const N: usize> From<&[u8; N]> for Message {
+    fn from(v: &[u8; N]) -> Message {
+        Message::from(&v[..])
+    }
+}
+
+impl PartialEq for Message {
+    /// Messages are equal when their headers and bodies are; the pipe is not compared.
+    fn eq(&self, other: &Message) -> bool {
+        self.header() == other.header() && self.body() == other.body()
+    }
+}
+impl Eq for Message {}
+
+impl fmt::Debug for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Message")
+            .field("header", &self.header())
+            .field("len", &self.len())
+            .field("pipe", &self.pipe)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn append_prepend_trim_chop() {
+        let mut m = Message::new();
+        m.append(b"cd");
+        m.prepend(b"ab");
+        m.append(b"ef");
+        assert_eq!(m.body(), b"abcdef");
+        m.trim(1).unwrap();
+        m.chop(1).unwrap();
+        assert_eq!(m.body(), b"bcde");
+        assert_eq!(m.trim(5), Err(Error::Inval));
+        assert_eq!(m.chop(5), Err(Error::Inval));
+        assert_eq!(m.body(), b"bcde");
+        m.clear();
+        assert!(m.is_empty());
+    }
+
+    #[test]
+    fn prepend_beyond_headroom_keeps_bytes() {
+        let mut m = Message::from(vec![9u8; 3]);
+        let big = vec![1u8; 100];
+        m.prepend(&big);
+        assert_eq!(m.len(), 103);
+        assert_eq!(&m.body()[..100], &big[..]);
+        assert_eq!(&m.body()[100..], &[9, 9, 9]);
+        m.prepend(b"x");
+        assert_eq!(m.body()[0], b'x');
+    }
+
+    #[test]
+    fn integers_are_big_endian_and_short_bodies_fail() {
+        let mut m = Message::new();
+        m.append_u16(0x0102);
+        m.append_u32(0x0304_0506);
+        m.append_u64(0x0708_090a_0b0c_0d0e);
+        assert_eq!(m.body(), &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14]);
+        m.prepend_u32(0xdead_beef);
+        assert_eq!(m.trim_u32(), Ok(0xdead_beef));
+        assert_eq!(m.chop_u64(), Ok(0x0708_090a_0b0c_0d0e));
+        assert_eq!(m.trim_u16(), Ok(0x0102));
+        assert_eq!(m.chop_u64(), Err(Error::Inval));
+        assert_eq!(m.trim_u64(), Err(Error::Inval));
+        assert_eq!(m.len(), 4);
+    }
+
+    #[test]
+    fn clone_is_copy_on_write() {
+        let mut a = Message::from("shared");
+        let b = a.clone();
+        assert!(std::ptr::eq(a.body().as_ptr(), b.body().as_ptr()));
+        a.body_mut()[0] = b'S';
+        assert_eq!(a.body(), b"Shared");
+        assert_eq!(b.body(), b"shared");
+    }
+
+    #[test]
+    fn header_is_bounded_and_ordered() {
+        let mut m = Message::new();
+        m.header_append_u32(2).unwrap();
+        m.header_prepend(&1u32.to_be_bytes()).unwrap();
+        assert_eq!(m.header(), &[0, 0, 0, 1, 0, 0, 0, 2]);
+        assert_eq!(m.header_trim_u32(), Ok(1));
+        for _ in 0..15 {
+            m.header_append_u32(7).unwrap();
+        }
+        assert_eq!(m.header_len(), 64);
+        assert_eq!(m.header_append(b"x"), Err(Error::Inval));
+        m.header_clear();
+        assert_eq!(m.header_trim_u32(), Err(Error::Inval));
+    }
+
+    #[test]
+    fn pull_up_moves_header_into_body() {
+        let mut m = Message::from("hi");
+        m.header_append_u32(0x8000_0001).unwrap();
+        m.pull_up_header();
+        assert_eq!(m.header_len(), 0);
+        assert_eq!(m.body(), &[0x80, 0, 0, 1, b'h', b'i']);
+    }
+
+    #[test]
+    fn clear_on_shared_body_leaves_clone_intact() {
+        let mut a = Message::from("abc");
+        let b = a.clone();
+        a.clear();
+        assert!(a.is_empty());
+        assert_eq!(b.body(), b"abc");
+    }
+}

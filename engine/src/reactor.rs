@@ -1,0 +1,341 @@
+//! The reactor: one thread that owns the `polling::Poller` and the timer queue.
+//!
+//! * **Registrations.** A non-blocking fd is registered once, in oneshot mode, under a key
+//!   that packs its slab index (low 32 bits) with the slot's generation (high bits), so an
+//!   event for a slot freed and reused since is recognised as stale and dropped, never
+//!   routed to the new occupant. Interest is armed on demand ([`Registration::arm`]) when an
+//!   operation meets `WouldBlock`; the reactor re-arms whatever interest an event did not
+//!   consume.
+//! * **Timers.** Deadlines of pending aios live in an ordered map keyed by
+//!   `(deadline, sequence)`; the poll timeout is the nearest deadline, and a completed
+//!   operation removes its entry at once, so the map holds only live deadlines.
+//! * **Handlers run on the reactor thread**: they are short, non-blocking state-machine
+//!   steps (try the syscall, move bytes, complete an aio), and completions go to the worker
+//!   pool, so a user callback never runs here.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::os::fd::{BorrowedFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::thread;
+use std::time::Instant;
+
+use polling::{Event, Events, PollMode, Poller};
+use slab::Slab;
+
+use crate::aio::AioCore;
+use crate::pool::run_guarded;
+use crate::Result;
+
+/// Readiness a handler is told about, or interest a registration arms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Interest {
+    /// Readable (or hung up / in error).
+    pub read: bool,
+    /// Writable (or hung up / in error).
+    pub write: bool,
+}
+
+impl Interest {
+    /// Interest in reading.
+    pub const READ: Interest = Interest { read: true, write: false };
+    /// Interest in writing.
+    pub const WRITE: Interest = Interest { read: false, write: true };
+    /// No interest.
+    pub const NONE: Interest = Interest { read: false, write: false };
+
+    fn union(self, o: Interest) -> Interest {
+        Interest { read: self.read || o.read, write: self.write || o.write }
+    }
+    fn minus(self, o: Interest) -> Interest {
+        Interest { read: self.read && !o.read, write: self.write && !o.write }
+    }
+    fn intersect(self, o: Interest) -> Interest {
+        Interest { read: self.read && o.read, write: self.write && o.write }
+    }
+    fn is_none(self) -> bool {
+        !self.read && !self.write
+    }
+}
+
+/// Told by the reactor when a registered fd is ready. Runs on the reactor thread: it must
+/// not block, and should complete aios rather than run user code.
+pub trait ReadyHandler: Send + Sync + 'static {
+    /// The fd is ready for what `ready` says.
+    fn on_ready(&self, ready: Interest);
+}
+
+struct Slot {
+    gen: u32,
+    reg: Weak<RegInner>,
+}
+
+struct RegInner {
+    fd: RawFd,
+    key: usize,
+    armed: Mutex<Interest>,
+    handler: Weak<dyn ReadyHandler>,
+}
+
+/// A registered fd. Dropping it removes the fd from the poller; drop it before the fd
+/// is closed.
+pub struct Registration {
+    inner: Arc<RegInner>,
+}
+
+impl std::fmt::Debug for Registration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registration").field("fd", &self.inner.fd).field("key", &self.inner.key).finish()
+    }
+}
+
+/// A timer entry's identity, for removal.
+#[derive(Debug, Clone)]
+pub(crate) struct TimerKey {
+    at: Instant,
+    seq: u64,
+}
+
+impl TimerKey {
+    pub(crate) fn deadline(&self) -> Instant {
+        self.at
+    }
+}
+
+struct TimerEntry {
+    aio: Arc<AioCore>,
+    gen: u64,
+    result: Result<()>,
+}
+
+struct Timers {
+    map: BTreeMap<(Instant, u64), TimerEntry>,
+    /// Whether the reactor is inside `wait`, and until when it sleeps (`None`: forever).
+    polling: bool,
+    wake_at: Option<Instant>,
+}
+
+pub(crate) struct Reactor {
+    poller: Poller,
+    sources: Mutex<Slab<Slot>>,
+    next_gen: AtomicU64,
+    timers: Mutex<Timers>,
+    timer_seq: AtomicU64,
+}
+
+static REACTOR: OnceLock<Arc<Reactor>> = OnceLock::new();
+
+pub(crate) fn reactor() -> &'static Reactor {
+    REACTOR.get_or_init(|| {
+        let r = Arc::new(Reactor {
+            poller: Poller::new().expect("nanoport: cannot create the poller (epoll)"),
+            sources: Mutex::new(Slab::with_capacity(64)),
+            next_gen: AtomicU64::new(1),
+            timers: Mutex::new(Timers { map: BTreeMap::new(), polling: false, wake_at: None }),
+            timer_seq: AtomicU64::new(0),
+        });
+        let r2 = r.clone();
+        thread::Builder::new()
+            .name("nanoport:reactor".into())
+            .spawn(move || r2.run())
+            .expect("nanoport: cannot start the reactor thread");
+        r
+    })
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Handlers run under catch_unwind with no reactor lock held, so a poisoned lock means an
+    // engine bug mid-update; the data is still a valid map or slab, so keep going.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+const INDEX_BITS: u32 = 32;
+
+impl Reactor {
+    fn run(&self) {
+        let mut events = Events::new();
+        let mut due: Vec<TimerEntry> = Vec::new();
+        loop {
+            let timeout = {
+                let mut t = lock(&self.timers);
+                let next = t.map.keys().next().map(|k| k.0);
+                t.polling = true;
+                t.wake_at = next;
+                next.map(|at| at.saturating_duration_since(Instant::now()))
+            };
+            events.clear();
+            if let Err(e) = self.poller.wait(&mut events, timeout) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    eprintln!("nanoport: poller wait failed: {e}");
+                }
+            }
+            lock(&self.timers).polling = false;
+            crate::aio::engine_scope(|| {
+                for ev in events.iter() {
+                    self.dispatch(ev);
+                }
+                self.collect_due(&mut due);
+                for entry in due.drain(..) {
+                    run_guarded(|| {
+                        entry.aio.engine_complete(entry.gen, entry.result, true);
+                    });
+                }
+            });
+        }
+    }
+
+    fn collect_due(&self, due: &mut Vec<TimerEntry>) {
+        let now = Instant::now();
+        let mut t = lock(&self.timers);
+        while let Some(entry) = t.map.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            due.push(entry.remove());
+        }
+    }
+
+    fn dispatch(&self, ev: Event) {
+        let index = ev.key & ((1usize << INDEX_BITS) - 1);
+        let gen = (ev.key >> INDEX_BITS) as u32;
+        let reg = {
+            let sources = lock(&self.sources);
+            match sources.get(index) {
+                Some(slot) if slot.gen == gen => slot.reg.upgrade(),
+                _ => None, // stale: the registration is gone, or the slot was reused
+            }
+        };
+        let Some(reg) = reg else { return };
+        let fired = {
+            let mut armed = lock(&reg.armed);
+            let fired = Interest { read: ev.readable, write: ev.writable }.intersect(*armed);
+            let rest = armed.minus(fired);
+            // Oneshot disarmed the fd entirely; put back what is still wanted.
+            if !rest.is_none() {
+                let _ = self.modify(reg.fd, reg.key, rest);
+            }
+            *armed = rest;
+            fired
+        };
+        if fired.is_none() {
+            return;
+        }
+        if let Some(h) = reg.handler.upgrade() {
+            run_guarded(|| h.on_ready(fired));
+        }
+    }
+
+    fn modify(&self, fd: RawFd, key: usize, i: Interest) -> io::Result<()> {
+        // SAFETY: `fd` is registered and stays open until its `Registration` is dropped,
+        // which deletes it from the poller first (see `Registration::drop`); modify is
+        // only reached through a live registration.
+        let bfd = unsafe { BorrowedFd::borrow_raw(fd) };
+        let ev = match (i.read, i.write) {
+            (true, true) => Event::all(key),
+            (true, false) => Event::readable(key),
+            (false, true) => Event::writable(key),
+            (false, false) => Event::none(key),
+        };
+        self.poller.modify_with_mode(bfd, ev, PollMode::Oneshot)
+    }
+
+    pub(crate) fn add_timer(&self, at: Instant, aio: Arc<AioCore>, gen: u64, result: Result<()>) -> TimerKey {
+        let seq = self.timer_seq.fetch_add(1, Ordering::Relaxed);
+        let mut t = lock(&self.timers);
+        t.map.insert((at, seq), TimerEntry { aio, gen, result });
+        let wake = t.polling && t.wake_at.is_none_or(|w| at < w);
+        if wake {
+            t.wake_at = Some(at);
+        }
+        drop(t);
+        if wake {
+            let _ = self.poller.notify();
+        }
+        TimerKey { at, seq }
+    }
+
+    pub(crate) fn remove_timer(&self, key: &TimerKey) {
+        let removed = lock(&self.timers).map.remove(&(key.at, key.seq));
+        drop(removed);
+    }
+
+    /// Number of armed timers (for tests and leak checks).
+    pub(crate) fn timer_count(&self) -> usize {
+        lock(&self.timers).map.len()
+    }
+
+    pub(crate) fn source_count(&self) -> usize {
+        lock(&self.sources).len()
+    }
+}
+
+impl Registration {
+    /// Registers the non-blocking `fd` with the reactor; readiness goes to `handler`.
+    ///
+    /// The caller keeps the fd open at least as long as the returned registration: drop
+    /// the registration first, then close the fd.
+    ///
+    /// # Errors
+    /// The poller's error when the fd cannot be added (a closed fd, say).
+    pub fn new(fd: RawFd, handler: Weak<dyn ReadyHandler>) -> Result<Registration> {
+        let r = reactor();
+        let mut sources = lock(&r.sources);
+        let entry = sources.vacant_entry();
+        let index = entry.key();
+        if index >= (1usize << INDEX_BITS) - 1 {
+            return Err(crate::Error::NoMem);
+        }
+        let gen = (r.next_gen.fetch_add(1, Ordering::Relaxed) & 0x7fff_ffff) as u32;
+        let key = ((gen as usize) << INDEX_BITS) | index;
+        let inner = Arc::new(RegInner { fd, key, armed: Mutex::new(Interest::NONE), handler });
+        // SAFETY: the caller promises the fd stays open while the registration lives, and
+        // `Registration::drop` deletes it from the poller before the slot is freed.
+        unsafe { r.poller.add_with_mode(fd, Event::none(key), PollMode::Oneshot) }?;
+        entry.insert(Slot { gen, reg: Arc::downgrade(&inner) });
+        Ok(Registration { inner })
+    }
+
+    /// Adds `interest` to what the fd waits for; the handler hears of it once per arming.
+    ///
+    /// # Errors
+    /// The poller's error (the fd was closed under us, say).
+    pub fn arm(&self, interest: Interest) -> Result<()> {
+        let mut armed = lock(&self.inner.armed);
+        let want = armed.union(interest);
+        if want != *armed {
+            reactor().modify(self.inner.fd, self.inner.key, want)?;
+            *armed = want;
+        }
+        Ok(())
+    }
+
+    /// The registered fd.
+    pub fn fd(&self) -> RawFd {
+        self.inner.fd
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        let r = reactor();
+        // SAFETY: the fd is still open: the owner drops the registration before closing it.
+        let bfd = unsafe { BorrowedFd::borrow_raw(self.inner.fd) };
+        let _ = r.poller.delete(bfd);
+        let index = self.inner.key & ((1usize << INDEX_BITS) - 1);
+        let mut sources = lock(&r.sources);
+        if sources.get(index).is_some_and(|s| s.gen == (self.inner.key >> INDEX_BITS) as u32) {
+            sources.remove(index);
+        }
+    }
+}
+
+/// How many timers are armed right now: a deadline of a pending aio each.
+pub fn armed_timers() -> usize {
+    reactor().timer_count()
+}
+
+/// How many fds are registered with the reactor right now.
+pub fn registered_sources() -> usize {
+    reactor().source_count()
+}

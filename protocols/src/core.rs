@@ -1,0 +1,176 @@
+//! The contract between a protocol state machine and the socket that drives it.
+//!
+//! A protocol is pure: no threads, no sockets, no clocks. The socket feeds it events
+//! (a pipe came or went, a pipe delivered a message or can take another, the user sends
+//! or receives, time passed) and drains the [`Action`]s it queued in answer. Time is
+//! passed in as `now`; the protocol says when it next wants [`ProtocolCore::timer`] through
+//! [`ProtocolCore::next_timer`].
+//!
+//! Flow control follows NNG: the socket writes at most one message at a time to each
+//! pipe. After `Action::SendToPipe(p, m)`, the protocol sends nothing more to `p` until the
+//! socket calls [`ProtocolCore::pipe_writable`]`(p)`; a protocol queues (up to its send
+//! buffer) or drops in between, as its NNG counterpart does.
+//!
+//! Messages from pipes arrive as they were on the wire: the protocol header is still at
+//! the front of the body, and [`Message::pipe`] names the pipe. A cooked protocol moves its
+//! header out of the body into [`Message::header`] (and strips it before handing the
+//! message to the user, as NNG does); a raw one leaves the header on the message for the
+//! user. Messages the protocol sends to pipes carry their header in `Message::header`; the
+//! transport writes header then body.
+
+use std::time::Instant;
+
+use nanoport_engine::{Error, Message, PipeId, Result, Timeout};
+
+/// A context id. Context 0 is the socket's own context and always exists.
+pub type CtxId = u32;
+
+/// Static facts about a protocol, from NNG's protocol table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProtoInfo {
+    /// Own SP protocol id (req0 is 0x30).
+    pub id: u16,
+    /// The peer's protocol id (req0's peer is rep0, 0x31).
+    pub peer_id: u16,
+    /// Own name as NNG spells it ("req").
+    pub name: &'static str,
+    /// Peer's name ("rep").
+    pub peer_name: &'static str,
+    /// Whether the user can send on it (sub0 and pull0 cannot).
+    pub can_send: bool,
+    /// Whether the user can receive on it (pub0 and push0 cannot).
+    pub can_recv: bool,
+    /// Whether this is the raw variant.
+    pub raw: bool,
+}
+
+/// What a protocol asks its socket to do.
+#[derive(Debug)]
+pub enum Action {
+    /// Write `msg` to the pipe (which has no message in flight).
+    SendToPipe(PipeId, Message),
+    /// Close the pipe (peer spoke garbage, or the protocol rejects it).
+    ClosePipe(PipeId),
+    /// Context `ctx` may now be able to receive: retry its waiting receivers.
+    RecvReady(CtxId),
+    /// Context `ctx` may now be able to send: retry its waiting senders.
+    SendReady(CtxId),
+}
+
+/// Why a send did not go through.
+#[derive(Debug)]
+pub enum SendBlock {
+    /// No room now: keep the operation waiting and retry after `Action::SendReady`.
+    Full(Message),
+    /// The send fails with this error (`NotSup`, `State`, ...); the message goes back to
+    /// the user.
+    Fail(Error, Message),
+}
+
+/// A typed option value. Names and types are NNG's (`"ttl-max"` is an `Int`,
+/// `"req:resend-time"` a `Duration`, `"sub:subscribe"` `Bytes`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OptValue {
+    /// `int` options.
+    Int(i32),
+    /// `bool` options.
+    Bool(bool),
+    /// `nng_duration` options.
+    Duration(Timeout),
+    /// `size_t` options.
+    Size(usize),
+    /// Opaque bytes (subscriptions).
+    Bytes(Vec<u8>),
+}
+
+/// Option names shared by several protocols (NNG's `NNG_OPT_*` strings).
+pub mod opt {
+    /// `NNG_OPT_MAXTTL`, int 1..=15, default 8.
+    pub const MAX_TTL: &str = "ttl-max";
+    /// `NNG_OPT_SENDBUF`, int 0..=8192: messages the socket buffers for sending.
+    pub const SEND_BUF: &str = "send-buffer";
+    /// `NNG_OPT_RECVBUF`, int 0..=8192: messages the socket buffers received.
+    pub const RECV_BUF: &str = "recv-buffer";
+    /// `NNG_OPT_REQ_RESENDTIME`, duration, default 60 s.
+    pub const REQ_RESEND_TIME: &str = "req:resend-time";
+    /// `NNG_OPT_REQ_RESENDTICK`, duration, default 1 s.
+    pub const REQ_RESEND_TICK: &str = "req:resend-tick";
+    /// `NNG_OPT_SURVEYOR_SURVEYTIME`, duration, default 1 s.
+    pub const SURVEY_TIME: &str = "surveyor:survey-time";
+    /// `NNG_OPT_SUB_SUBSCRIBE`, bytes (write only).
+    pub const SUBSCRIBE: &str = "sub:subscribe";
+    /// `NNG_OPT_SUB_UNSUBSCRIBE`, bytes (write only).
+    pub const UNSUBSCRIBE: &str = "sub:unsubscribe";
+    /// `NNG_OPT_SUB_PREFNEW`, bool, default true: a full sub queue drops the oldest.
+    pub const SUB_PREFER_NEW: &str = "sub:prefnew";
+    /// `NNG_OPT_PAIR1_POLY`, bool (1.x; set before the socket connects).
+    pub const PAIR1_POLY: &str = "pair1:polyamorous";
+}
+
+/// A protocol state machine (one per socket). All methods are cheap and never block.
+pub trait ProtocolCore: Send + 'static {
+    /// The protocol's static facts.
+    fn info(&self) -> ProtoInfo;
+
+    /// Opens a new context.
+    ///
+    /// # Errors
+    /// `NotSup` for protocols without contexts and for raw sockets.
+    fn open_ctx(&mut self) -> Result<CtxId>;
+
+    /// Closes a context; its pending state is dropped (waiting user operations are failed
+    /// with `Closed` by the socket).
+    fn close_ctx(&mut self, ctx: CtxId);
+
+    /// A pipe whose peer passed the protocol-id check was added.
+    fn add_pipe(&mut self, pipe: PipeId, now: Instant);
+
+    /// A pipe is gone; forget it (req resends what was outstanding on it).
+    fn remove_pipe(&mut self, pipe: PipeId, now: Instant);
+
+    /// The pipe finished writing its message and can take another.
+    fn pipe_writable(&mut self, pipe: PipeId, now: Instant);
+
+    /// A message arrived on `pipe` (header still in the body; `msg.pipe()` is set).
+    fn pipe_message(&mut self, pipe: PipeId, msg: Message, now: Instant);
+
+    /// The user sends `msg` on context `ctx`.
+    ///
+    /// # Errors
+    /// `SendBlock::Full` to wait for room, `SendBlock::Fail` to fail the send.
+    fn try_send(&mut self, ctx: CtxId, msg: Message, now: Instant) -> std::result::Result<(), SendBlock>;
+
+    /// The user receives on context `ctx`: `Ok(Some)` delivers, `Ok(None)` waits for
+    /// `Action::RecvReady(ctx)`.
+    ///
+    /// # Errors
+    /// `State` (a req with no request out, a surveyor with no survey), `TimedOut` (the
+    /// survey ended), `NotSup` (push, pub).
+    fn try_recv(&mut self, ctx: CtxId, now: Instant) -> Result<Option<Message>>;
+
+    /// Gives back a message that `try_recv` returned but the socket could not deliver (its
+    /// receiver was cancelled at that instant); it goes back to the front.
+    fn unrecv(&mut self, ctx: CtxId, msg: Message);
+
+    /// Time passed; run whatever timers are due.
+    fn timer(&mut self, now: Instant);
+
+    /// When `timer` should next be called, if ever.
+    fn next_timer(&self) -> Option<Instant>;
+
+    /// The next queued action, if any.
+    fn poll_action(&mut self) -> Option<Action>;
+
+    /// Sets a protocol option on context `ctx` (0: the socket).
+    ///
+    /// # Errors
+    /// `NotSup` for an option this protocol lacks; `Inval` for a bad value or type;
+    /// `State` where NNG says so.
+    fn set_option(&mut self, ctx: CtxId, name: &str, value: OptValue) -> Result<()>;
+
+    /// Reads a protocol option.
+    ///
+    /// # Errors
+    /// `NotSup` for an option this protocol lacks (or a write-only one).
+    fn get_option(&self, ctx: CtxId, name: &str) -> Result<OptValue>;
+}
