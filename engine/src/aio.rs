@@ -154,6 +154,20 @@ pub fn engine_scope<R>(f: impl FnOnce() -> R) -> R {
     r
 }
 
+/// Removes `core` from this thread's deferred callbacks; true if it was there.
+fn take_deferred(core: &Arc<AioCore>) -> bool {
+    DEFERRED.with(|d| {
+        let mut d = d.borrow_mut();
+        match d.1.iter().position(|c| Arc::ptr_eq(c, core)) {
+            Some(i) => {
+                d.1.swap_remove(i);
+                true
+            }
+            None => false,
+        }
+    })
+}
+
 fn in_engine_scope() -> bool {
     DEFERRED.with(|d| d.borrow().0 > 0)
 }
@@ -354,6 +368,24 @@ impl Aio {
             if done {
                 return;
             }
+            if self.core.inline && st.phase == Phase::Done && !st.running_cb {
+                // Its callback may be deferred to the end of this very thread's engine
+                // scope: waiting would deadlock, so run it here.
+                drop(st);
+                let ran = take_deferred(&self.core);
+                if ran {
+                    AioCore::run_callbacks(&self.core);
+                }
+                st = self.lock();
+                if ran {
+                    continue;
+                }
+                // Deferred on another thread, or queued on the pool: wait for it below.
+                let still_done = st.phase == Phase::Done && !st.running_cb;
+                if !still_done {
+                    continue;
+                }
+            }
             st.waiters += 1;
             st = self.core.cv.wait(st).unwrap_or_else(|e| e.into_inner());
             st.waiters -= 1;
@@ -533,6 +565,49 @@ impl Aio {
         }
     }
 
+    /// Offers the message of pending send `token` to `f`, atomically with respect to
+    /// cancellation: `f` gets the message and either accepts it (`Ok`: the operation
+    /// completes successfully), gives it back to wait for room (`Err((msg, None))`: the
+    /// operation stays pending, the message back on the aio), or gives it back with an
+    /// error (`Err((msg, Some(e)))`: the operation fails, the message stays on the aio for
+    /// the user).
+    ///
+    /// `f` runs under the aio's lock: it must be quick and must not touch this aio.
+    pub fn attempt_send(
+        &self,
+        token: OpToken,
+        f: impl FnOnce(Message) -> std::result::Result<(), (Message, Option<Error>)>,
+    ) -> SendAttempt {
+        let mut st = self.lock();
+        if st.phase != Phase::Pending || st.gen != token.gen {
+            return SendAttempt::Lost;
+        }
+        let Some(msg) = st.msg.take() else {
+            st.result = Err(Error::Inval);
+            self.core.complete_locked(st);
+            return SendAttempt::Done;
+        };
+        let count = msg.len() + msg.header_len();
+        match f(msg) {
+            Ok(()) => {
+                st.result = Ok(());
+                st.count = count;
+                self.core.complete_locked(st);
+                SendAttempt::Done
+            }
+            Err((msg, None)) => {
+                st.msg = Some(msg);
+                SendAttempt::Pending
+            }
+            Err((msg, Some(e))) => {
+                st.msg = Some(msg);
+                st.result = Err(e);
+                self.core.complete_locked(st);
+                SendAttempt::Done
+            }
+        }
+    }
+
     /// Completes operation `token` successfully with a provider output (see
     /// [`take_output`](Aio::take_output)). Hands the output back if the operation had
     /// already completed.
@@ -571,6 +646,17 @@ impl Aio {
             Expiry::At(at) => Timeout::After(at.saturating_duration_since(Instant::now())),
         }
     }
+}
+
+/// What [`Aio::attempt_send`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendAttempt {
+    /// The operation completed (accepted, or failed with the message left on the aio).
+    Done,
+    /// The message went back on the aio and the operation is still pending.
+    Pending,
+    /// The operation had already completed (a cancel or deadline won); nothing changed.
+    Lost,
 }
 
 /// A hook for operations that have no bookkeeping to drop (sleeps).

@@ -24,7 +24,7 @@ mod pool;
 pub mod reactor;
 mod timeout;
 
-pub use aio::{engine_scope, sleep_aio, Aio, Cancel, CancelHook, OpToken};
+pub use aio::{engine_scope, sleep_aio, Aio, Cancel, CancelHook, OpToken, SendAttempt};
 pub use error::{Error, Result};
 pub use io::{IoOp, IoSource};
 pub use message::{Message, MAX_HEADER};

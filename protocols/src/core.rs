@@ -55,6 +55,9 @@ pub enum Action {
     RecvReady(CtxId),
     /// Context `ctx` may now be able to send: retry its waiting senders.
     SendReady(CtxId),
+    /// The protocol can take messages from `pipe` again, after
+    /// [`ProtocolCore::wants_pipe_message`] said no (backpressure).
+    ResumePipe(PipeId),
 }
 
 /// Why a send did not go through.
@@ -131,6 +134,15 @@ pub trait ProtocolCore: Send + 'static {
     /// The pipe finished writing its message and can take another.
     fn pipe_writable(&mut self, pipe: PipeId, now: Instant);
 
+    /// Whether the socket should read the next message from `pipe` now. A protocol that
+    /// says no (a pull or pair whose queue is full) emits `Action::ResumePipe(pipe)` once it
+    /// has room; until then the socket leaves the bytes in the kernel, so the peer feels
+    /// backpressure instead of the protocol buffering without bound.
+    fn wants_pipe_message(&self, pipe: PipeId) -> bool {
+        let _ = pipe;
+        true
+    }
+
     /// A message arrived on `pipe` (header still in the body; `msg.pipe()` is set).
     fn pipe_message(&mut self, pipe: PipeId, msg: Message, now: Instant);
 
@@ -147,6 +159,12 @@ pub trait ProtocolCore: Send + 'static {
     /// `State` (a req with no request out, a surveyor with no survey), `TimedOut` (the
     /// survey ended), `NotSup` (push, pub).
     fn try_recv(&mut self, ctx: CtxId, now: Instant) -> Result<Option<Message>>;
+
+    /// The user's waiting receive on `ctx` was cancelled or timed out (req resets the
+    /// context then, as NNG does). Default: nothing to do.
+    fn recv_cancelled(&mut self, ctx: CtxId) {
+        let _ = ctx;
+    }
 
     /// Gives back a message that `try_recv` returned but the socket could not deliver (its
     /// receiver was cancelled at that instant); it goes back to the front.
