@@ -61,7 +61,9 @@ pub struct CancelHook {
 
 impl fmt::Debug for CancelHook {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CancelHook").field("key", &self.key).finish_non_exhaustive()
+        f.debug_struct("CancelHook")
+            .field("key", &self.key)
+            .finish_non_exhaustive()
     }
 }
 
@@ -123,6 +125,10 @@ pub(crate) struct AioCore {
 thread_local! {
     /// Inline completions waiting for the current engine scope to end (no locks held).
     static DEFERRED: std::cell::RefCell<(usize, Vec<Arc<AioCore>>)> = const { std::cell::RefCell::new((0, Vec::new())) };
+    /// Operations started in the current scope with a deadline already due (a zero
+    /// timeout: "do not wait"): each times out when the scope ends unless its provider
+    /// answered synchronously.
+    static DUE: std::cell::RefCell<Vec<(Arc<AioCore>, u64)>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Runs `f` as an engine scope: callbacks of inline aios completed inside it run on this
@@ -132,26 +138,50 @@ thread_local! {
 /// user call that may complete pipe operations.
 pub fn engine_scope<R>(f: impl FnOnce() -> R) -> R {
     DEFERRED.with(|d| d.borrow_mut().0 += 1);
-    let r = f();
-    let outermost = DEFERRED.with(|d| {
-        let mut d = d.borrow_mut();
-        d.0 -= 1;
-        d.0 == 0
-    });
-    if outermost {
+    // Leaves the scope even when `f` panics: a scope left open would park every later
+    // inline completion of this thread forever, and lose the ones already deferred.
+    let _leave = ScopeExit;
+    f()
+}
+
+/// Ends one [`engine_scope`] level; the outermost runs the deferred inline callbacks.
+struct ScopeExit;
+
+impl Drop for ScopeExit {
+    fn drop(&mut self) {
+        let outermost = DEFERRED.with(|d| {
+            let mut d = d.borrow_mut();
+            d.0 -= 1;
+            d.0 == 0
+        });
+        if !outermost {
+            return;
+        }
+        let unwinding = thread::panicking();
+        // Time out what would otherwise wait (see `Aio::begin`), inside a scope level of
+        // its own so the completions this causes are collected below.
+        DEFERRED.with(|d| d.borrow_mut().0 += 1);
+        while let Some((core, gen)) = DUE.with(|d| d.borrow_mut().pop()) {
+            core.engine_complete(gen, Err(Error::TimedOut), true);
+        }
+        DEFERRED.with(|d| d.borrow_mut().0 -= 1);
         loop {
-            let next = DEFERRED.with(|d| d.borrow_mut().1.pop());
-            match next {
-                Some(core) => {
-                    DEFERRED.with(|d| d.borrow_mut().0 += 1);
-                    AioCore::run_callbacks(&core);
-                    DEFERRED.with(|d| d.borrow_mut().0 -= 1);
-                }
-                None => break,
+            // In completion order (the list is short: one scope's worth).
+            let next = DEFERRED.with(|d| {
+                let mut d = d.borrow_mut();
+                (!d.1.is_empty()).then(|| d.1.remove(0))
+            });
+            let Some(core) = next else { break };
+            if unwinding {
+                // Do not run user code on a thread that is unwinding: the pool runs it.
+                pool().submit(Job::Callback(core));
+            } else {
+                DEFERRED.with(|d| d.borrow_mut().0 += 1);
+                AioCore::run_callbacks(&core);
+                DEFERRED.with(|d| d.borrow_mut().0 -= 1);
             }
         }
     }
-    r
 }
 
 /// Removes `core` from this thread's deferred callbacks; true if it was there.
@@ -160,7 +190,7 @@ fn take_deferred(core: &Arc<AioCore>) -> bool {
         let mut d = d.borrow_mut();
         match d.1.iter().position(|c| Arc::ptr_eq(c, core)) {
             Some(i) => {
-                d.1.swap_remove(i);
+                d.1.remove(i);
                 true
             }
             None => false,
@@ -268,12 +298,18 @@ impl Aio {
             inline,
             handles: AtomicUsize::new(1),
         });
-        Aio { core, counted: true }
+        Aio {
+            core,
+            counted: true,
+        }
     }
 
     /// A handle that does not keep the aio alive from the user's point of view.
     pub(crate) fn view(core: &Arc<AioCore>) -> Aio {
-        Aio { core: core.clone(), counted: false }
+        Aio {
+            core: core.clone(),
+            counted: false,
+        }
     }
 
     /// An engine-internal handle to the same aio: holding it does not keep the user's aio
@@ -429,15 +465,15 @@ impl Aio {
     /// send or receive timeout). With `cancel` the operation can be cancelled and its
     /// deadline is armed; without it, it can neither be cancelled nor expire, as in NNG.
     ///
-    /// Returns `None` when the operation completed at once: the aio was stopped
-    /// (`Canceled`) or its deadline has already passed (`TimedOut`). The callback has then
-    /// been queued and the provider must do nothing more. Otherwise the provider must
+    /// Returns `None` when the operation completed at once because the aio was stopped
+    /// (`Canceled`); the callback has then been queued and the provider must do nothing
+    /// more. A zero timeout or past deadline does not complete it here: the provider may
+    /// still answer at once, and the operation times out only if it has to wait. Otherwise the provider must
     /// eventually finish the operation with the token, or lose to a cancel.
     ///
     /// # Panics
     /// When the aio already has an operation pending (see the type's docs).
     pub fn begin(&self, default_timeout: Timeout, cancel: Option<CancelHook>) -> Option<OpToken> {
-        let now_needed;
         let mut st = self.lock();
         if st.phase != Phase::Idle {
             drop(st);
@@ -458,34 +494,25 @@ impl Aio {
             self.core.engine_complete(gen, Err(Error::Canceled), false);
             return None;
         }
+        // A zero timeout or a deadline already past does NOT fail the operation here: as in
+        // NNG, it means "do not wait". The provider still answers whatever it can answer at
+        // once (a queued message, or an error such as `State`); only an operation still
+        // pending when the caller's engine scope ends times out. Outside a scope the due
+        // timer goes to the reactor, which fires it promptly.
         let deadline = match st.expiry {
             Expiry::Relative(t) => match t.or(default_timeout) {
-                Timeout::After(d) if d.is_zero() => Some(None),
-                Timeout::After(d) => {
-                    now_needed = Instant::now();
-                    Some(Timeout::After(d).deadline_from(now_needed))
-                }
+                Timeout::After(d) => Timeout::After(d).deadline_from(Instant::now()),
                 _ => None,
             },
-            Expiry::At(at) => Some(Some(at)),
-        };
-        let deadline = match deadline {
-            // Zero timeout: fail at once (NNG_DURATION_ZERO).
-            Some(None) => {
-                drop(st);
-                self.core.engine_complete(gen, Err(Error::TimedOut), false);
-                return None;
-            }
-            Some(Some(at)) => Some(at),
-            None => None,
+            Expiry::At(at) => Some(at),
         };
         if let (Some(at), Some(_)) = (deadline, cancel.as_ref()) {
-            if at <= Instant::now() {
-                drop(st);
-                self.core.engine_complete(gen, Err(Error::TimedOut), false);
-                return None;
+            if at <= Instant::now() && in_engine_scope() {
+                DUE.with(|d| d.borrow_mut().push((self.core.clone(), gen)));
+            } else {
+                st.timer =
+                    Some(reactor().add_timer(at, self.core.clone(), gen, Err(Error::TimedOut)));
             }
-            st.timer = Some(reactor().add_timer(at, self.core.clone(), gen, Err(Error::TimedOut)));
         }
         st.hook = cancel;
         Some(OpToken { gen })
@@ -494,7 +521,7 @@ impl Aio {
     /// Starts a sleep-like operation that completes with `Ok(())` at `until` unless the
     /// aio's own deadline comes first (then `TimedOut`) or it is cancelled.
     pub(crate) fn begin_sleep(&self, dur: Duration) {
-        let Some(token) = self.begin(Timeout::Infinite, Some(CancelHook::new(Arc::new(NoBookkeeping), 0))) else {
+        let Some(token) = self.begin(Timeout::Infinite, Some(NoBookkeeping::hook())) else {
             return;
         };
         let until = Instant::now() + dur;
@@ -611,7 +638,11 @@ impl Aio {
     /// Completes operation `token` successfully with a provider output (see
     /// [`take_output`](Aio::take_output)). Hands the output back if the operation had
     /// already completed.
-    pub fn finish_output<T: Any + Send>(&self, token: OpToken, out: T) -> std::result::Result<(), T> {
+    pub fn finish_output<T: Any + Send>(
+        &self,
+        token: OpToken,
+        out: T,
+    ) -> std::result::Result<(), T> {
         let mut st = self.lock();
         if st.phase != Phase::Pending || st.gen != token.gen {
             return Err(out);
@@ -625,7 +656,11 @@ impl Aio {
     /// Runs `f` on the message of pending operation `token` without taking it (a provider
     /// inspecting a send before committing to it). `None` if the operation is no longer
     /// pending.
-    pub fn with_msg<R>(&self, token: OpToken, f: impl FnOnce(Option<&mut Message>) -> R) -> Option<R> {
+    pub fn with_msg<R>(
+        &self,
+        token: OpToken,
+        f: impl FnOnce(Option<&mut Message>) -> R,
+    ) -> Option<R> {
         let mut st = self.lock();
         if st.phase != Phase::Pending || st.gen != token.gen {
             return None;
@@ -661,6 +696,15 @@ pub enum SendAttempt {
 
 /// A hook for operations that have no bookkeeping to drop (sleeps).
 struct NoBookkeeping;
+
+impl NoBookkeeping {
+    /// One shared hook, so a sleep allocates nothing.
+    fn hook() -> CancelHook {
+        static SHARED: std::sync::OnceLock<Arc<dyn Cancel>> = std::sync::OnceLock::new();
+        CancelHook::new(SHARED.get_or_init(|| Arc::new(NoBookkeeping)).clone(), 0)
+    }
+}
+
 impl Cancel for NoBookkeeping {
     fn cancelled(&self, _: &Aio, _: usize, _: OpToken) {}
 }
@@ -676,7 +720,12 @@ impl AioCore {
     /// Completes the pending operation of generation `gen` with `result` on the engine's
     /// behalf (cancel, abort, stop, expiry, or a start that failed at once). When
     /// `tell_provider` is set and this wins, the provider's hook is told afterwards.
-    pub(crate) fn engine_complete(self: &Arc<AioCore>, gen: u64, result: Result<()>, tell_provider: bool) -> bool {
+    pub(crate) fn engine_complete(
+        self: &Arc<AioCore>,
+        gen: u64,
+        result: Result<()>,
+        tell_provider: bool,
+    ) -> bool {
         let mut st = self.lock();
         if st.phase != Phase::Pending || st.gen != gen {
             return false;
@@ -761,7 +810,10 @@ impl Clone for Aio {
     /// Another handle to the same aio.
     fn clone(&self) -> Aio {
         self.core.handles.fetch_add(1, Ordering::Relaxed);
-        Aio { core: self.core.clone(), counted: true }
+        Aio {
+            core: self.core.clone(),
+            counted: true,
+        }
     }
 }
 

@@ -103,7 +103,9 @@ impl<T, R, W> std::fmt::Debug for IoSource<T, R, W> {
 
 impl<T, R, W> Clone for IoSource<T, R, W> {
     fn clone(&self) -> Self {
-        IoSource { inner: self.inner.clone() }
+        IoSource {
+            inner: self.inner.clone(),
+        }
     }
 }
 
@@ -123,7 +125,11 @@ where
             let handler: std::sync::Weak<dyn ReadyHandler> = weak.clone();
             Inner {
                 reg: Registration::new(fd, handler),
-                q: Mutex::new(Queues { reads: VecDeque::new(), writes: VecDeque::new(), closed: None }),
+                q: Mutex::new(Queues {
+                    reads: VecDeque::new(),
+                    writes: VecDeque::new(),
+                    closed: None,
+                }),
                 io,
             }
         });
@@ -149,8 +155,15 @@ where
     }
 
     fn start(&self, aio: &Aio, timeout: Timeout, key: usize, op: Op<R, W>) {
+        // A scope, so a zero timeout means "try once, do not wait" (see `Aio::begin`).
+        crate::aio::engine_scope(|| self.start_scoped(aio, timeout, key, op))
+    }
+
+    fn start_scoped(&self, aio: &Aio, timeout: Timeout, key: usize, op: Op<R, W>) {
         let hook = CancelHook::new(self.inner.clone(), key);
-        let Some(token) = aio.begin(timeout, Some(hook)) else { return };
+        let Some(token) = aio.begin(timeout, Some(hook)) else {
+            return;
+        };
         let mut q = self.inner.lock();
         if let Some(err) = q.closed {
             drop(q);
@@ -226,6 +239,14 @@ where
     /// Runs queued reads in order until one would block (then arms) or none is left.
     fn drive_reads(&self, q: &mut Queues<R, W>) {
         while let Some(front) = q.reads.front_mut() {
+            if !front.aio.is_pending(front.token) {
+                // Already completed by a cancel or deadline whose hook has not reached us
+                // yet: never attempt it, since bytes it moved could not be delivered.
+                if q.reads.pop_front().is_some_and(|e| e.op.started()) {
+                    break_stream(q);
+                }
+                continue;
+            }
             match front.op.attempt(&self.io, &front.aio, front.token) {
                 Poll::Ready(()) => {
                     q.reads.pop_front();
@@ -240,6 +261,14 @@ where
 
     fn drive_writes(&self, q: &mut Queues<R, W>) {
         while let Some(front) = q.writes.front_mut() {
+            if !front.aio.is_pending(front.token) {
+                // As in `drive_reads`: a cancelled write must not send (part of) its
+                // message after its owner was told it failed.
+                if q.writes.pop_front().is_some_and(|e| e.op.started()) {
+                    break_stream(q);
+                }
+                continue;
+            }
             match front.op.attempt(&self.io, &front.aio, front.token) {
                 Poll::Ready(()) => {
                     q.writes.pop_front();
@@ -283,15 +312,8 @@ where
         } else {
             remove_entry(&mut q.writes, aio, token)
         };
-        if broke && q.closed.is_none() {
-            // A half-moved frame cannot be resumed by another operation: fail the rest.
-            q.closed = Some(Error::ConnAborted);
-            let q = &mut *q;
-            let rest: Vec<(Aio, OpToken)> =
-                q.reads.drain(..).map(|e| (e.aio, e.token)).chain(q.writes.drain(..).map(|e| (e.aio, e.token))).collect();
-            for (a, t) in rest {
-                a.finish(t, Err(Error::ConnAborted), 0);
-            }
+        if broke {
+            break_stream(&mut q);
             return;
         }
         // The next queued op may now run.
@@ -303,9 +325,30 @@ where
     }
 }
 
+/// A cancelled operation had moved part of a frame, which no other operation can resume:
+/// close the source and fail every queued operation with `ConnAborted`.
+fn break_stream<R, W>(q: &mut Queues<R, W>) {
+    if q.closed.is_some() {
+        return;
+    }
+    q.closed = Some(Error::ConnAborted);
+    let rest: Vec<(Aio, OpToken)> = q
+        .reads
+        .drain(..)
+        .map(|e| (e.aio, e.token))
+        .chain(q.writes.drain(..).map(|e| (e.aio, e.token)))
+        .collect();
+    for (a, t) in rest {
+        a.finish(t, Err(Error::ConnAborted), 0);
+    }
+}
+
 /// Removes the entry for (`aio`, `token`); returns whether it had already moved bytes.
 fn remove_entry<O: IoOp<T>, T>(queue: &mut VecDeque<Entry<O>>, aio: &Aio, token: OpToken) -> bool {
-    match queue.iter().position(|e| e.token == token && Aio::ptr_eq(&e.aio, aio)) {
+    match queue
+        .iter()
+        .position(|e| e.token == token && Aio::ptr_eq(&e.aio, aio))
+    {
         Some(i) => queue.remove(i).is_some_and(|e| i == 0 && e.op.started()),
         None => false,
     }

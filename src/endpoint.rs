@@ -1,0 +1,588 @@
+//! [`Dialer`] and [`Listener`]: the endpoints that make a socket's pipes.
+//!
+//! A dialer connects, and after its pipe is lost (or an attempt fails) redials after a
+//! random pause in `[0, back_off)`, where `back_off` starts at the reconnect minimum and
+//! doubles up to the maximum (no doubling when the maximum is 0), as NNG's dialer does.
+//! A listener accepts until closed; an accept that fails for lack of resources pauses
+//! 100 ms before the next try rather than spinning (NNG's `listener_accept_cb`).
+//! Both are driven by inline aios: no thread of their own.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::time::Duration;
+
+use nanoport_engine::{sleep_aio, Aio, Error, OpToken, PipeId, Result, Timeout};
+use nanoport_transports::{BoxPipe, EndpointOptions, TransportDialer, TransportListener, Url};
+
+use crate::socket::{with_blocking_aio, SocketInner};
+
+enum Kind {
+    Dialer,
+    Listener,
+}
+
+struct EpState {
+    started: bool,
+    closed: bool,
+    opts: EndpointOptions,
+    reconnect_min: Duration,
+    reconnect_max: Duration,
+    back_off: Duration,
+    pipe: Option<PipeId>,
+    dialer: Option<Arc<TransportDialer>>,
+    listener: Option<Arc<TransportListener>>,
+    first: Option<(Aio, OpToken)>,
+}
+
+pub(crate) struct EndpointInner {
+    sock: Weak<SocketInner>,
+    url: Url,
+    kind: Kind,
+    st: Mutex<EpState>,
+    work: OnceLock<Aio>,
+    pause: OnceLock<Aio>,
+    me: Weak<EndpointInner>,
+}
+
+/// A dialer (`nng_dialer`): connects its socket to one address and keeps it connected.
+///
+/// # Examples
+///
+/// ```
+/// use nanoport::Socket;
+/// let pull = Socket::pull0().unwrap();
+/// let d = pull.dial_nonblocking("tcp://127.0.0.1:1").unwrap(); // retries in the background
+/// d.close();
+/// ```
+#[derive(Clone)]
+pub struct Dialer {
+    inner: Arc<EndpointInner>,
+}
+
+/// A listener (`nng_listener`): accepts connections to its socket on one address.
+///
+/// # Examples
+///
+/// ```
+/// use nanoport::Socket;
+/// let s = Socket::pull0().unwrap();
+/// let l = s.listen("tcp://127.0.0.1:0").unwrap();
+/// assert!(l.port().unwrap() > 0);
+/// ```
+#[derive(Clone)]
+pub struct Listener {
+    inner: Arc<EndpointInner>,
+}
+
+fn random_below(limit: Duration) -> Duration {
+    static SEED: AtomicU64 = AtomicU64::new(0x9e37_79b9_7f4a_7c15);
+    let ms = limit.as_millis() as u64;
+    if ms == 0 {
+        return Duration::ZERO;
+    }
+    // xorshift64*: enough to spread reconnect storms; not for anything secret.
+    let mut x = SEED.load(Ordering::Relaxed)
+        ^ (std::time::Instant::now().elapsed().as_nanos() as u64)
+        ^ (ms << 17);
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    SEED.store(x, Ordering::Relaxed);
+    Duration::from_millis(x.wrapping_mul(0x2545_f491_4f6c_dd1d) % ms)
+}
+
+impl EndpointInner {
+    fn create(sock: &Arc<SocketInner>, url: &str, kind: Kind) -> Result<Arc<EndpointInner>> {
+        let url = Url::parse(url)?;
+        let (opts, sopts) = sock.endpoint_options();
+        let inner = Arc::new_cyclic(|me| EndpointInner {
+            sock: Arc::downgrade(sock),
+            url,
+            kind,
+            st: Mutex::new(EpState {
+                started: false,
+                closed: false,
+                opts,
+                reconnect_min: sopts.reconnect_min,
+                reconnect_max: sopts.reconnect_max,
+                back_off: sopts.reconnect_min,
+                pipe: None,
+                dialer: None,
+                listener: None,
+                first: None,
+            }),
+            work: OnceLock::new(),
+            pause: OnceLock::new(),
+            me: me.clone(),
+        });
+        sock.add_endpoint(inner.clone())?;
+        Ok(inner)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, EpState> {
+        self.st.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn work_aio(&self) -> &Aio {
+        self.work.get_or_init(|| {
+            let me = self.me.clone();
+            Aio::new_inline(move |aio: &Aio| {
+                if let Some(ep) = me.upgrade() {
+                    match ep.kind {
+                        Kind::Dialer => ep.on_dialed(aio),
+                        Kind::Listener => ep.on_accepted(aio),
+                    }
+                }
+            })
+            .expect("aio")
+        })
+    }
+
+    fn pause_aio(&self) -> &Aio {
+        self.pause.get_or_init(|| {
+            let me = self.me.clone();
+            Aio::new_inline(move |aio: &Aio| {
+                if let Some(ep) = me.upgrade() {
+                    if aio.result().is_ok() {
+                        match ep.kind {
+                            Kind::Dialer => ep.dial_once(),
+                            Kind::Listener => ep.accept_once(),
+                        }
+                    }
+                }
+            })
+            .expect("aio")
+        })
+    }
+
+    fn proto_id(&self) -> Result<u16> {
+        self.sock.upgrade().map(|s| s.info.id).ok_or(Error::Closed)
+    }
+
+    fn dial_once(&self) {
+        let d = {
+            let st = self.lock();
+            if st.closed {
+                return;
+            }
+            st.dialer.clone()
+        };
+        if let Some(d) = d {
+            d.dial_aio(self.work_aio());
+        }
+    }
+
+    fn accept_once(&self) {
+        let l = {
+            let st = self.lock();
+            if st.closed {
+                return;
+            }
+            st.listener.clone()
+        };
+        if let Some(l) = l {
+            l.accept_aio(self.work_aio());
+        }
+    }
+
+    fn schedule_redial(&self) {
+        let delay = {
+            let mut st = self.lock();
+            if st.closed || !st.started {
+                return;
+            }
+            let delay = random_below(st.back_off);
+            if st.reconnect_max > Duration::ZERO {
+                st.back_off = (st.back_off * 2).min(st.reconnect_max);
+            }
+            delay
+        };
+        sleep_aio(delay, self.pause_aio());
+    }
+
+    fn attach(&self, pipe: BoxPipe) -> Option<PipeId> {
+        let sock = self.sock.upgrade()?;
+        sock.add_pipe(pipe, Some(self.me.clone()))
+    }
+
+    fn on_dialed(&self, aio: &Aio) {
+        let result = aio.result();
+        let first = self.lock().first.take();
+        match result {
+            Ok(()) => {
+                let Some(pipe) = aio.take_output::<BoxPipe>() else {
+                    return;
+                };
+                {
+                    let mut st = self.lock();
+                    st.back_off = st.reconnect_min;
+                }
+                if let Some((a, t)) = first {
+                    a.finish(t, Ok(()), 0);
+                }
+                match self.attach(pipe) {
+                    Some(id) => self.lock().pipe = Some(id),
+                    None => self.schedule_redial(),
+                }
+            }
+            Err(e) => {
+                if let Some((a, t)) = first {
+                    // nng_dialer_start_aio: report the first attempt, no background retry.
+                    self.lock().started = false;
+                    a.finish(t, Err(e), 0);
+                    return;
+                }
+                if e != Error::Closed && e != Error::Canceled {
+                    self.schedule_redial();
+                }
+            }
+        }
+    }
+
+    fn on_accepted(&self, aio: &Aio) {
+        match aio.result() {
+            Ok(()) => {
+                if let Some(pipe) = aio.take_output::<BoxPipe>() {
+                    self.attach(pipe);
+                }
+                self.accept_once();
+            }
+            Err(Error::Closed) | Err(Error::Canceled) | Err(Error::ConnAborted) => {}
+            Err(Error::ConnReset) | Err(Error::TimedOut) | Err(Error::PeerAuth) => {
+                self.accept_once()
+            }
+            Err(_) => {
+                // Out of files or memory, say: pause rather than spin, then try again.
+                if !self.lock().closed {
+                    sleep_aio(Duration::from_millis(100), self.pause_aio());
+                }
+            }
+        }
+    }
+
+    /// A pipe this endpoint made has closed: a dialer reconnects.
+    pub(crate) fn pipe_closed(&self, id: PipeId) {
+        if matches!(self.kind, Kind::Dialer) {
+            let mine = {
+                let mut st = self.lock();
+                if st.pipe == Some(id) {
+                    st.pipe = None;
+                    true
+                } else {
+                    false
+                }
+            };
+            if mine {
+                self.schedule_redial();
+            }
+        }
+    }
+
+    pub(crate) fn close(&self) {
+        let (d, l, first) = {
+            let mut st = self.lock();
+            if st.closed {
+                return;
+            }
+            st.closed = true;
+            (st.dialer.take(), st.listener.take(), st.first.take())
+        };
+        if let Some((a, t)) = first {
+            a.finish(t, Err(Error::Closed), 0);
+        }
+        if let Some(d) = d {
+            d.close();
+        }
+        if let Some(l) = l {
+            l.close();
+        }
+        if let Some(a) = self.work.get() {
+            a.cancel();
+        }
+        if let Some(a) = self.pause.get() {
+            a.cancel();
+        }
+    }
+
+    fn close_and_detach(self: &Arc<Self>) {
+        self.close();
+        if let Some(s) = self.sock.upgrade() {
+            s.remove_endpoint(self);
+        }
+    }
+
+    fn check_settable(&self) -> Result<MutexGuard<'_, EpState>> {
+        let st = self.lock();
+        if st.closed {
+            return Err(Error::Closed);
+        }
+        if st.started {
+            return Err(Error::Busy);
+        }
+        Ok(st)
+    }
+}
+
+impl Dialer {
+    pub(crate) fn create(sock: &Arc<SocketInner>, url: &str) -> Result<Dialer> {
+        Ok(Dialer {
+            inner: EndpointInner::create(sock, url, Kind::Dialer)?,
+        })
+    }
+
+    /// Starts the dialer (`nng_dialer_start`). Blocking (`nonblocking == false`): waits for
+    /// the first attempt and returns its error, closing the dialer, if it fails.
+    /// Non-blocking: returns at once and connects in the background, retrying.
+    ///
+    /// # Errors
+    /// `State` if already started, `Closed`, and for a blocking start the connect error.
+    pub fn start(&self, nonblocking: bool) -> Result<()> {
+        let ep = &self.inner;
+        let d = {
+            let mut st = ep.lock();
+            if st.closed {
+                return Err(Error::Closed);
+            }
+            if st.started {
+                return Err(Error::State);
+            }
+            let d = Arc::new(TransportDialer::new(
+                &ep.url,
+                ep.proto_id()?,
+                st.opts.clone(),
+            )?);
+            st.dialer = Some(d.clone());
+            st.started = true;
+            d
+        };
+        if nonblocking {
+            ep.dial_once();
+            return Ok(());
+        }
+        let result = with_blocking_aio(|aio| {
+            aio.set_timeout(Timeout::Infinite);
+            d.dial_aio(aio);
+            aio.wait();
+            aio.result()
+                .and_then(|()| aio.take_output::<BoxPipe>().ok_or(Error::Internal))
+        });
+        match result {
+            Ok(pipe) => {
+                match ep.attach(pipe) {
+                    Some(id) => ep.lock().pipe = Some(id),
+                    None => ep.schedule_redial(),
+                }
+                Ok(())
+            }
+            Err(e) => {
+                ep.close_and_detach();
+                Err(e)
+            }
+        }
+    }
+
+    /// Starts the dialer in the background and reports the first attempt's result on
+    /// `aio` (`nng_dialer_start_aio`). If that attempt fails the dialer stays stopped (no
+    /// background retry), as NNG does.
+    ///
+    /// # Errors
+    /// `State` if already started; `Closed`. Other failures arrive on the aio.
+    pub fn start_aio(&self, aio: &Aio) -> Result<()> {
+        let ep = &self.inner;
+        let Some(token) = aio.begin(Timeout::Infinite, None) else {
+            return Ok(());
+        };
+        {
+            let mut st = ep.lock();
+            let err = if st.closed {
+                Some(Error::Closed)
+            } else if st.started {
+                Some(Error::State)
+            } else {
+                None
+            };
+            if let Some(e) = err {
+                drop(st);
+                aio.finish(token, Err(e), 0);
+                return Err(e);
+            }
+            let d = match TransportDialer::new(&ep.url, ep.proto_id()?, st.opts.clone()) {
+                Ok(d) => d,
+                Err(e) => {
+                    drop(st);
+                    aio.finish(token, Err(e), 0);
+                    return Err(e);
+                }
+            };
+            st.dialer = Some(Arc::new(d));
+            st.started = true;
+            st.first = Some((aio.provider_handle(), token));
+        }
+        ep.dial_once();
+        Ok(())
+    }
+
+    /// Closes the dialer (`nng_dialer_close`); its pipe stays until it closes by itself.
+    pub fn close(&self) {
+        self.inner.close_and_detach();
+    }
+
+    /// The URL this dialer connects to.
+    pub fn url(&self) -> String {
+        self.inner.url.to_string()
+    }
+
+    /// Sets the largest message the dialer's pipes accept (`NNG_OPT_RECVMAXSZ`, 0 =
+    /// unlimited); before start.
+    ///
+    /// # Errors
+    /// `Busy` once started, `Closed`.
+    pub fn set_recv_max_size(&self, n: usize) -> Result<()> {
+        self.inner.check_settable()?.opts.recv_max = n;
+        Ok(())
+    }
+
+    /// Sets the reconnect minimum (`NNG_OPT_RECONNMINT`); before start.
+    ///
+    /// # Errors
+    /// `Busy` once started, `Closed`.
+    pub fn set_reconnect_min_time(&self, d: Duration) -> Result<()> {
+        let mut st = self.inner.check_settable()?;
+        st.reconnect_min = d;
+        st.back_off = d;
+        Ok(())
+    }
+
+    /// Sets the reconnect maximum (`NNG_OPT_RECONNMAXT`, 0: no exponential back-off);
+    /// before start.
+    ///
+    /// # Errors
+    /// `Busy` once started, `Closed`.
+    pub fn set_reconnect_max_time(&self, d: Duration) -> Result<()> {
+        self.inner.check_settable()?.reconnect_max = d;
+        Ok(())
+    }
+
+    /// Sets `TCP_NODELAY` for the dialer's connections (default on); before start.
+    ///
+    /// # Errors
+    /// `Busy` once started, `Closed`.
+    pub fn set_tcp_nodelay(&self, on: bool) -> Result<()> {
+        self.inner.check_settable()?.opts.tcp_nodelay = on;
+        Ok(())
+    }
+
+    /// Sets TCP keep-alive for the dialer's connections (default off); before start.
+    ///
+    /// # Errors
+    /// `Busy` once started, `Closed`.
+    pub fn set_tcp_keepalive(&self, on: bool) -> Result<()> {
+        self.inner.check_settable()?.opts.tcp_keepalive = on;
+        Ok(())
+    }
+
+    /// The receive size limit.
+    pub fn recv_max_size(&self) -> usize {
+        self.inner.lock().opts.recv_max
+    }
+
+    /// The reconnect minimum and maximum times.
+    pub fn reconnect_times(&self) -> (Duration, Duration) {
+        let st = self.inner.lock();
+        (st.reconnect_min, st.reconnect_max)
+    }
+}
+
+impl Listener {
+    pub(crate) fn create(sock: &Arc<SocketInner>, url: &str) -> Result<Listener> {
+        Ok(Listener {
+            inner: EndpointInner::create(sock, url, Kind::Listener)?,
+        })
+    }
+
+    /// Binds and starts accepting (`nng_listener_start`).
+    ///
+    /// # Errors
+    /// `AddrInUse`, `AddrInval`, `Perm`, `State` if already started, `Closed`.
+    pub fn start(&self) -> Result<()> {
+        let ep = &self.inner;
+        {
+            let mut st = ep.lock();
+            if st.closed {
+                return Err(Error::Closed);
+            }
+            if st.started {
+                return Err(Error::State);
+            }
+            let l = TransportListener::bind(&ep.url, ep.proto_id()?, st.opts.clone())?;
+            st.listener = Some(Arc::new(l));
+            st.started = true;
+        }
+        ep.accept_once();
+        Ok(())
+    }
+
+    /// Closes the listener (`nng_listener_close`); pipes it accepted stay open.
+    pub fn close(&self) {
+        self.inner.close_and_detach();
+    }
+
+    /// The bound TCP port, once started (useful with `tcp://127.0.0.1:0`).
+    pub fn port(&self) -> Option<u16> {
+        self.inner.lock().listener.as_ref().and_then(|l| l.port())
+    }
+
+    /// The URL this listener was created with.
+    pub fn url(&self) -> String {
+        self.inner.url.to_string()
+    }
+
+    /// Sets the largest message its pipes accept (0 = unlimited); before start.
+    ///
+    /// # Errors
+    /// `Busy` once started, `Closed`.
+    pub fn set_recv_max_size(&self, n: usize) -> Result<()> {
+        self.inner.check_settable()?.opts.recv_max = n;
+        Ok(())
+    }
+
+    /// Sets `TCP_NODELAY` for accepted connections; before start.
+    ///
+    /// # Errors
+    /// `Busy` once started, `Closed`.
+    pub fn set_tcp_nodelay(&self, on: bool) -> Result<()> {
+        self.inner.check_settable()?.opts.tcp_nodelay = on;
+        Ok(())
+    }
+
+    /// Sets TCP keep-alive for accepted connections; before start.
+    ///
+    /// # Errors
+    /// `Busy` once started, `Closed`.
+    pub fn set_tcp_keepalive(&self, on: bool) -> Result<()> {
+        self.inner.check_settable()?.opts.tcp_keepalive = on;
+        Ok(())
+    }
+
+    /// The receive size limit.
+    pub fn recv_max_size(&self) -> usize {
+        self.inner.lock().opts.recv_max
+    }
+}
+
+impl fmt::Debug for Dialer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Dialer")
+            .field("url", &self.inner.url.to_string())
+            .finish()
+    }
+}
+
+impl fmt::Debug for Listener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Listener")
+            .field("url", &self.inner.url.to_string())
+            .finish()
+    }
+}

@@ -1,0 +1,217 @@
+//! Typed option setters and getters on [`Socket`], named after NNG's options.
+//!
+//! Socket-wide options (timeouts, size limit, reconnect times, TCP flags, name) live in
+//! the socket; endpoints copy them when created, as NNG 2.x does. Protocol options
+//! (buffers, TTL, resend and survey times, subscriptions) go to the protocol.
+
+use std::time::Duration;
+
+use nanoport_engine::{Error, Result, Timeout};
+use nanoport_protocols::{opt, OptValue};
+
+use crate::socket::Dir;
+use crate::Socket;
+
+fn as_int(v: OptValue) -> Result<i32> {
+    match v {
+        OptValue::Int(i) => Ok(i),
+        _ => Err(Error::BadType),
+    }
+}
+
+fn as_duration(v: OptValue) -> Result<Timeout> {
+    match v {
+        OptValue::Duration(t) => Ok(t),
+        _ => Err(Error::BadType),
+    }
+}
+
+impl Socket {
+    /// Sets the receive timeout (`NNG_OPT_RECVTIMEO`, default infinite). Contexts opened
+    /// later inherit it.
+    ///
+    /// # Errors
+    /// `Closed`.
+    pub fn set_recv_timeout(&self, t: impl Into<Timeout>) -> Result<()> {
+        self.inner.set_ctx_timeout(0, Dir::Recv, t.into())
+    }
+
+    /// The receive timeout.
+    ///
+    /// # Errors
+    /// `Closed`.
+    pub fn recv_timeout(&self) -> Result<Timeout> {
+        Ok(self.inner.ctx_timeouts(0)?.recv)
+    }
+
+    /// Sets the send timeout (`NNG_OPT_SENDTIMEO`, default infinite).
+    ///
+    /// # Errors
+    /// `Closed`.
+    pub fn set_send_timeout(&self, t: impl Into<Timeout>) -> Result<()> {
+        self.inner.set_ctx_timeout(0, Dir::Send, t.into())
+    }
+
+    /// The send timeout.
+    ///
+    /// # Errors
+    /// `Closed`.
+    pub fn send_timeout(&self) -> Result<Timeout> {
+        Ok(self.inner.ctx_timeouts(0)?.send)
+    }
+
+    /// Sets the largest message accepted from peers (`NNG_OPT_RECVMAXSZ`; default 1 GiB as
+    /// NNG 2.x; 0 = unlimited). Applies to dialers and listeners created afterwards.
+    pub fn set_recv_max_size(&self, n: usize) {
+        self.inner.with_opts(|o| o.recv_max = n)
+    }
+
+    /// The receive size limit for new endpoints.
+    pub fn recv_max_size(&self) -> usize {
+        self.inner.with_opts(|o| o.recv_max)
+    }
+
+    /// Sets the reconnect minimum time (`NNG_OPT_RECONNMINT`, default 1 s) for new dialers.
+    pub fn set_reconnect_min_time(&self, d: Duration) {
+        self.inner.with_opts(|o| o.reconnect_min = d)
+    }
+
+    /// Sets the reconnect maximum time (`NNG_OPT_RECONNMAXT`, default 0: no exponential
+    /// back-off) for new dialers.
+    pub fn set_reconnect_max_time(&self, d: Duration) {
+        self.inner.with_opts(|o| o.reconnect_max = d)
+    }
+
+    /// The reconnect minimum and maximum times.
+    pub fn reconnect_times(&self) -> (Duration, Duration) {
+        self.inner.with_opts(|o| (o.reconnect_min, o.reconnect_max))
+    }
+
+    /// Sets `TCP_NODELAY` for new endpoints (`NNG_OPT_TCP_NODELAY`, default on).
+    pub fn set_tcp_nodelay(&self, on: bool) {
+        self.inner.with_opts(|o| o.tcp_nodelay = on)
+    }
+
+    /// Whether new endpoints set `TCP_NODELAY`.
+    pub fn tcp_nodelay(&self) -> bool {
+        self.inner.with_opts(|o| o.tcp_nodelay)
+    }
+
+    /// Sets TCP keep-alive for new endpoints (`NNG_OPT_TCP_KEEPALIVE`, default off).
+    pub fn set_tcp_keepalive(&self, on: bool) {
+        self.inner.with_opts(|o| o.tcp_keepalive = on)
+    }
+
+    /// Whether new endpoints set TCP keep-alive.
+    pub fn tcp_keepalive(&self) -> bool {
+        self.inner.with_opts(|o| o.tcp_keepalive)
+    }
+
+    /// Sets the socket's name (`NNG_OPT_SOCKNAME`, default its id).
+    pub fn set_name(&self, name: &str) {
+        self.inner.with_opts(|o| o.name = name.to_owned())
+    }
+
+    /// The socket's name.
+    pub fn name(&self) -> String {
+        self.inner.with_opts(|o| o.name.clone())
+    }
+
+    /// Sets the send buffer depth in messages (`NNG_OPT_SENDBUF`, 0..=8192).
+    ///
+    /// # Errors
+    /// `Inval` out of range, `NotSup` where the protocol has none.
+    pub fn set_send_buffer(&self, n: i32) -> Result<()> {
+        self.set_option(opt::SEND_BUF, OptValue::Int(n))
+    }
+
+    /// The send buffer depth.
+    ///
+    /// # Errors
+    /// `NotSup` where the protocol has none.
+    pub fn send_buffer(&self) -> Result<i32> {
+        as_int(self.get_option(opt::SEND_BUF)?)
+    }
+
+    /// Sets the receive buffer depth in messages (`NNG_OPT_RECVBUF`, 0..=8192).
+    ///
+    /// # Errors
+    /// `Inval` out of range, `NotSup` where the protocol has none.
+    pub fn set_recv_buffer(&self, n: i32) -> Result<()> {
+        self.set_option(opt::RECV_BUF, OptValue::Int(n))
+    }
+
+    /// The receive buffer depth.
+    ///
+    /// # Errors
+    /// `NotSup` where the protocol has none.
+    pub fn recv_buffer(&self) -> Result<i32> {
+        as_int(self.get_option(opt::RECV_BUF)?)
+    }
+
+    /// Sets the maximum hop count (`NNG_OPT_MAXTTL`, 1..=15, default 8).
+    ///
+    /// # Errors
+    /// `Inval` out of range, `NotSup` on protocols without one.
+    pub fn set_max_ttl(&self, ttl: i32) -> Result<()> {
+        self.set_option(opt::MAX_TTL, OptValue::Int(ttl))
+    }
+
+    /// The maximum hop count.
+    ///
+    /// # Errors
+    /// `NotSup` on protocols without one.
+    pub fn max_ttl(&self) -> Result<i32> {
+        as_int(self.get_option(opt::MAX_TTL)?)
+    }
+
+    /// Sets the req resend time (`NNG_OPT_REQ_RESENDTIME`, default 60 s; infinite or zero
+    /// disables resending).
+    ///
+    /// # Errors
+    /// `NotSup` on protocols other than req0.
+    pub fn set_resend_time(&self, t: impl Into<Timeout>) -> Result<()> {
+        self.set_option(opt::REQ_RESEND_TIME, OptValue::Duration(t.into()))
+    }
+
+    /// The req resend time.
+    ///
+    /// # Errors
+    /// `NotSup` on protocols other than req0.
+    pub fn resend_time(&self) -> Result<Timeout> {
+        as_duration(self.get_option(opt::REQ_RESEND_TIME)?)
+    }
+
+    /// Sets the survey time (`NNG_OPT_SURVEYOR_SURVEYTIME`, default 1 s).
+    ///
+    /// # Errors
+    /// `NotSup` on protocols other than surveyor0.
+    pub fn set_survey_time(&self, t: impl Into<Timeout>) -> Result<()> {
+        self.set_option(opt::SURVEY_TIME, OptValue::Duration(t.into()))
+    }
+
+    /// The survey time.
+    ///
+    /// # Errors
+    /// `NotSup` on protocols other than surveyor0.
+    pub fn survey_time(&self) -> Result<Timeout> {
+        as_duration(self.get_option(opt::SURVEY_TIME)?)
+    }
+
+    /// Subscribes a sub0 socket to messages starting with `prefix` (the empty prefix
+    /// takes everything).
+    ///
+    /// # Errors
+    /// `NotSup` on other protocols.
+    pub fn subscribe(&self, prefix: &[u8]) -> Result<()> {
+        self.set_option(opt::SUBSCRIBE, OptValue::Bytes(prefix.to_vec()))
+    }
+
+    /// Removes a subscription.
+    ///
+    /// # Errors
+    /// `NoEnt` if it was not subscribed; `NotSup` on other protocols.
+    pub fn unsubscribe(&self, prefix: &[u8]) -> Result<()> {
+        self.set_option(opt::UNSUBSCRIBE, OptValue::Bytes(prefix.to_vec()))
+    }
+}

@@ -1,0 +1,1058 @@
+//! [`Socket`]: a protocol state machine driven over live pipes.
+//!
+//! The socket owns one [`ProtocolCore`] behind a mutex and is its only driver. Events come
+//! from three places: user operations (send/recv aios), pipe plumbing (each pipe has an
+//! inline receive aio and an inline send aio, so a message read by the reactor reaches the
+//! protocol on the reactor thread, without a hop), and the protocol's timer (an inline sleep
+//! aio). After each event the socket drains the protocol's actions: writes to pipes, pipe
+//! closes, and retries of the user operations waiting on a context.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+use nanoport_engine::{
+    engine_scope, sleep_aio, Aio, Cancel, CancelHook, Error, Message, OpToken, PipeId, Result,
+    SendAttempt, Timeout,
+};
+use nanoport_protocols::{Action, CtxId, OptValue, ProtoInfo, ProtocolCore, SendBlock};
+use nanoport_transports::{BoxPipe, EndpointOptions};
+
+use crate::endpoint::{Dialer, EndpointInner, Listener};
+use crate::pipes::{PipeEvent, PipeNotify, SocketPipe};
+use crate::Protocol;
+
+static NEXT_SOCKET_ID: AtomicU32 = AtomicU32::new(1);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Dir {
+    Send = 0,
+    Recv = 1,
+}
+
+fn hook_key(ctx: CtxId, dir: Dir) -> usize {
+    ((ctx as usize) << 1) | dir as usize
+}
+
+struct Waiter {
+    aio: Aio,
+    token: OpToken,
+}
+
+pub(crate) struct PipeSlot {
+    pub(crate) tp: BoxPipe,
+    send_aio: Aio,
+    recv_aio: Aio,
+    /// The protocol said no to more messages from this pipe for now.
+    paused: bool,
+    pub(crate) handle: Arc<SocketPipe>,
+}
+
+/// Socket-wide options that are not the protocol's.
+#[derive(Debug, Clone)]
+pub(crate) struct SockOpts {
+    pub(crate) recv_max: usize,
+    pub(crate) reconnect_min: Duration,
+    pub(crate) reconnect_max: Duration,
+    pub(crate) tcp_nodelay: bool,
+    pub(crate) tcp_keepalive: bool,
+    pub(crate) name: String,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CtxTimeouts {
+    pub(crate) send: Timeout,
+    pub(crate) recv: Timeout,
+}
+
+pub(crate) struct Core {
+    pub(crate) proto: Box<dyn ProtocolCore>,
+    pub(crate) closed: bool,
+    pub(crate) pipes: HashMap<PipeId, PipeSlot>,
+    waiters: HashMap<(CtxId, Dir), VecDeque<Waiter>>,
+    pub(crate) ctxs: HashMap<CtxId, CtxTimeouts>,
+    pub(crate) opts: SockOpts,
+    pub(crate) endpoints: Vec<Arc<EndpointInner>>,
+    timer_at: Option<Instant>,
+    /// Pipes rejected for speaking the wrong protocol (NNG's "reject" statistic).
+    pub(crate) rejected: u64,
+}
+
+pub(crate) struct SocketInner {
+    pub(crate) id: u32,
+    pub(crate) protocol: Protocol,
+    pub(crate) info: ProtoInfo,
+    core: Mutex<Core>,
+    timer: OnceLock<Aio>,
+    pub(crate) notify: PipeNotify,
+    handles: AtomicUsize,
+    me: Weak<SocketInner>,
+}
+
+/// A socket of one protocol (`nng_socket`): sends and receives messages over any number
+/// of dialers and listeners.
+///
+/// A `Socket` is a cheap handle: clones name the same socket, which closes on
+/// [`close`](Socket::close) or when its last handle is dropped.
+///
+/// # Examples
+///
+/// ```
+/// use nanoport::{Protocol, Socket};
+/// let rep = Socket::open(Protocol::Rep0).unwrap();
+/// rep.listen("inproc://doc-socket").unwrap();
+/// let req = Socket::req0().unwrap();
+/// req.dial("inproc://doc-socket").unwrap();
+/// std::thread::spawn(move || {
+///     let q = rep.recv().unwrap();
+///     rep.send(q).unwrap(); // echo
+/// });
+/// req.send("ping").unwrap();
+/// assert_eq!(req.recv().unwrap().body(), b"ping");
+/// ```
+pub struct Socket {
+    pub(crate) inner: Arc<SocketInner>,
+}
+
+fn lock(m: &Mutex<Core>) -> MutexGuard<'_, Core> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+thread_local! {
+    /// A spare waitable aio per thread for the blocking calls, so a blocking call costs no
+    /// allocation once warm. A nested blocking call (from a pipe callback, say) finds the
+    /// slot empty and makes its own.
+    static BLOCKING_AIO: std::cell::RefCell<Option<Aio>> = const { std::cell::RefCell::new(None) };
+}
+
+pub(crate) fn with_blocking_aio<R>(f: impl FnOnce(&Aio) -> R) -> R {
+    let spare = BLOCKING_AIO.with(|c| c.borrow_mut().take());
+    let aio = match spare {
+        Some(a) => a,
+        None => Aio::new_waitable().expect("a waitable aio cannot fail to allocate"),
+    };
+    let r = f(&aio);
+    BLOCKING_AIO.with(|c| *c.borrow_mut() = Some(aio));
+    r
+}
+
+impl Socket {
+    /// Opens a cooked socket of protocol `p` (`nng_req0_open`, ...).
+    ///
+    /// # Errors
+    /// `NotSup` for a protocol variant that does not exist.
+    pub fn open(p: Protocol) -> Result<Socket> {
+        Socket::open_with(p, false)
+    }
+
+    /// Opens a raw socket of protocol `p` (`nng_req0_open_raw`, ...): headers pass
+    /// through to the user and there are no contexts.
+    ///
+    /// # Errors
+    /// `NotSup` for a protocol without a raw form.
+    pub fn open_raw(p: Protocol) -> Result<Socket> {
+        Socket::open_with(p, true)
+    }
+
+    fn open_with(p: Protocol, raw: bool) -> Result<Socket> {
+        let proto = nanoport_protocols::open(p, raw)?;
+        let info = proto.info();
+        let id = NEXT_SOCKET_ID.fetch_add(1, Ordering::Relaxed);
+        let inner = Arc::new_cyclic(|me| SocketInner {
+            id,
+            protocol: p,
+            info,
+            core: Mutex::new(Core {
+                proto,
+                closed: false,
+                pipes: HashMap::new(),
+                waiters: HashMap::new(),
+                ctxs: HashMap::from([(
+                    0,
+                    CtxTimeouts {
+                        send: Timeout::Infinite,
+                        recv: Timeout::Infinite,
+                    },
+                )]),
+                opts: SockOpts {
+                    recv_max: 1 << 30,
+                    reconnect_min: Duration::from_secs(1),
+                    reconnect_max: Duration::ZERO,
+                    tcp_nodelay: true,
+                    tcp_keepalive: false,
+                    name: id.to_string(),
+                },
+                endpoints: Vec::new(),
+                timer_at: None,
+                rejected: 0,
+            }),
+            timer: OnceLock::new(),
+            notify: PipeNotify::default(),
+            handles: AtomicUsize::new(1),
+            me: me.clone(),
+        });
+        Ok(Socket { inner })
+    }
+
+    /// A cooked req0 socket (`nng_req0_open`).
+    ///
+    /// # Errors
+    /// As [`Socket::open`].
+    pub fn req0() -> Result<Socket> {
+        Socket::open(Protocol::Req0)
+    }
+    /// A cooked rep0 socket (`nng_rep0_open`).
+    ///
+    /// # Errors
+    /// As [`Socket::open`].
+    pub fn rep0() -> Result<Socket> {
+        Socket::open(Protocol::Rep0)
+    }
+    /// A pair0 socket (`nng_pair0_open`).
+    ///
+    /// # Errors
+    /// As [`Socket::open`].
+    pub fn pair0() -> Result<Socket> {
+        Socket::open(Protocol::Pair0)
+    }
+    /// A pair1 socket (`nng_pair1_open`).
+    ///
+    /// # Errors
+    /// As [`Socket::open`].
+    pub fn pair1() -> Result<Socket> {
+        Socket::open(Protocol::Pair1)
+    }
+    /// A pub0 socket (`nng_pub0_open`).
+    ///
+    /// # Errors
+    /// As [`Socket::open`].
+    pub fn pub0() -> Result<Socket> {
+        Socket::open(Protocol::Pub0)
+    }
+    /// A sub0 socket (`nng_sub0_open`).
+    ///
+    /// # Errors
+    /// As [`Socket::open`].
+    pub fn sub0() -> Result<Socket> {
+        Socket::open(Protocol::Sub0)
+    }
+    /// A push0 socket (`nng_push0_open`).
+    ///
+    /// # Errors
+    /// As [`Socket::open`].
+    pub fn push0() -> Result<Socket> {
+        Socket::open(Protocol::Push0)
+    }
+    /// A pull0 socket (`nng_pull0_open`).
+    ///
+    /// # Errors
+    /// As [`Socket::open`].
+    pub fn pull0() -> Result<Socket> {
+        Socket::open(Protocol::Pull0)
+    }
+    /// A surveyor0 socket (`nng_surveyor0_open`).
+    ///
+    /// # Errors
+    /// As [`Socket::open`].
+    pub fn surveyor0() -> Result<Socket> {
+        Socket::open(Protocol::Surveyor0)
+    }
+    /// A respondent0 socket (`nng_respondent0_open`).
+    ///
+    /// # Errors
+    /// As [`Socket::open`].
+    pub fn respondent0() -> Result<Socket> {
+        Socket::open(Protocol::Respondent0)
+    }
+    /// A bus0 socket (`nng_bus0_open`).
+    ///
+    /// # Errors
+    /// As [`Socket::open`].
+    pub fn bus0() -> Result<Socket> {
+        Socket::open(Protocol::Bus0)
+    }
+
+    /// The socket's id (`nng_socket_id`), unique in the process.
+    pub fn id(&self) -> u32 {
+        self.inner.id
+    }
+
+    /// The protocol this socket speaks.
+    pub fn protocol(&self) -> Protocol {
+        self.inner.protocol
+    }
+
+    /// Whether the socket is raw.
+    pub fn is_raw(&self) -> bool {
+        self.inner.info.raw
+    }
+
+    /// Static facts about the protocol (ids and names, as NNG's `protocol`/`peer` options).
+    pub fn info(&self) -> ProtoInfo {
+        self.inner.info
+    }
+
+    /// Creates and starts a listener on `url` (`nng_listen`).
+    ///
+    /// # Errors
+    /// `AddrInval` for a bad URL, `NotSup` for an unknown scheme, `AddrInUse`, `Closed`.
+    pub fn listen(&self, url: &str) -> Result<Listener> {
+        let l = self.listener(url)?;
+        l.start()?;
+        Ok(l)
+    }
+
+    /// Creates a listener without starting it (`nng_listener_create`), so options can be
+    /// set first.
+    ///
+    /// # Errors
+    /// `AddrInval`, `NotSup`, `Closed`.
+    pub fn listener(&self, url: &str) -> Result<Listener> {
+        Listener::create(&self.inner, url)
+    }
+
+    /// Creates a dialer and connects, waiting for the first connection (`nng_dial`). If
+    /// that attempt fails, the error is returned and the dialer is closed, as NNG does.
+    ///
+    /// # Errors
+    /// `ConnRefused`, `AddrInval`, `NotSup`, `TimedOut`, `Closed`, ...
+    pub fn dial(&self, url: &str) -> Result<Dialer> {
+        let d = self.dialer(url)?;
+        d.start(false)?;
+        Ok(d)
+    }
+
+    /// Creates a dialer and starts connecting in the background
+    /// (`nng_dial(.., NNG_FLAG_NONBLOCK)`); it retries with back-off until it connects.
+    ///
+    /// # Errors
+    /// `AddrInval`, `NotSup`, `Closed`.
+    pub fn dial_nonblocking(&self, url: &str) -> Result<Dialer> {
+        let d = self.dialer(url)?;
+        d.start(true)?;
+        Ok(d)
+    }
+
+    /// Creates a dialer without starting it (`nng_dialer_create`).
+    ///
+    /// # Errors
+    /// `AddrInval`, `NotSup`, `Closed`.
+    pub fn dialer(&self, url: &str) -> Result<Dialer> {
+        Dialer::create(&self.inner, url)
+    }
+
+    /// Sends a message, waiting up to the send timeout for the protocol to accept it
+    /// (`nng_sendmsg`). Accepted means queued or handed to a pipe, not delivered.
+    ///
+    /// # Errors
+    /// `TimedOut`, `Closed`, `NotSup` (sub, pull), `State` (rep without a request), ...
+    pub fn send(&self, msg: impl Into<Message>) -> Result<()> {
+        self.inner.send_blocking(0, msg.into(), false)
+    }
+
+    /// Receives a message, waiting up to the receive timeout (`nng_recvmsg`).
+    ///
+    /// # Errors
+    /// `TimedOut`, `Closed`, `NotSup` (pub, push), `State` (req without a request), ...
+    pub fn recv(&self) -> Result<Message> {
+        self.inner.recv_blocking(0, false)
+    }
+
+    /// Sends without waiting (`NNG_FLAG_NONBLOCK`).
+    ///
+    /// # Errors
+    /// `Again` when the message cannot be accepted at once; otherwise as [`send`](Socket::send).
+    pub fn try_send(&self, msg: impl Into<Message>) -> Result<()> {
+        self.inner.send_blocking(0, msg.into(), true)
+    }
+
+    /// Receives without waiting (`NNG_FLAG_NONBLOCK`).
+    ///
+    /// # Errors
+    /// `Again` when no message is ready; otherwise as [`recv`](Socket::recv).
+    pub fn try_recv(&self) -> Result<Message> {
+        self.inner.recv_blocking(0, true)
+    }
+
+    /// Starts an asynchronous send of the message on `aio` (`nng_send_aio`). On failure
+    /// the message stays on the aio.
+    pub fn send_aio(&self, aio: &Aio) {
+        self.inner.send_aio(0, aio)
+    }
+
+    /// Starts an asynchronous receive (`nng_recv_aio`); the message arrives on the aio.
+    pub fn recv_aio(&self, aio: &Aio) {
+        self.inner.recv_aio(0, aio)
+    }
+
+    /// Opens a context (`nng_ctx_open`): an independent protocol state on this socket
+    /// (req, rep, surveyor, respondent and sub have them).
+    ///
+    /// # Errors
+    /// `NotSup` for other protocols and raw sockets; `Closed`.
+    pub fn context(&self) -> Result<crate::Context> {
+        crate::Context::open(&self.inner)
+    }
+
+    /// Closes the socket (`nng_close`): pending operations complete with `Closed`, pipes,
+    /// dialers and listeners close.
+    ///
+    /// # Errors
+    /// `Closed` if it was already closed.
+    pub fn close(&self) -> Result<()> {
+        self.inner.close()
+    }
+
+    /// Registers `cb` for pipe event `ev` (`nng_pipe_notify`); one callback per event,
+    /// replacing any earlier one. Callbacks run on engine threads and may close the pipe
+    /// (from `AddPre`, that rejects it).
+    pub fn pipe_notify(
+        &self,
+        ev: PipeEvent,
+        cb: impl Fn(nanoport_engine::Pipe, PipeEvent) + Send + Sync + 'static,
+    ) {
+        self.inner.notify.set(ev, Arc::new(cb));
+    }
+
+    /// Number of pipes currently attached.
+    pub fn pipe_count(&self) -> usize {
+        lock(&self.inner.core).pipes.len()
+    }
+
+    /// Sets a protocol option by NNG name on the socket's own context.
+    ///
+    /// # Errors
+    /// `NotSup` for an option the protocol lacks, `Inval` for a bad value.
+    pub fn set_option(&self, name: &str, value: OptValue) -> Result<()> {
+        self.inner.set_proto_option(0, name, value)
+    }
+
+    /// Reads a protocol option by NNG name.
+    ///
+    /// # Errors
+    /// `NotSup` for an option the protocol lacks.
+    pub fn get_option(&self, name: &str) -> Result<OptValue> {
+        self.inner.get_proto_option(0, name)
+    }
+
+    pub(crate) fn from_inner(inner: &Arc<SocketInner>) -> Socket {
+        inner.handles.fetch_add(1, Ordering::Relaxed);
+        Socket {
+            inner: inner.clone(),
+        }
+    }
+}
+
+impl Clone for Socket {
+    fn clone(&self) -> Socket {
+        Socket::from_inner(&self.inner)
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        if self.inner.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            let _ = self.inner.close();
+        }
+    }
+}
+
+impl fmt::Debug for Socket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Socket")
+            .field("id", &self.inner.id)
+            .field("protocol", &self.inner.protocol)
+            .finish()
+    }
+}
+
+impl PartialEq for Socket {
+    fn eq(&self, o: &Socket) -> bool {
+        Arc::ptr_eq(&self.inner, &o.inner)
+    }
+}
+impl Eq for Socket {}
+
+impl SocketInner {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Core> {
+        lock(&self.core)
+    }
+
+    fn arc(&self) -> Arc<SocketInner> {
+        self.me.upgrade().expect("socket alive while in use")
+    }
+
+    pub(crate) fn ctx_timeouts(&self, ctx: CtxId) -> Result<CtxTimeouts> {
+        self.lock().ctxs.get(&ctx).copied().ok_or(Error::Closed)
+    }
+
+    pub(crate) fn send_blocking(&self, ctx: CtxId, msg: Message, nonblock: bool) -> Result<()> {
+        with_blocking_aio(|aio| {
+            aio.set_timeout(if nonblock {
+                Timeout::After(Duration::ZERO)
+            } else {
+                Timeout::Default
+            });
+            aio.set_msg(msg);
+            self.send_aio(ctx, aio);
+            aio.wait();
+            match aio.result() {
+                Ok(()) => Ok(()),
+                Err(e) => {
+                    drop(aio.take_msg());
+                    Err(if nonblock && e == Error::TimedOut {
+                        Error::Again
+                    } else {
+                        e
+                    })
+                }
+            }
+        })
+    }
+
+    pub(crate) fn recv_blocking(&self, ctx: CtxId, nonblock: bool) -> Result<Message> {
+        with_blocking_aio(|aio| {
+            aio.set_timeout(if nonblock {
+                Timeout::After(Duration::ZERO)
+            } else {
+                Timeout::Default
+            });
+            self.recv_aio(ctx, aio);
+            aio.wait();
+            match aio.result() {
+                Ok(()) => aio.take_msg().ok_or(Error::Internal),
+                Err(e) => Err(if nonblock && e == Error::TimedOut {
+                    Error::Again
+                } else {
+                    e
+                }),
+            }
+        })
+    }
+
+    pub(crate) fn send_aio(&self, ctx: CtxId, aio: &Aio) {
+        engine_scope(|| {
+            let timeout = match self.ctx_timeouts(ctx) {
+                Ok(t) => t.send,
+                Err(_) => Timeout::Infinite,
+            };
+            let hook = CancelHook::new(self.arc(), hook_key(ctx, Dir::Send));
+            let Some(token) = aio.begin(timeout, Some(hook)) else {
+                return;
+            };
+            let mut core = self.lock();
+            let err = if core.closed || !core.ctxs.contains_key(&ctx) {
+                Some(Error::Closed)
+            } else if !self.info.can_send {
+                Some(Error::NotSup)
+            } else {
+                None
+            };
+            if let Some(e) = err {
+                drop(core);
+                aio.finish(token, Err(e), 0);
+                return;
+            }
+            let queue_empty = core
+                .waiters
+                .get(&(ctx, Dir::Send))
+                .is_none_or(|q| q.is_empty());
+            if queue_empty && attempt_send(&mut core, ctx, aio, token) != SendAttempt::Pending {
+                self.process(&mut core);
+                return;
+            }
+            if aio.is_pending(token) {
+                core.waiters
+                    .entry((ctx, Dir::Send))
+                    .or_default()
+                    .push_back(Waiter {
+                        aio: aio.provider_handle(),
+                        token,
+                    });
+            }
+            self.process(&mut core);
+        })
+    }
+
+    pub(crate) fn recv_aio(&self, ctx: CtxId, aio: &Aio) {
+        engine_scope(|| {
+            let timeout = match self.ctx_timeouts(ctx) {
+                Ok(t) => t.recv,
+                Err(_) => Timeout::Infinite,
+            };
+            let hook = CancelHook::new(self.arc(), hook_key(ctx, Dir::Recv));
+            let Some(token) = aio.begin(timeout, Some(hook)) else {
+                return;
+            };
+            let mut core = self.lock();
+            let err = if core.closed || !core.ctxs.contains_key(&ctx) {
+                Some(Error::Closed)
+            } else if !self.info.can_recv {
+                Some(Error::NotSup)
+            } else {
+                None
+            };
+            if let Some(e) = err {
+                drop(core);
+                aio.finish(token, Err(e), 0);
+                return;
+            }
+            let queue_empty = core
+                .waiters
+                .get(&(ctx, Dir::Recv))
+                .is_none_or(|q| q.is_empty());
+            if queue_empty {
+                let now = Instant::now();
+                match core.proto.try_recv(ctx, now) {
+                    Ok(Some(m)) => {
+                        if let Err(m) = aio.finish_recv(token, m) {
+                            core.proto.unrecv(ctx, m);
+                        }
+                        self.process(&mut core);
+                        return;
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        aio.finish(token, Err(e), 0);
+                        self.process(&mut core);
+                        return;
+                    }
+                }
+            }
+            if aio.is_pending(token) {
+                core.waiters
+                    .entry((ctx, Dir::Recv))
+                    .or_default()
+                    .push_back(Waiter {
+                        aio: aio.provider_handle(),
+                        token,
+                    });
+            }
+            self.process(&mut core);
+        })
+    }
+
+    /// Drains the protocol's actions, then re-arms its timer.
+    pub(crate) fn process(&self, core: &mut Core) {
+        while let Some(action) = core.proto.poll_action() {
+            match action {
+                Action::SendToPipe(p, msg) => match core.pipes.get(&p) {
+                    Some(slot) => {
+                        slot.send_aio.set_msg(msg);
+                        slot.tp.send_aio(&slot.send_aio);
+                    }
+                    None => drop(msg),
+                },
+                Action::ClosePipe(p) => {
+                    if let Some(slot) = core.pipes.get(&p) {
+                        slot.tp.close();
+                    }
+                }
+                Action::RecvReady(ctx) => retry_recv(core, ctx),
+                Action::SendReady(ctx) => retry_send(core, ctx),
+                Action::ResumePipe(p) => {
+                    if let Some(slot) = core.pipes.get_mut(&p) {
+                        if slot.paused {
+                            slot.paused = false;
+                            slot.tp.recv_aio(&slot.recv_aio);
+                        }
+                    }
+                }
+            }
+        }
+        self.rearm_timer(core);
+    }
+
+    fn rearm_timer(&self, core: &mut Core) {
+        if core.closed {
+            return;
+        }
+        let want = core.proto.next_timer();
+        match (core.timer_at, want) {
+            (None, Some(w)) => {
+                core.timer_at = Some(w);
+                let aio = self.timer.get_or_init(|| {
+                    let weak = self.me.clone();
+                    Aio::new_inline(move |_aio: &Aio| {
+                        if let Some(s) = weak.upgrade() {
+                            s.on_timer();
+                        }
+                    })
+                    .expect("aio")
+                });
+                sleep_aio(w.saturating_duration_since(Instant::now()), aio);
+            }
+            (Some(at), Some(w)) if w < at => {
+                if let Some(aio) = self.timer.get() {
+                    aio.cancel();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_timer(&self) {
+        let mut core = self.lock();
+        core.timer_at = None;
+        if core.closed {
+            return;
+        }
+        let now = Instant::now();
+        if core.proto.next_timer().is_some_and(|t| t <= now) {
+            core.proto.timer(now);
+        }
+        self.process(&mut core);
+    }
+
+    /// A transport pipe finished its handshake: vet it and attach it.
+    pub(crate) fn add_pipe(
+        &self,
+        tp: BoxPipe,
+        owner: Option<Weak<EndpointInner>>,
+    ) -> Option<PipeId> {
+        engine_scope(|| self.add_pipe_scoped(tp, owner))
+    }
+
+    fn add_pipe_scoped(&self, tp: BoxPipe, owner: Option<Weak<EndpointInner>>) -> Option<PipeId> {
+        let id = tp.id();
+        if tp.peer_protocol() != self.info.peer_id {
+            // NNG-PEER-MISMATCH: the protocol refuses a peer it cannot talk to.
+            self.lock().rejected += 1;
+            tp.close();
+            return None;
+        }
+        let handle = Arc::new(SocketPipe::new(tp.clone(), owner, self.id));
+        let user_pipe = nanoport_engine::Pipe::new(handle.clone());
+        self.notify.fire(&user_pipe, PipeEvent::AddPre);
+        if handle.is_closed() {
+            // Rejected from AddPre: no AddPost, but RemPost, as NNG's pipe test expects.
+            tp.close();
+            self.notify.fire(&user_pipe, PipeEvent::RemPost);
+            return None;
+        }
+        let weak = self.me.clone();
+        let recv_tp = tp.clone();
+        let recv_aio = Aio::new_inline(move |aio: &Aio| {
+            if let Some(s) = weak.upgrade() {
+                s.on_pipe_recv(id, aio, &recv_tp);
+            }
+        })
+        .expect("aio");
+        let weak = self.me.clone();
+        let send_aio = Aio::new_inline(move |aio: &Aio| {
+            if let Some(s) = weak.upgrade() {
+                s.on_pipe_sent(id, aio);
+            }
+        })
+        .expect("aio");
+        {
+            let mut core = self.lock();
+            if core.closed {
+                drop(core);
+                tp.close();
+                return None;
+            }
+            core.pipes.insert(
+                id,
+                PipeSlot {
+                    tp: tp.clone(),
+                    send_aio,
+                    recv_aio,
+                    paused: false,
+                    handle,
+                },
+            );
+            core.proto.add_pipe(id, Instant::now());
+            let wants = core.proto.wants_pipe_message(id);
+            if let Some(slot) = core.pipes.get_mut(&id) {
+                if wants {
+                    slot.tp.recv_aio(&slot.recv_aio);
+                } else {
+                    slot.paused = true;
+                }
+            }
+            self.process(&mut core);
+        }
+        self.notify.fire(&user_pipe, PipeEvent::AddPost);
+        Some(id)
+    }
+
+    fn on_pipe_recv(&self, id: PipeId, aio: &Aio, tp: &BoxPipe) {
+        match aio.result() {
+            Ok(()) => {
+                let Some(msg) = aio.take_msg() else { return };
+                let mut core = self.lock();
+                if core.closed || !core.pipes.contains_key(&id) {
+                    return;
+                }
+                core.proto.pipe_message(id, msg, Instant::now());
+                if core.proto.wants_pipe_message(id) {
+                    tp.recv_aio(aio);
+                } else if let Some(slot) = core.pipes.get_mut(&id) {
+                    slot.paused = true;
+                }
+                self.process(&mut core);
+            }
+            Err(_) => self.remove_pipe(id),
+        }
+    }
+
+    fn on_pipe_sent(&self, id: PipeId, aio: &Aio) {
+        match aio.result() {
+            Ok(()) => {
+                let mut core = self.lock();
+                if core.closed || !core.pipes.contains_key(&id) {
+                    return;
+                }
+                core.proto.pipe_writable(id, Instant::now());
+                self.process(&mut core);
+            }
+            Err(_) => {
+                drop(aio.take_msg());
+                self.remove_pipe(id);
+            }
+        }
+    }
+
+    pub(crate) fn remove_pipe(&self, id: PipeId) {
+        let slot = {
+            let mut core = self.lock();
+            let Some(slot) = core.pipes.remove(&id) else {
+                return;
+            };
+            if !core.closed {
+                core.proto.remove_pipe(id, Instant::now());
+                self.process(&mut core);
+            }
+            slot
+        };
+        slot.tp.close();
+        let user_pipe = nanoport_engine::Pipe::new(slot.handle.clone());
+        self.notify.fire(&user_pipe, PipeEvent::RemPost);
+        if let Some(owner) = slot.handle.owner() {
+            owner.pipe_closed(id);
+        }
+    }
+
+    pub(crate) fn close(&self) -> Result<()> {
+        let (waiters, pipes, endpoints) = {
+            let mut core = self.lock();
+            if core.closed {
+                return Err(Error::Closed);
+            }
+            core.closed = true;
+            let waiters: Vec<Waiter> = core.waiters.drain().flat_map(|(_, q)| q).collect();
+            let pipes: Vec<PipeSlot> = core.pipes.drain().map(|(_, s)| s).collect();
+            let endpoints = std::mem::take(&mut core.endpoints);
+            (waiters, pipes, endpoints)
+        };
+        for w in waiters {
+            w.aio.finish(w.token, Err(Error::Closed), 0);
+        }
+        for ep in endpoints {
+            ep.close();
+        }
+        for slot in &pipes {
+            slot.tp.close();
+        }
+        if let Some(t) = self.timer.get() {
+            t.cancel();
+        }
+        for slot in pipes {
+            let user_pipe = nanoport_engine::Pipe::new(slot.handle.clone());
+            self.notify.fire(&user_pipe, PipeEvent::RemPost);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn endpoint_options(&self) -> (EndpointOptions, SockOpts) {
+        let core = self.lock();
+        let o = &core.opts;
+        let eo = EndpointOptions {
+            recv_max: o.recv_max,
+            tcp_nodelay: o.tcp_nodelay,
+            tcp_keepalive: o.tcp_keepalive,
+            ..EndpointOptions::default()
+        };
+        (eo, o.clone())
+    }
+
+    pub(crate) fn add_endpoint(&self, ep: Arc<EndpointInner>) -> Result<()> {
+        let mut core = self.lock();
+        if core.closed {
+            return Err(Error::Closed);
+        }
+        core.endpoints.push(ep);
+        Ok(())
+    }
+
+    pub(crate) fn remove_endpoint(&self, ep: &Arc<EndpointInner>) {
+        self.lock().endpoints.retain(|e| !Arc::ptr_eq(e, ep));
+    }
+
+    pub(crate) fn open_ctx(&self) -> Result<CtxId> {
+        let mut core = self.lock();
+        if core.closed {
+            return Err(Error::Closed);
+        }
+        let id = core.proto.open_ctx()?;
+        let inherit = core.ctxs.get(&0).copied().unwrap_or(CtxTimeouts {
+            send: Timeout::Infinite,
+            recv: Timeout::Infinite,
+        });
+        core.ctxs.insert(id, inherit);
+        Ok(id)
+    }
+
+    pub(crate) fn close_ctx(&self, ctx: CtxId) -> Result<()> {
+        engine_scope(|| self.close_ctx_scoped(ctx))
+    }
+
+    fn close_ctx_scoped(&self, ctx: CtxId) -> Result<()> {
+        let waiters = {
+            let mut core = self.lock();
+            if core.ctxs.remove(&ctx).is_none() {
+                return Err(Error::Closed);
+            }
+            core.proto.close_ctx(ctx);
+            let mut w: Vec<Waiter> = Vec::new();
+            for dir in [Dir::Send, Dir::Recv] {
+                if let Some(q) = core.waiters.remove(&(ctx, dir)) {
+                    w.extend(q);
+                }
+            }
+            self.process(&mut core);
+            w
+        };
+        for w in waiters {
+            w.aio.finish(w.token, Err(Error::Closed), 0);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn set_ctx_timeout(&self, ctx: CtxId, dir: Dir, t: Timeout) -> Result<()> {
+        let mut core = self.lock();
+        let c = core.ctxs.get_mut(&ctx).ok_or(Error::Closed)?;
+        match dir {
+            Dir::Send => c.send = t,
+            Dir::Recv => c.recv = t,
+        }
+        Ok(())
+    }
+
+    pub(crate) fn set_proto_option(&self, ctx: CtxId, name: &str, v: OptValue) -> Result<()> {
+        engine_scope(|| {
+            let mut core = self.lock();
+            if core.closed {
+                return Err(Error::Closed);
+            }
+            let r = core.proto.set_option(ctx, name, v);
+            self.process(&mut core);
+            r
+        })
+    }
+
+    pub(crate) fn get_proto_option(&self, ctx: CtxId, name: &str) -> Result<OptValue> {
+        self.lock().proto.get_option(ctx, name)
+    }
+
+    pub(crate) fn with_opts<R>(&self, f: impl FnOnce(&mut SockOpts) -> R) -> R {
+        f(&mut self.lock().opts)
+    }
+}
+
+fn attempt_send(core: &mut Core, ctx: CtxId, aio: &Aio, token: OpToken) -> SendAttempt {
+    let now = Instant::now();
+    let proto = &mut core.proto;
+    aio.attempt_send(token, |m| match proto.try_send(ctx, m, now) {
+        Ok(()) => Ok(()),
+        Err(SendBlock::Full(m)) => Err((m, None)),
+        Err(SendBlock::Fail(e, m)) => Err((m, Some(e))),
+    })
+}
+
+fn retry_send(core: &mut Core, ctx: CtxId) {
+    loop {
+        let Some(w) = core
+            .waiters
+            .get_mut(&(ctx, Dir::Send))
+            .and_then(|q| q.pop_front())
+        else {
+            return;
+        };
+        match attempt_send(core, ctx, &w.aio, w.token) {
+            SendAttempt::Pending => {
+                if let Some(q) = core.waiters.get_mut(&(ctx, Dir::Send)) {
+                    q.push_front(w);
+                }
+                return;
+            }
+            SendAttempt::Done | SendAttempt::Lost => {}
+        }
+    }
+}
+
+fn retry_recv(core: &mut Core, ctx: CtxId) {
+    let now = Instant::now();
+    loop {
+        let Some(q) = core.waiters.get_mut(&(ctx, Dir::Recv)) else {
+            return;
+        };
+        let Some(w) = q.front() else { return };
+        if !w.aio.is_pending(w.token) {
+            q.pop_front();
+            continue;
+        }
+        match core.proto.try_recv(ctx, now) {
+            Ok(Some(m)) => {
+                let Some(w) = core
+                    .waiters
+                    .get_mut(&(ctx, Dir::Recv))
+                    .and_then(|q| q.pop_front())
+                else {
+                    return;
+                };
+                if let Err(m) = w.aio.finish_recv(w.token, m) {
+                    core.proto.unrecv(ctx, m);
+                }
+            }
+            Ok(None) => return,
+            Err(e) => {
+                let Some(w) = core
+                    .waiters
+                    .get_mut(&(ctx, Dir::Recv))
+                    .and_then(|q| q.pop_front())
+                else {
+                    return;
+                };
+                w.aio.finish(w.token, Err(e), 0);
+            }
+        }
+    }
+}
+
+impl Cancel for SocketInner {
+    fn cancelled(&self, aio: &Aio, key: usize, token: OpToken) {
+        engine_scope(|| {
+            let ctx = (key >> 1) as CtxId;
+            let dir = if key & 1 == 0 { Dir::Send } else { Dir::Recv };
+            let mut core = self.lock();
+            if let Some(q) = core.waiters.get_mut(&(ctx, dir)) {
+                if let Some(i) = q
+                    .iter()
+                    .position(|w| w.token == token && Aio::ptr_eq(&w.aio, aio))
+                {
+                    q.remove(i);
+                    if dir == Dir::Recv && !core.closed {
+                        core.proto.recv_cancelled(ctx);
+                    }
+                }
+            }
+            if !core.closed {
+                self.process(&mut core);
+            }
+        })
+    }
+}

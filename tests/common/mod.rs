@@ -1,0 +1,129 @@
+//! Shared helpers for the integration tests: addresses, and real NNG peers (nngcat).
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+static SEQ: AtomicUsize = AtomicUsize::new(0);
+
+/// A fresh inproc URL.
+pub fn inproc(tag: &str) -> String {
+    format!(
+        "inproc://{tag}-{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A fresh ipc URL in the temp dir.
+pub fn ipc(tag: &str) -> String {
+    let p = std::env::temp_dir().join(format!(
+        "np-{tag}-{}-{}.sock",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_file(&p);
+    format!("ipc://{}", p.display())
+}
+
+/// A TCP URL on a port that was free a moment ago.
+pub fn tcp() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("tcp://127.0.0.1:{}", l.local_addr().unwrap().port())
+}
+
+/// All three wire-level transports plus inproc, for tests that run over each.
+pub fn all_urls(tag: &str) -> Vec<String> {
+    vec![inproc(tag), ipc(tag), tcp()]
+}
+
+/// Whether nngcat is on this machine. Without it, interop tests skip loudly, unless
+/// `NANOPORT_REQUIRE_INTEROP=1` (CI), where they fail.
+pub fn nngcat_or_skip(test: &str) -> bool {
+    let found = Command::new("nngcat")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    if found {
+        return true;
+    }
+    if std::env::var("NANOPORT_REQUIRE_INTEROP").as_deref() == Ok("1") {
+        panic!(
+            "{test}: nngcat not found but NANOPORT_REQUIRE_INTEROP=1 (apt-get install nng-utils)"
+        );
+    }
+    eprintln!("SKIPPED {test}: nngcat not found (apt-get install nng-utils); interop NOT tested");
+    false
+}
+
+/// An nngcat child process, killed (by its PID) when dropped.
+pub struct NngCat {
+    child: Option<Child>,
+}
+
+impl NngCat {
+    pub fn spawn(args: &[&str]) -> NngCat {
+        let child = Command::new("nngcat")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn nngcat");
+        NngCat { child: Some(child) }
+    }
+
+    /// Waits (bounded) for the process to exit and returns (exit ok, stdout, stderr).
+    pub fn finish(mut self, limit: Duration) -> (bool, String, String) {
+        let mut child = self.child.take().unwrap();
+        let deadline = Instant::now() + limit;
+        let status = loop {
+            match child.try_wait().unwrap() {
+                Some(s) => break Some(s),
+                None if Instant::now() >= deadline => break None,
+                None => std::thread::sleep(Duration::from_millis(10)),
+            }
+        };
+        if status.is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let mut out = String::new();
+        let mut err = String::new();
+        if let Some(mut o) = child.stdout.take() {
+            let _ = o.read_to_string(&mut out);
+        }
+        if let Some(mut e) = child.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        (status.is_some_and(|s| s.success()), out, err)
+    }
+}
+
+impl Drop for NngCat {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Retries `f` until it returns Some or `limit` passes (for "eventually" conditions that
+/// depend on another process connecting).
+pub fn eventually<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -1,0 +1,306 @@
+//! Every protocol against libnng's own tool, nngcat (Debian's nng-utils, NNG 1.5.2), in
+//! both directions (nngcat dials us, we dial nngcat), over tcp and ipc.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{ipc, nngcat_or_skip, tcp, NngCat};
+use nanoport::{Error, Socket};
+
+const LIMIT: Duration = Duration::from_secs(10);
+
+fn urls() -> Vec<String> {
+    vec![tcp(), ipc("interop")]
+}
+
+/// Sends `data` on `sock` every 50 ms until `cat` exits (for fire-and-forget protocols,
+/// where a message sent before the peer's pipe is up is legitimately dropped).
+fn send_until_exit(sock: &Socket, data: &str, cat: NngCat) -> (bool, String, String) {
+    let sock = sock.clone();
+    let data = data.to_string();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let t = std::thread::spawn(move || {
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+            let _ = sock.try_send(data.as_str());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+    let r = cat.finish(LIMIT);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    t.join().unwrap();
+    r
+}
+
+#[test]
+fn req_dials_nngcat_rep() {
+    if !nngcat_or_skip("req_dials_nngcat_rep") {
+        return;
+    }
+    for url in urls() {
+        let cat = NngCat::spawn(&["--rep0", "--listen", &url, "--data", "pong", "--count", "1"]);
+        let req = Socket::req0().unwrap();
+        req.set_recv_timeout(LIMIT).unwrap();
+        let d = req.dial_nonblocking(&url).unwrap();
+        req.send("ping").unwrap();
+        assert_eq!(req.recv().unwrap().body(), b"pong", "{url}");
+        d.close();
+        let (ok, _, err) = cat.finish(LIMIT);
+        assert!(ok, "{url}: nngcat failed: {err}");
+    }
+}
+
+#[test]
+fn nngcat_req_dials_our_rep() {
+    if !nngcat_or_skip("nngcat_req_dials_our_rep") {
+        return;
+    }
+    for url in urls() {
+        let rep = Socket::rep0().unwrap();
+        rep.listen(&url).unwrap();
+        let cat = NngCat::spawn(&[
+            "--req0", "--dial", &url, "--data", "ping", "--count", "1", "-Q",
+        ]);
+        rep.set_recv_timeout(LIMIT).unwrap();
+        let q = rep.recv().unwrap();
+        assert_eq!(q.body(), b"ping", "{url}");
+        rep.send("pong").unwrap();
+        // nngcat 1.5.2's req mode exits 1 after printing the reply ("Cannot set recv
+        // timeout"), even against another nngcat: judge it by what it printed.
+        let (_, out, err) = cat.finish(LIMIT);
+        assert_eq!(out, "\"pong\"\n", "{url}: nngcat said {err}");
+    }
+}
+
+#[test]
+fn pub_to_nngcat_sub_and_back() {
+    if !nngcat_or_skip("pub_to_nngcat_sub_and_back") {
+        return;
+    }
+    for url in urls() {
+        // Our pub listens, nngcat's sub dials with a subscription.
+        let publ = Socket::pub0().unwrap();
+        publ.listen(&url).unwrap();
+        let cat = NngCat::spawn(&[
+            "--sub0",
+            "--dial",
+            &url,
+            "--subscribe",
+            "news",
+            "--count",
+            "1",
+            "-Q",
+        ]);
+        // Messages that do not match must be filtered by nngcat's sub.
+        let _ = publ.try_send("sport: nothing");
+        let (ok, out, err) = send_until_exit(&publ, "news: hello", cat);
+        assert!(ok, "{url}: {err}");
+        assert_eq!(out, "\"news: hello\"\n", "{url}");
+        publ.close().unwrap();
+
+        // nngcat's pub listens, our sub dials.
+        let url2 = if url.starts_with("tcp") {
+            tcp()
+        } else {
+            ipc("interop-pub")
+        };
+        let cat = NngCat::spawn(&[
+            "--pub0",
+            "--listen",
+            &url2,
+            "--data",
+            "tick",
+            "--interval",
+            "1",
+            "--count",
+            "10",
+        ]);
+        let sub = Socket::sub0().unwrap();
+        sub.subscribe(b"").unwrap();
+        sub.set_recv_timeout(LIMIT).unwrap();
+        sub.dial_nonblocking(&url2).unwrap();
+        assert_eq!(sub.recv().unwrap().body(), b"tick", "{url2}");
+        drop(cat);
+    }
+}
+
+#[test]
+fn push_to_nngcat_pull_and_back() {
+    if !nngcat_or_skip("push_to_nngcat_pull_and_back") {
+        return;
+    }
+    for url in urls() {
+        let cat = NngCat::spawn(&["--pull0", "--listen", &url, "--count", "3", "-Q"]);
+        let push = Socket::push0().unwrap();
+        push.dial_nonblocking(&url).unwrap();
+        push.set_send_timeout(LIMIT).unwrap();
+        for m in ["one", "two", "three"] {
+            push.send(m).unwrap();
+        }
+        let (ok, out, err) = cat.finish(LIMIT);
+        assert!(ok, "{url}: {err}");
+        assert_eq!(out, "\"one\"\n\"two\"\n\"three\"\n", "{url}");
+
+        let url2 = if url.starts_with("tcp") {
+            tcp()
+        } else {
+            ipc("interop-push")
+        };
+        let pull = Socket::pull0().unwrap();
+        pull.listen(&url2).unwrap();
+        pull.set_recv_timeout(LIMIT).unwrap();
+        let cat = NngCat::spawn(&["--push0", "--dial", &url2, "--data", "work", "--count", "2"]);
+        assert_eq!(pull.recv().unwrap().body(), b"work");
+        assert_eq!(pull.recv().unwrap().body(), b"work");
+        let (ok, _, err) = cat.finish(LIMIT);
+        assert!(ok, "{url2}: {err}");
+    }
+}
+
+#[test]
+fn surveyor_and_respondent_with_nngcat() {
+    if !nngcat_or_skip("surveyor_and_respondent_with_nngcat") {
+        return;
+    }
+    for url in urls() {
+        // Our surveyor listens; nngcat answers every survey with "yes".
+        let surv = Socket::surveyor0().unwrap();
+        surv.set_survey_time(Duration::from_millis(500)).unwrap();
+        surv.listen(&url).unwrap();
+        let cat = NngCat::spawn(&["--respondent0", "--dial", &url, "--data", "yes"]);
+        let got = common::eventually(LIMIT, || {
+            surv.send("anyone?").ok()?;
+            surv.recv().ok()
+        });
+        assert_eq!(got.expect("a response").body(), b"yes", "{url}");
+        // After the survey time, a pending receive ends with TimedOut.
+        loop {
+            match surv.recv() {
+                Ok(_) => continue,
+                Err(e) => {
+                    assert_eq!(e, Error::TimedOut);
+                    break;
+                }
+            }
+        }
+        drop(cat);
+
+        // nngcat surveys; our respondent answers.
+        let url2 = if url.starts_with("tcp") {
+            tcp()
+        } else {
+            ipc("interop-surv")
+        };
+        let cat = NngCat::spawn(&[
+            "--surveyor0",
+            "--listen",
+            &url2,
+            "--data",
+            "q",
+            "--interval",
+            "1",
+            "--count",
+            "5",
+            "-Q",
+        ]);
+        let resp = Socket::respondent0().unwrap();
+        resp.set_recv_timeout(LIMIT).unwrap();
+        resp.dial_nonblocking(&url2).unwrap();
+        assert_eq!(resp.recv().unwrap().body(), b"q");
+        resp.send("a").unwrap();
+        let (_, out, _) = cat.finish(Duration::from_secs(8));
+        assert!(
+            out.lines().any(|l| l == "\"a\""),
+            "{url2}: nngcat printed {out:?}"
+        );
+    }
+}
+
+#[test]
+fn pair0_and_pair1_with_nngcat() {
+    if !nngcat_or_skip("pair0_and_pair1_with_nngcat") {
+        return;
+    }
+    for (flag, open) in [
+        ("--pair0", Socket::pair0 as fn() -> nanoport::Result<Socket>),
+        ("--pair1", Socket::pair1),
+    ] {
+        for url in urls() {
+            let cat = NngCat::spawn(&[flag, "--listen", &url, "--count", "1", "-Q"]);
+            let s = open().unwrap();
+            s.set_send_timeout(LIMIT).unwrap();
+            s.dial_nonblocking(&url).unwrap();
+            s.send("hi there").unwrap();
+            let (ok, out, err) = cat.finish(LIMIT);
+            assert!(ok, "{flag} {url}: {err}");
+            assert_eq!(out, "\"hi there\"\n", "{flag} {url}");
+
+            let url2 = if url.starts_with("tcp") {
+                tcp()
+            } else {
+                ipc("interop-pair")
+            };
+            let s = open().unwrap();
+            s.listen(&url2).unwrap();
+            s.set_recv_timeout(LIMIT).unwrap();
+            let cat = NngCat::spawn(&[flag, "--dial", &url2, "--data", "from nng", "--count", "1"]);
+            assert_eq!(s.recv().unwrap().body(), b"from nng", "{flag} {url2}");
+            drop(cat);
+        }
+    }
+}
+
+#[test]
+fn bus_with_nngcat() {
+    if !nngcat_or_skip("bus_with_nngcat") {
+        return;
+    }
+    for url in urls() {
+        let cat = NngCat::spawn(&["--bus0", "--listen", &url, "--count", "1", "-Q"]);
+        let bus = Socket::bus0().unwrap();
+        bus.dial_nonblocking(&url).unwrap();
+        let (ok, out, err) = send_until_exit(&bus, "to all", cat);
+        assert!(ok, "{url}: {err}");
+        assert_eq!(out, "\"to all\"\n", "{url}");
+
+        let url2 = if url.starts_with("tcp") {
+            tcp()
+        } else {
+            ipc("interop-bus")
+        };
+        let bus = Socket::bus0().unwrap();
+        bus.listen(&url2).unwrap();
+        bus.set_recv_timeout(LIMIT).unwrap();
+        let cat = NngCat::spawn(&[
+            "--bus0",
+            "--dial",
+            &url2,
+            "--data",
+            "from nng",
+            "--interval",
+            "1",
+            "--count",
+            "5",
+        ]);
+        assert_eq!(bus.recv().unwrap().body(), b"from nng", "{url2}");
+        drop(cat);
+    }
+}
+
+#[test]
+fn req_refuses_a_req_peer_from_nngcat() {
+    if !nngcat_or_skip("req_refuses_a_req_peer_from_nngcat") {
+        return;
+    }
+    let url = tcp();
+    let req = Socket::req0().unwrap();
+    req.listen(&url).unwrap();
+    req.set_send_timeout(Duration::from_millis(300)).unwrap();
+    let cat = NngCat::spawn(&["--req0", "--dial", &url, "--data", "x", "--count", "1"]);
+    // The nngcat req0 peer is rejected by the protocol check, so no pipe ever joins and
+    // our request cannot be sent.
+    assert_eq!(req.send("q"), Err(Error::TimedOut));
+    assert_eq!(req.pipe_count(), 0);
+    drop(cat);
+}
