@@ -646,8 +646,14 @@ impl SocketInner {
                     None => drop(msg),
                 },
                 Action::ClosePipe(p) => {
-                    if let Some(slot) = core.pipes.get(&p) {
+                    if let Some(slot) = core.pipes.get_mut(&p) {
                         slot.tp.close();
+                        // The pipe is removed when its pending read fails; a pipe paused by
+                        // backpressure has none, so give it one to fail.
+                        if slot.paused {
+                            slot.paused = false;
+                            slot.tp.recv_aio(&slot.recv_aio);
+                        }
                     }
                 }
                 Action::RecvReady(ctx) => retry_recv(core, ctx),

@@ -150,7 +150,12 @@ pub trait ProtocolCore: Send + 'static {
     ///
     /// # Errors
     /// `SendBlock::Full` to wait for room, `SendBlock::Fail` to fail the send.
-    fn try_send(&mut self, ctx: CtxId, msg: Message, now: Instant) -> std::result::Result<(), SendBlock>;
+    fn try_send(
+        &mut self,
+        ctx: CtxId,
+        msg: Message,
+        now: Instant,
+    ) -> std::result::Result<(), SendBlock>;
 
     /// The user receives on context `ctx`: `Ok(Some)` delivers, `Ok(None)` waits for
     /// `Action::RecvReady(ctx)`.
