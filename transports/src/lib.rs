@@ -1,1 +1,330 @@
-//! placeholder
+//! # nanoport-transports
+//!
+//! The transports under nanoport, wire-compatible with NNG: `inproc://`, `ipc://` (and
+//! `unix://`), Linux `abstract://`, `tcp://` (`tcp4://`, `tcp6://`).
+//!
+//! * [`TransportDialer`] / [`TransportListener`] set up connections and run the SP
+//!   handshake; each finished connection is a [`BoxPipe`] that sends and receives whole
+//!   SP messages.
+//! * [`handshake`] and [`frame`] are the pure, I/O-free codecs for the SP connection
+//!   header and the message framing.
+//! * [`StreamDialer`] / [`StreamListener`] / [`Stream`] are the raw byte streams NNG
+//!   exposes as `nng_stream` (tcp and ipc).
+//!
+//! Every operation is started with an [`Aio`] and completes exactly once; closing an
+//! endpoint or a pipe completes what is in flight with `Closed` and releases its fds.
+
+#![warn(missing_docs, missing_debug_implementations)]
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use nanoport_engine::{Aio, Error, Pipe, PipeId, PipeOps, Result};
+
+mod conn;
+pub mod frame;
+pub mod handshake;
+mod inproc;
+mod sock;
+mod sys;
+mod url;
+
+pub use conn::Stream;
+pub use url::Url;
+
+use sock::{SockDialer, SockListener};
+
+/// Options of a dialer or listener, applied to each of its connections.
+#[derive(Clone, Debug)]
+pub struct EndpointOptions {
+    /// Largest message accepted, header included (`NNG_OPT_RECVMAXSZ`); 0 = no limit.
+    /// Default 1 GiB, as NNG 2.x. Ignored by inproc, as in NNG.
+    pub recv_max: usize,
+    /// `TCP_NODELAY` (`tcp-nodelay`), default true.
+    pub tcp_nodelay: bool,
+    /// `SO_KEEPALIVE` (`tcp-keepalive`), default false.
+    pub tcp_keepalive: bool,
+    /// Deadline for the SP handshake of each connection, default 10 s.
+    pub handshake_timeout: Duration,
+}
+
+impl Default for EndpointOptions {
+    fn default() -> Self {
+        EndpointOptions {
+            recv_max: 1 << 30,
+            tcp_nodelay: true,
+            tcp_keepalive: false,
+            handshake_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A connection that carries SP messages: what a socket's protocol sends and receives on.
+pub trait TransportPipe: PipeOps {
+    /// Sends the message on `aio` (header then body on the wire); completes `Ok` (the
+    /// message taken off the aio) once all bytes are handed to the kernel (inproc: once
+    /// the peer's reader took it). On failure the message stays on the aio.
+    fn send_aio(&self, aio: &Aio);
+    /// Receives one message: its body holds the whole payload (the SP header still in
+    /// the body) and it is tagged with this pipe. A length over the receive limit or with
+    /// a reserved bit set, or a bad IPC type byte, completes with `MsgSize`/`Proto` and
+    /// closes the pipe; so does any other receive error.
+    fn recv_aio(&self, aio: &Aio);
+    /// A [`Pipe`] handle for this connection (cheap).
+    fn pipe(&self) -> Pipe;
+}
+
+/// A connection as the socket layer holds it.
+pub type BoxPipe = Arc<dyn TransportPipe>;
+
+/// A new pipe id, NNG style: a random start in `1..=0x7fff_ffff`, then sequential; the
+/// top bit is always clear and 0 is never used.
+pub fn next_pipe_id() -> PipeId {
+    static NEXT: OnceLock<AtomicU32> = OnceLock::new();
+    let next = NEXT.get_or_init(|| {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
+        AtomicU32::new((h.finish() as u32 % 0x7fff_ffff) + 1)
+    });
+    loop {
+        let v = next.fetch_add(1, Ordering::Relaxed) & 0x7fff_ffff;
+        if v != 0 {
+            return PipeId(v);
+        }
+    }
+}
+
+enum DialerKind {
+    Inproc(inproc::Dialer),
+    Sock(SockDialer<BoxPipe>),
+}
+
+/// Dials one URL, one connection attempt per [`dial_aio`](TransportDialer::dial_aio).
+pub struct TransportDialer {
+    kind: DialerKind,
+}
+
+impl std::fmt::Debug for TransportDialer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TransportDialer").finish_non_exhaustive()
+    }
+}
+
+impl TransportDialer {
+    /// A dialer for `url`, announcing protocol `local_proto` in its handshakes.
+    ///
+    /// # Errors
+    /// `AddrInval` for an address that cannot be dialed (no host, port 0, a name that
+    /// does not resolve), `NotSup` for a scheme without a transport.
+    pub fn new(url: &Url, local_proto: u16, opts: EndpointOptions) -> Result<Self> {
+        let kind = match &url.addr {
+            url::Addr::Inproc(name) => DialerKind::Inproc(inproc::Dialer::new(name, local_proto)),
+            _ => DialerKind::Sock(SockDialer::new(url, local_proto, opts)?),
+        };
+        Ok(TransportDialer { kind })
+    }
+
+    /// One connection attempt: completes with output [`BoxPipe`]
+    /// (`aio.take_output::<BoxPipe>()`) after the SP handshake, or with the error
+    /// (`ConnRefused`, `TimedOut`, `Proto` for a bad handshake, `ConnShut`, ...).
+    pub fn dial_aio(&self, aio: &Aio) {
+        match &self.kind {
+            DialerKind::Inproc(d) => d.dial_aio(aio),
+            DialerKind::Sock(d) => d.dial_aio(aio),
+        }
+    }
+
+    /// Closes the dialer: attempts in flight complete with `Closed`, later ones fail.
+    pub fn close(&self) {
+        match &self.kind {
+            DialerKind::Inproc(d) => d.close(),
+            DialerKind::Sock(d) => d.close(),
+        }
+    }
+}
+
+enum ListenerKind {
+    Inproc(Arc<inproc::Listener>),
+    Sock(SockListener<BoxPipe>),
+}
+
+/// Listens on one URL and hands out connections that finished their SP handshake.
+pub struct TransportListener {
+    kind: ListenerKind,
+}
+
+impl std::fmt::Debug for TransportListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TransportListener")
+            .field("port", &self.port())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TransportListener {
+    /// Binds and listens now.
+    ///
+    /// # Errors
+    /// `AddrInUse`, `AddrInval`, `Perm`, ... from the bind; `NotSup` for a scheme without
+    /// a transport.
+    pub fn bind(url: &Url, local_proto: u16, opts: EndpointOptions) -> Result<Self> {
+        let kind = match &url.addr {
+            url::Addr::Inproc(name) => {
+                ListenerKind::Inproc(inproc::Listener::bind(name, local_proto)?)
+            }
+            _ => ListenerKind::Sock(SockListener::bind(url, local_proto, opts)?),
+        };
+        Ok(TransportListener { kind })
+    }
+
+    /// Completes with the next connection that finished its SP handshake (output
+    /// [`BoxPipe`]). Handshakes run concurrently; bad ones only drop their connection. A
+    /// failed `accept(2)` (`NoFiles`, `NoMem`, ...) fails this call with the error.
+    pub fn accept_aio(&self, aio: &Aio) {
+        match &self.kind {
+            ListenerKind::Inproc(l) => l.accept_aio(aio),
+            ListenerKind::Sock(l) => l.accept_aio(aio),
+        }
+    }
+
+    /// The bound TCP port (useful after binding port 0).
+    pub fn port(&self) -> Option<u16> {
+        match &self.kind {
+            ListenerKind::Inproc(_) => None,
+            ListenerKind::Sock(l) => l.port(),
+        }
+    }
+
+    /// Connections still in their handshake (0 for inproc).
+    pub fn handshaking(&self) -> usize {
+        match &self.kind {
+            ListenerKind::Inproc(_) => 0,
+            ListenerKind::Sock(l) => l.handshaking(),
+        }
+    }
+
+    /// Closes the listener: pending accepts complete with `Closed`, connections being set
+    /// up or not yet accepted are dropped, fds are released, an ipc path is unlinked.
+    pub fn close(&self) {
+        match &self.kind {
+            ListenerKind::Inproc(l) => l.close(),
+            ListenerKind::Sock(l) => l.close(),
+        }
+    }
+}
+
+impl Drop for TransportListener {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn stream_url(url: &Url) -> Result<()> {
+    match url.addr {
+        url::Addr::Inproc(_) => Err(Error::NotSup),
+        _ => Ok(()),
+    }
+}
+
+/// Dials byte streams (`nng_stream_dialer`) over tcp or ipc.
+pub struct StreamDialer {
+    inner: SockDialer<Stream>,
+}
+
+impl std::fmt::Debug for StreamDialer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamDialer").finish_non_exhaustive()
+    }
+}
+
+impl StreamDialer {
+    /// A stream dialer for `url` (tcp, ipc, abstract).
+    ///
+    /// # Errors
+    /// `AddrInval` for a bad address, `NotSup` for inproc or an unknown scheme.
+    pub fn new(url: &Url, opts: EndpointOptions) -> Result<Self> {
+        stream_url(url)?;
+        Ok(StreamDialer {
+            inner: SockDialer::new(url, 0, opts)?,
+        })
+    }
+
+    /// Connects: completes with output [`Stream`] (`aio.take_output::<Stream>()`).
+    pub fn dial_aio(&self, aio: &Aio) {
+        self.inner.dial_aio(aio)
+    }
+
+    /// Closes the dialer; connects in flight complete with `Closed`.
+    pub fn close(&self) {
+        self.inner.close()
+    }
+}
+
+/// Accepts byte streams (`nng_stream_listener`) over tcp or ipc.
+pub struct StreamListener {
+    inner: SockListener<Stream>,
+}
+
+impl std::fmt::Debug for StreamListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamListener")
+            .field("port", &self.port())
+            .finish_non_exhaustive()
+    }
+}
+
+impl StreamListener {
+    /// Binds and listens on `url` now.
+    ///
+    /// # Errors
+    /// As [`TransportListener::bind`]; `NotSup` for inproc.
+    pub fn bind(url: &Url, opts: EndpointOptions) -> Result<Self> {
+        stream_url(url)?;
+        Ok(StreamListener {
+            inner: SockListener::bind(url, 0, opts)?,
+        })
+    }
+
+    /// Completes with the next connection (output [`Stream`]).
+    pub fn accept_aio(&self, aio: &Aio) {
+        self.inner.accept_aio(aio)
+    }
+
+    /// The bound TCP port.
+    pub fn port(&self) -> Option<u16> {
+        self.inner.port()
+    }
+
+    /// Closes the listener; pending accepts complete with `Closed`.
+    pub fn close(&self) {
+        self.inner.close()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pipe_ids_are_nonzero_with_msb_clear_and_sequential() {
+        let a = next_pipe_id().0;
+        let b = next_pipe_id().0;
+        assert!(a != 0 && a & 0x8000_0000 == 0);
+        assert!(b != 0 && b & 0x8000_0000 == 0);
+        assert!(b == a + 1 || (a == 0x7fff_ffff && b == 1));
+    }
+
+    #[test]
+    fn defaults_match_nng_2() {
+        let o = EndpointOptions::default();
+        assert_eq!(o.recv_max, 1 << 30);
+        assert!(o.tcp_nodelay && !o.tcp_keepalive);
+        assert_eq!(o.handshake_timeout, Duration::from_secs(10));
+    }
+}

@@ -1,0 +1,2 @@
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| nanoport_fuzz::frame(data, nanoport_transports::frame::Framing::Ipc));

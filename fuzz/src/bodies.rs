@@ -1,0 +1,139 @@
+//! The fuzz targets' bodies: plain functions over bytes, shared by the cargo-fuzz
+//! binaries (`fuzz/fuzz_targets/`) and by the normal test suite, which replays the kept
+//! corpus (`fuzz/corpus/<target>/`) through them (`tests/fuzz_corpus.rs`).
+//!
+//! Each body feeds network bytes to one parser and checks what must hold for any input:
+//! no panic, a clean error, and the parser's own invariants.
+
+use std::time::{Duration, Instant};
+
+use nanoport_engine::{Message, PipeId};
+use nanoport_protocols::{Action, Protocol, ProtocolCore};
+use nanoport_transports::frame::{FrameDecoder, Framing};
+use nanoport_transports::handshake::{encode_header, parse_header};
+use nanoport_transports::Url;
+
+/// The SP connection header: parse, and a parsed id encodes back to the same bytes.
+pub fn handshake(data: &[u8]) {
+    let Some(h) = data.get(..8) else { return };
+    let h: [u8; 8] = h.try_into().expect("eight bytes");
+    if let Ok(proto) = parse_header(&h) {
+        assert_eq!(encode_header(proto), h, "a header we accept must be one we would send");
+    }
+}
+
+/// Stream framing: arbitrary bytes in arbitrary chunks. A frame never exceeds the limit,
+/// and a peer that announces a large frame pins no more than it has sent.
+pub fn frame(data: &[u8], framing: Framing) {
+    let Some((&sel, rest)) = data.split_first() else { return };
+    let recv_max = [0usize, 1, 16, 1024, 65536][sel as usize % 5];
+    let chunk = 1 + (sel as usize >> 3) % 17;
+    let mut dec = FrameDecoder::new(framing, recv_max);
+    let mut fed = 0usize;
+    let mut pos = 0usize;
+    while pos < rest.len() {
+        let end = (pos + chunk).min(rest.len());
+        let mut slice = &rest[pos..end];
+        while !slice.is_empty() {
+            match dec.feed(slice) {
+                Ok((used, frame)) => {
+                    assert!(used <= slice.len());
+                    fed += used;
+                    if let Some(f) = frame {
+                        assert!(recv_max == 0 || f.len() <= recv_max, "frame over the limit");
+                    }
+                    if used == 0 {
+                        break;
+                    }
+                    slice = &slice[used..];
+                }
+                Err(_) => return,
+            }
+            assert!(dec.buffered_capacity() <= fed.max(1) * 2 + 64, "buffer grew ahead of the bytes received");
+        }
+        pos = end;
+    }
+}
+
+/// URL parsing: never panics; what parses prints back to something that parses the same.
+pub fn url(data: &[u8]) {
+    let Ok(s) = std::str::from_utf8(data) else { return };
+    if let Ok(u) = Url::parse(s) {
+        let again = Url::parse(&u.to_string()).expect("a printed URL parses again");
+        assert_eq!(again.to_string(), u.to_string());
+    }
+}
+
+/// A protocol fed arbitrary messages from arbitrary pipes, with user operations and time
+/// interleaved: no panic, and every action names a pipe the protocol was given.
+pub fn protocol_inbound(data: &[u8]) {
+    let Some((&sel, mut ops)) = data.split_first() else { return };
+    let p = Protocol::ALL[sel as usize % Protocol::ALL.len()];
+    let raw = sel & 0x80 != 0;
+    let Ok(mut proto) = nanoport_protocols::open(p, raw) else { return };
+    let mut now = Instant::now();
+    let mut pipes: Vec<PipeId> = Vec::new();
+    let mut busy: Vec<PipeId> = Vec::new();
+    while let Some((&op, rest)) = ops.split_first() {
+        ops = rest;
+        match op % 8 {
+            0 => {
+                let id = PipeId(1 + (op as u32 >> 3));
+                if !pipes.contains(&id) {
+                    pipes.push(id);
+                    proto.add_pipe(id, now);
+                }
+            }
+            1 if !pipes.is_empty() => {
+                let id = pipes.remove((op as usize >> 3) % pipes.len());
+                busy.retain(|b| *b != id);
+                proto.remove_pipe(id, now);
+            }
+            2 | 3 if !pipes.is_empty() => {
+                let id = pipes[(op as usize >> 3) % pipes.len()];
+                let n = ops.first().map_or(0, |&b| b as usize % 24);
+                let body = ops.get(1..1 + n).unwrap_or(&ops[ops.len().min(1)..]);
+                ops = &ops[(1 + n).min(ops.len())..];
+                proto.pipe_message(id, Message::from(body), now);
+            }
+            4 => {
+                let _ = proto.try_recv(0, now);
+            }
+            5 => {
+                let mut m = Message::from(&b"user"[..]);
+                if raw {
+                    let _ = m.header_append(&ops[..ops.len().min(8)]);
+                }
+                let _ = proto.try_send(0, m, now);
+            }
+            6 => {
+                now += Duration::from_millis(op as u64 * 40);
+                proto.timer(now);
+            }
+            _ => {
+                if let Some(id) = busy.pop() {
+                    proto.pipe_writable(id, now);
+                }
+            }
+        }
+        while let Some(a) = proto.poll_action() {
+            match a {
+                Action::SendToPipe(id, _) => {
+                    assert!(pipes.contains(&id), "{p:?} raw={raw}: sent to unknown pipe {id:?}");
+                    assert!(!busy.contains(&id), "{p:?} raw={raw}: second write to busy pipe {id:?}");
+                    busy.push(id);
+                }
+                Action::ClosePipe(id) => {
+                    if pipes.contains(&id) {
+                        pipes.retain(|x| *x != id);
+                        busy.retain(|x| *x != id);
+                        proto.remove_pipe(id, now);
+                    }
+                }
+                Action::RecvReady(_) | Action::SendReady(_) | Action::ResumePipe(_) => {}
+            }
+        }
+    }
+    let _ = proto.next_timer();
+    drop(proto as Box<dyn ProtocolCore>);
+}

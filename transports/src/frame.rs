@@ -1,0 +1,494 @@
+//! SP message framing for stream transports, as a pure codec (no I/O).
+//!
+//! * TCP: `u64 BE length` then `length` bytes (the SP header followed by the body).
+//! * IPC: a type byte `0x01`, then the same.
+//!
+//! [`FrameDecoder`] checks the announced length (reserved top 4 bits, receive limit) as
+//! soon as the prefix is complete, before it allocates anything, and grows its buffer only
+//! as payload bytes actually arrive: a peer announcing 1 GiB and sending 10 bytes pins a
+//! few KiB, not a gigabyte.
+
+use nanoport_engine::Error;
+
+/// The largest length the wire allows: the top 4 bits of the 64-bit length are reserved.
+pub const MAX_WIRE_LEN: u64 = 0x0FFF_FFFF_FFFF_FFFF;
+
+/// The only IPC message type byte ("in-band").
+pub const IPC_MSG_TYPE: u8 = 0x01;
+
+/// The first receive chunk for a body; later chunks grow with what has arrived.
+const FIRST_CHUNK: usize = 64 * 1024;
+
+/// Which stream mapping a frame follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// `tcp://` (and tls): an 8-byte length prefix.
+    Tcp,
+    /// `ipc://`, `abstract://`: a type byte and an 8-byte length prefix.
+    Ipc,
+}
+
+impl Framing {
+    /// Length of the prefix in front of each payload.
+    pub fn prefix_len(self) -> usize {
+        match self {
+            Framing::Tcp => 8,
+            Framing::Ipc => 9,
+        }
+    }
+}
+
+/// The prefix for a payload of `len` bytes, in a buffer of which the first
+/// [`Framing::prefix_len`] bytes are used.
+///
+/// ```
+/// use nanoport_transports::frame::{encode_prefix, Framing};
+/// assert_eq!(&encode_prefix(Framing::Ipc, 6)[..9], &[1, 0, 0, 0, 0, 0, 0, 0, 6]);
+/// ```
+pub fn encode_prefix(framing: Framing, len: u64) -> [u8; 9] {
+    let mut p = [0u8; 9];
+    match framing {
+        Framing::Tcp => p[..8].copy_from_slice(&len.to_be_bytes()),
+        Framing::Ipc => {
+            p[0] = IPC_MSG_TYPE;
+            p[1..].copy_from_slice(&len.to_be_bytes());
+        }
+    }
+    p
+}
+
+/// Why an incoming frame was rejected. The connection must be dropped: the stream cannot
+/// be resynchronised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameError {
+    /// The announced length has a reserved top bit set (`len > MAX_WIRE_LEN`).
+    Reserved(u64),
+    /// The announced length exceeds the receive limit (or this platform's `usize`).
+    TooLarge(u64),
+    /// An IPC type byte other than `0x01`.
+    BadType(u8),
+}
+
+impl std::fmt::Display for FrameError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FrameError::Reserved(n) => write!(f, "frame length {n:#x} uses reserved bits"),
+            FrameError::TooLarge(n) => write!(f, "frame length {n} exceeds the receive limit"),
+            FrameError::BadType(t) => write!(f, "bad IPC message type {t:#04x}"),
+        }
+    }
+}
+
+impl std::error::Error for FrameError {}
+
+impl From<FrameError> for Error {
+    /// Lengths give `MsgSize`, a bad type byte `Proto`, as NNG does.
+    fn from(e: FrameError) -> Error {
+        match e {
+            FrameError::Reserved(_) | FrameError::TooLarge(_) => Error::MsgSize,
+            FrameError::BadType(_) => Error::Proto,
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Phase {
+    Prefix { buf: [u8; 9], have: usize },
+    Body { buf: Vec<u8>, len: usize },
+}
+
+/// An incremental decoder for one stream of frames.
+///
+/// Feed it bytes with [`feed`](FrameDecoder::feed), or let it read straight from a
+/// socket with [`read_with`](FrameDecoder::read_with), which never reads past the end of
+/// the current frame.
+#[derive(Debug)]
+pub struct FrameDecoder {
+    framing: Framing,
+    recv_max: u64,
+    phase: Phase,
+}
+
+impl FrameDecoder {
+    /// A decoder for `framing` accepting payloads of at most `recv_max` bytes (0: no
+    /// limit beyond the wire's own).
+    pub fn new(framing: Framing, recv_max: usize) -> FrameDecoder {
+        FrameDecoder {
+            framing,
+            recv_max: recv_max as u64,
+            phase: Phase::Prefix {
+                buf: [0; 9],
+                have: 0,
+            },
+        }
+    }
+
+    /// Whether part of a frame has been consumed (stopping now leaves the stream
+    /// mid-frame).
+    pub fn in_frame(&self) -> bool {
+        match &self.phase {
+            Phase::Prefix { have, .. } => *have > 0,
+            Phase::Body { .. } => true,
+        }
+    }
+
+    /// Bytes of payload buffered so far (what a slow peer pins).
+    pub fn buffered_capacity(&self) -> usize {
+        match &self.phase {
+            Phase::Prefix { .. } => 0,
+            Phase::Body { buf, .. } => buf.capacity(),
+        }
+    }
+
+    /// Checks a complete prefix and moves to the body phase.
+    fn prefix_done(&mut self, p: [u8; 9]) -> Result<Option<Vec<u8>>, FrameError> {
+        let lenb: [u8; 8] = match self.framing {
+            Framing::Tcp => [p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]],
+            Framing::Ipc => {
+                if p[0] != IPC_MSG_TYPE {
+                    return Err(FrameError::BadType(p[0]));
+                }
+                [p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8]]
+            }
+        };
+        let len = u64::from_be_bytes(lenb);
+        if len > MAX_WIRE_LEN {
+            return Err(FrameError::Reserved(len));
+        }
+        if self.recv_max > 0 && len > self.recv_max {
+            return Err(FrameError::TooLarge(len));
+        }
+        let len = usize::try_from(len).map_err(|_| FrameError::TooLarge(len))?;
+        if len == 0 {
+            self.phase = Phase::Prefix {
+                buf: [0; 9],
+                have: 0,
+            };
+            return Ok(Some(Vec::new()));
+        }
+        self.phase = Phase::Body {
+            buf: Vec::new(),
+            len,
+        };
+        Ok(None)
+    }
+
+    /// Consumes bytes from `data`; returns how many were used and the payload of a frame
+    /// if one completed (then the rest of `data` is left for the next call).
+    ///
+    /// # Errors
+    /// A bad prefix; the decoder must not be used again.
+    pub fn feed(&mut self, data: &[u8]) -> Result<(usize, Option<Vec<u8>>), FrameError> {
+        let mut used = 0;
+        loop {
+            let rest = &data[used..];
+            match &mut self.phase {
+                Phase::Prefix { buf, have } => {
+                    let plen = self.framing.prefix_len();
+                    let n = rest.len().min(plen - *have);
+                    buf[*have..*have + n].copy_from_slice(&rest[..n]);
+                    *have += n;
+                    used += n;
+                    if *have < plen {
+                        return Ok((used, None));
+                    }
+                    let p = *buf;
+                    if let Some(empty) = self.prefix_done(p)? {
+                        return Ok((used, Some(empty)));
+                    }
+                }
+                Phase::Body { buf, len } => {
+                    let n = rest.len().min(*len - buf.len());
+                    buf.extend_from_slice(&rest[..n]);
+                    used += n;
+                    if buf.len() < *len {
+                        return Ok((used, None));
+                    }
+                    let out = std::mem::take(buf);
+                    self.phase = Phase::Prefix {
+                        buf: [0; 9],
+                        have: 0,
+                    };
+                    return Ok((used, Some(out)));
+                }
+            }
+        }
+    }
+
+    /// Reads one frame with `read` (a non-blocking `recv` into the slice it is given),
+    /// never asking for more bytes than the current frame still needs. Returns
+    /// `Ok(Some(payload))` for a complete frame, `Ok(None)` when `read` would block.
+    ///
+    /// # Errors
+    /// [`ReadError::Eof`] if `read` returns 0, [`ReadError::Io`] for its other errors,
+    /// [`ReadError::Frame`] for a bad prefix.
+    pub fn read_with(
+        &mut self,
+        mut read: impl FnMut(&mut [u8]) -> std::io::Result<usize>,
+    ) -> Result<Option<Vec<u8>>, ReadError> {
+        loop {
+            let r = match &mut self.phase {
+                Phase::Prefix { buf, have } => {
+                    let plen = self.framing.prefix_len();
+                    match read(&mut buf[*have..plen]) {
+                        Ok(0) => return Err(ReadError::Eof),
+                        Ok(n) => {
+                            *have += n;
+                            if *have == plen {
+                                let p = *buf;
+                                if let Some(empty) =
+                                    self.prefix_done(p).map_err(ReadError::Frame)?
+                                {
+                                    return Ok(Some(empty));
+                                }
+                            }
+                            continue;
+                        }
+                        Err(e) => e,
+                    }
+                }
+                Phase::Body { buf, len } => {
+                    let got = buf.len();
+                    // Grow with what has arrived, never by the announced length alone.
+                    let chunk = (*len - got).min(FIRST_CHUNK.max(got));
+                    buf.resize(got + chunk, 0);
+                    match read(&mut buf[got..]) {
+                        Ok(0) => {
+                            buf.truncate(got);
+                            return Err(ReadError::Eof);
+                        }
+                        Ok(n) => {
+                            buf.truncate(got + n);
+                            if buf.len() == *len {
+                                let out = std::mem::take(buf);
+                                self.phase = Phase::Prefix {
+                                    buf: [0; 9],
+                                    have: 0,
+                                };
+                                return Ok(Some(out));
+                            }
+                            continue;
+                        }
+                        Err(e) => {
+                            buf.truncate(got);
+                            e
+                        }
+                    }
+                }
+            };
+            match r.kind() {
+                std::io::ErrorKind::Interrupted => continue,
+                std::io::ErrorKind::WouldBlock => return Ok(None),
+                _ => return Err(ReadError::Io(r)),
+            }
+        }
+    }
+}
+
+/// Why [`FrameDecoder::read_with`] stopped.
+#[derive(Debug)]
+pub enum ReadError {
+    /// The peer closed the stream.
+    Eof,
+    /// The read failed.
+    Io(std::io::Error),
+    /// The peer sent a bad frame prefix.
+    Frame(FrameError),
+}
+
+impl From<ReadError> for Error {
+    fn from(e: ReadError) -> Error {
+        match e {
+            ReadError::Eof => Error::ConnShut,
+            ReadError::Io(e) => e.into(),
+            ReadError::Frame(f) => f.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(framing: Framing, payload: &[u8]) -> Vec<u8> {
+        let mut v = encode_prefix(framing, payload.len() as u64)[..framing.prefix_len()].to_vec();
+        v.extend_from_slice(payload);
+        v
+    }
+
+    fn decode_all(d: &mut FrameDecoder, mut data: &[u8]) -> Result<Vec<Vec<u8>>, FrameError> {
+        let mut out = Vec::new();
+        while !data.is_empty() {
+            let (n, f) = d.feed(data)?;
+            data = &data[n..];
+            out.extend(f);
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn worked_examples() {
+        let req = [0x80, 0, 0, 1, b'h', b'i'];
+        assert_eq!(
+            frame(Framing::Tcp, &req),
+            [0, 0, 0, 0, 0, 0, 0, 6, 0x80, 0, 0, 1, 0x68, 0x69]
+        );
+        assert_eq!(
+            frame(Framing::Ipc, &req),
+            [1, 0, 0, 0, 0, 0, 0, 0, 6, 0x80, 0, 0, 1, 0x68, 0x69]
+        );
+    }
+
+    #[test]
+    fn round_trip_sizes_both_framings() {
+        for framing in [Framing::Tcp, Framing::Ipc] {
+            let mut wire = Vec::new();
+            let sizes = [0usize, 1, 7, 8, 9, 1024, 100_000];
+            for &s in &sizes {
+                wire.extend(frame(framing, &vec![(s % 251) as u8; s]));
+            }
+            let mut d = FrameDecoder::new(framing, 0);
+            let got = decode_all(&mut d, &wire).unwrap();
+            assert_eq!(got.len(), sizes.len());
+            for (g, &s) in got.iter().zip(&sizes) {
+                assert_eq!(g, &vec![(s % 251) as u8; s]);
+            }
+            assert!(!d.in_frame());
+        }
+    }
+
+    #[test]
+    fn one_byte_at_a_time() {
+        let wire: Vec<u8> = [
+            frame(Framing::Ipc, b"abc"),
+            frame(Framing::Ipc, b""),
+            frame(Framing::Ipc, b"z"),
+        ]
+        .concat();
+        let mut d = FrameDecoder::new(Framing::Ipc, 0);
+        let mut got = Vec::new();
+        for b in &wire {
+            let (n, f) = d.feed(std::slice::from_ref(b)).unwrap();
+            assert_eq!(n, 1);
+            got.extend(f);
+        }
+        assert_eq!(got, vec![b"abc".to_vec(), vec![], b"z".to_vec()]);
+    }
+
+    #[test]
+    fn length_with_reserved_bits_is_rejected() {
+        for len in [1u64 << 63, u64::MAX, 1 << 60, MAX_WIRE_LEN + 1] {
+            let mut d = FrameDecoder::new(Framing::Tcp, 0);
+            assert_eq!(d.feed(&len.to_be_bytes()), Err(FrameError::Reserved(len)));
+            assert_eq!(d.buffered_capacity(), 0);
+        }
+        assert_eq!(Error::from(FrameError::Reserved(1 << 63)), Error::MsgSize);
+    }
+
+    #[test]
+    fn recv_max_is_enforced_exactly() {
+        let mut d = FrameDecoder::new(Framing::Tcp, 100);
+        assert_eq!(
+            decode_all(&mut d, &frame(Framing::Tcp, &[7; 100])).unwrap(),
+            vec![vec![7; 100]]
+        );
+        assert_eq!(
+            decode_all(&mut d, &frame(Framing::Tcp, &[7; 99])).unwrap(),
+            vec![vec![7; 99]]
+        );
+        let mut d = FrameDecoder::new(Framing::Tcp, 100);
+        assert_eq!(
+            d.feed(&101u64.to_be_bytes()),
+            Err(FrameError::TooLarge(101))
+        );
+        assert_eq!(Error::from(FrameError::TooLarge(101)), Error::MsgSize);
+        // 0 means unlimited (up to the wire limit): a large announcement is accepted lazily.
+        let mut d = FrameDecoder::new(Framing::Tcp, 0);
+        assert_eq!(d.feed(&MAX_WIRE_LEN.to_be_bytes()).map(|r| r.1), Ok(None));
+    }
+
+    #[test]
+    fn bad_ipc_type_byte() {
+        for t in [0u8, 2, 0x80, 0xff] {
+            let mut d = FrameDecoder::new(Framing::Ipc, 0);
+            let mut wire = frame(Framing::Ipc, b"x");
+            wire[0] = t;
+            assert_eq!(d.feed(&wire), Err(FrameError::BadType(t)));
+        }
+        assert_eq!(Error::from(FrameError::BadType(2)), Error::Proto);
+    }
+
+    #[test]
+    fn truncated_frames_stay_pending() {
+        let wire = frame(Framing::Tcp, b"hello");
+        for cut in 0..wire.len() {
+            let mut d = FrameDecoder::new(Framing::Tcp, 0);
+            let (n, f) = d.feed(&wire[..cut]).unwrap();
+            assert_eq!((n, f), (cut, None));
+            assert_eq!(d.in_frame(), cut > 0);
+        }
+    }
+
+    #[test]
+    fn big_announcement_pins_only_what_arrived() {
+        // read_with: 1 GiB announced, 10 bytes sent.
+        let mut d = FrameDecoder::new(Framing::Tcp, 0);
+        let mut src: Vec<u8> = frame(Framing::Tcp, &[])[..0].to_vec();
+        src.extend((1u64 << 30).to_be_bytes());
+        src.extend([9u8; 10]);
+        let mut pos = 0;
+        let r = d.read_with(|buf| {
+            if pos == src.len() {
+                return Err(std::io::ErrorKind::WouldBlock.into());
+            }
+            let n = buf.len().min(src.len() - pos);
+            buf[..n].copy_from_slice(&src[pos..pos + n]);
+            pos += n;
+            Ok(n)
+        });
+        assert!(matches!(r, Ok(None)));
+        assert!(
+            d.buffered_capacity() <= 2 * FIRST_CHUNK,
+            "pinned {}",
+            d.buffered_capacity()
+        );
+        // feed: the same.
+        let mut d = FrameDecoder::new(Framing::Tcp, 0);
+        d.feed(&src).unwrap();
+        assert!(
+            d.buffered_capacity() <= 64,
+            "pinned {}",
+            d.buffered_capacity()
+        );
+    }
+
+    #[test]
+    fn read_with_reads_exactly_one_frame_and_reports_eof() {
+        let wire = [
+            frame(Framing::Ipc, &[1; 200_000]),
+            frame(Framing::Ipc, b"next"),
+        ]
+        .concat();
+        let mut pos = 0;
+        let mut reader = |buf: &mut [u8]| {
+            let n = buf.len().min(wire.len() - pos).min(3000);
+            buf[..n].copy_from_slice(&wire[pos..pos + n]);
+            pos += n;
+            Ok(n)
+        };
+        let mut d = FrameDecoder::new(Framing::Ipc, 0);
+        assert_eq!(d.read_with(&mut reader).unwrap(), Some(vec![1; 200_000]));
+        assert_eq!(d.read_with(&mut reader).unwrap(), Some(b"next".to_vec()));
+        assert!(matches!(d.read_with(&mut reader), Err(ReadError::Eof)));
+        let mut d = FrameDecoder::new(Framing::Tcp, 10);
+        let big = 11u64.to_be_bytes();
+        let mut p = 0;
+        let r = d.read_with(|buf| {
+            let n = buf.len().min(8 - p);
+            buf[..n].copy_from_slice(&big[p..p + n]);
+            p += n;
+            Ok(n)
+        });
+        assert!(matches!(r, Err(ReadError::Frame(FrameError::TooLarge(11)))));
+    }
+}

@@ -1,0 +1,282 @@
+//! Transport URLs: `inproc://`, `ipc://`, `unix://`, `abstract://`, `tcp://`, `tcp4://`, `tcp6://`.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+
+use nanoport_engine::{Error, Result};
+
+/// Address family restriction of a `tcp` URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Family {
+    Any,
+    V4,
+    V6,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Addr {
+    Inproc(String),
+    Ipc(PathBuf),
+    Abstract(Vec<u8>),
+    Tcp {
+        host: Option<String>,
+        port: u16,
+        family: Family,
+    },
+}
+
+/// A parsed transport URL. [`Display`](fmt::Display) gives back the URL as written.
+///
+/// ```
+/// use nanoport_transports::Url;
+/// let u = Url::parse("tcp://[::1]:5555").unwrap();
+/// assert_eq!(u.scheme(), "tcp");
+/// assert_eq!(u.to_string(), "tcp://[::1]:5555");
+/// assert!(Url::parse("tcp://127.0.0.1").is_err()); // a port is required
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Url {
+    raw: String,
+    scheme: String,
+    pub(crate) addr: Addr,
+}
+
+fn pct_decode(s: &str) -> Result<Vec<u8>> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = b.get(i + 1..i + 3).ok_or(Error::AddrInval)?;
+            let hex = std::str::from_utf8(hex).map_err(|_| Error::AddrInval)?;
+            out.push(u8::from_str_radix(hex, 16).map_err(|_| Error::AddrInval)?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    Ok(out)
+}
+
+fn parse_tcp(rest: &str, family: Family) -> Result<Addr> {
+    let (host, port) = if let Some(r) = rest.strip_prefix('[') {
+        let (h, p) = r.split_once(']').ok_or(Error::AddrInval)?;
+        let p = p.strip_prefix(':').ok_or(Error::AddrInval)?;
+        if h.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(Error::AddrInval);
+        }
+        (h, p)
+    } else {
+        let (h, p) = rest.rsplit_once(':').ok_or(Error::AddrInval)?;
+        if h.contains(':') {
+            return Err(Error::AddrInval); // IPv6 literals need brackets
+        }
+        (h, p)
+    };
+    if port.is_empty() || !port.bytes().all(|c| c.is_ascii_digit()) {
+        return Err(Error::AddrInval);
+    }
+    let port: u16 = port.parse().map_err(|_| Error::AddrInval)?;
+    if host.contains(['/', '?', '#', '@', ' ']) {
+        return Err(Error::AddrInval);
+    }
+    let host = match host {
+        "" | "*" => None,
+        h => Some(h.to_string()),
+    };
+    Ok(Addr::Tcp { host, port, family })
+}
+
+impl Url {
+    /// Parses a transport URL.
+    ///
+    /// # Errors
+    /// `AddrInval` for a malformed URL, `NotSup` for an unknown scheme.
+    pub fn parse(s: &str) -> Result<Url> {
+        let (scheme, rest) = s.split_once("://").ok_or(Error::AddrInval)?;
+        let addr = match scheme {
+            "inproc" => Addr::Inproc(rest.to_string()),
+            "ipc" | "unix" => {
+                if rest.is_empty() || rest.contains('\0') {
+                    return Err(Error::AddrInval);
+                }
+                Addr::Ipc(PathBuf::from(rest))
+            }
+            "abstract" => {
+                if !cfg!(target_os = "linux") {
+                    return Err(Error::NotSup);
+                }
+                let name = pct_decode(rest)?;
+                // Empty (auto-bind) is not supported; names must fit sun_path after the NUL.
+                if name.is_empty() || name.len() >= 107 {
+                    return Err(Error::AddrInval);
+                }
+                Addr::Abstract(name)
+            }
+            "tcp" => parse_tcp(rest, Family::Any)?,
+            "tcp4" => parse_tcp(rest, Family::V4)?,
+            "tcp6" => parse_tcp(rest, Family::V6)?,
+            "" => return Err(Error::AddrInval),
+            _ => return Err(Error::NotSup),
+        };
+        Ok(Url {
+            raw: s.to_string(),
+            scheme: scheme.to_string(),
+            addr,
+        })
+    }
+
+    /// The scheme, without `://`.
+    pub fn scheme(&self) -> &str {
+        &self.scheme
+    }
+
+    /// The URL as given.
+    pub fn as_str(&self) -> &str {
+        &self.raw
+    }
+}
+
+impl fmt::Display for Url {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.raw)
+    }
+}
+
+fn family_ok(a: &SocketAddr, family: Family) -> bool {
+    match family {
+        Family::Any => true,
+        Family::V4 => a.is_ipv4(),
+        Family::V6 => a.is_ipv6(),
+    }
+}
+
+/// Resolves a tcp address (blocking name lookup for host names; literals are immediate).
+/// With no host: the wildcard address for `listen`, loopback is not assumed for dialing.
+pub(crate) fn resolve(host: &Option<String>, port: u16, family: Family) -> Result<Vec<SocketAddr>> {
+    let addrs: Vec<SocketAddr> = match host {
+        None => match family {
+            Family::V4 => vec![SocketAddr::new(IpAddr::from([0u8; 4]), port)],
+            Family::V6 => vec![SocketAddr::new(IpAddr::from([0u16; 8]), port)],
+            Family::Any => {
+                vec![
+                    SocketAddr::new(IpAddr::from([0u16; 8]), port),
+                    SocketAddr::new(IpAddr::from([0u8; 4]), port),
+                ]
+            }
+        },
+        Some(h) => {
+            if let Ok(ip) = h.parse::<IpAddr>() {
+                vec![SocketAddr::new(ip, port)]
+            } else {
+                (h.as_str(), port)
+                    .to_socket_addrs()
+                    .map_err(|_| Error::AddrInval)?
+                    .collect()
+            }
+        }
+    };
+    let addrs: Vec<SocketAddr> = addrs.into_iter().filter(|a| family_ok(a, family)).collect();
+    if addrs.is_empty() {
+        return Err(Error::AddrInval);
+    }
+    Ok(addrs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn good_urls() {
+        let u = Url::parse("inproc://a b/c").unwrap();
+        assert_eq!(u.addr, Addr::Inproc("a b/c".into()));
+        assert_eq!(
+            Url::parse("ipc:///tmp/x.sock").unwrap().addr,
+            Addr::Ipc("/tmp/x.sock".into())
+        );
+        assert_eq!(
+            Url::parse("ipc://rel.sock").unwrap().addr,
+            Addr::Ipc("rel.sock".into())
+        );
+        assert_eq!(Url::parse("unix:///tmp/y").unwrap().scheme(), "unix");
+        assert_eq!(
+            Url::parse("abstract://a%00b").unwrap().addr,
+            Addr::Abstract(b"a\0b".to_vec())
+        );
+        assert_eq!(
+            Url::parse("tcp://127.0.0.1:80").unwrap().addr,
+            Addr::Tcp {
+                host: Some("127.0.0.1".into()),
+                port: 80,
+                family: Family::Any
+            }
+        );
+        assert_eq!(
+            Url::parse("tcp6://[::1]:0").unwrap().addr,
+            Addr::Tcp {
+                host: Some("::1".into()),
+                port: 0,
+                family: Family::V6
+            }
+        );
+        assert_eq!(
+            Url::parse("tcp://*:5").unwrap().addr,
+            Addr::Tcp {
+                host: None,
+                port: 5,
+                family: Family::Any
+            }
+        );
+        assert_eq!(
+            Url::parse("tcp4://:5").unwrap().addr,
+            Addr::Tcp {
+                host: None,
+                port: 5,
+                family: Family::V4
+            }
+        );
+        assert_eq!(
+            Url::parse("tcp://localhost:65535").unwrap().to_string(),
+            "tcp://localhost:65535"
+        );
+    }
+
+    #[test]
+    fn bad_urls() {
+        for s in [
+            "tcp://127.0.0.1",
+            "tcp://127.0.0.1:",
+            "tcp://127.0.0.1:65536",
+            "tcp://127.0.0.1:-1",
+            "tcp://::1:80",
+            "tcp://[::1:80",
+            "tcp://[nothost]:80",
+            "tcp://h/x:80",
+            "ipc://",
+            "abstract://",
+            "abstract://%zz",
+            "abstract://%0",
+            "nothing",
+            "://x",
+        ] {
+            assert_eq!(Url::parse(s), Err(Error::AddrInval), "{s}");
+        }
+        assert_eq!(Url::parse("zmq://x"), Err(Error::NotSup));
+        assert_eq!(Url::parse("ws://x:80/"), Err(Error::NotSup));
+        let long = format!("abstract://{}", "x".repeat(128));
+        assert_eq!(Url::parse(&long), Err(Error::AddrInval));
+    }
+
+    #[test]
+    fn resolution_filters_family() {
+        assert!(resolve(&Some("127.0.0.1".into()), 1, Family::V6).is_err());
+        assert_eq!(
+            resolve(&Some("::1".into()), 1, Family::Any).unwrap()[0].port(),
+            1
+        );
+        assert!(resolve(&None, 1, Family::V4).unwrap()[0].is_ipv4());
+    }
+}
