@@ -533,63 +533,59 @@ impl SocketInner {
     }
 
     pub(crate) fn send_aio(&self, ctx: CtxId, aio: &Aio) {
-        engine_scope(|| {
-            let timeout = match self.ctx_timeouts(ctx) {
-                Ok(t) => t.send,
-                Err(_) => Timeout::Infinite,
-            };
-            let hook = CancelHook::new(self.arc(), hook_key(ctx, Dir::Send));
-            let Some(token) = aio.begin(timeout, Some(hook)) else {
-                return;
-            };
-            let mut core = self.lock();
-            let err = if core.closed || !core.ctxs.contains_key(&ctx) {
-                Some(Error::Closed)
-            } else if !self.info.can_send {
-                Some(Error::NotSup)
-            } else {
-                None
-            };
-            if let Some(e) = err {
-                drop(core);
-                aio.finish(token, Err(e), 0);
-                return;
-            }
-            let queue_empty = core
-                .waiters
-                .get(&(ctx, Dir::Send))
-                .is_none_or(|q| q.is_empty());
-            if queue_empty && attempt_send(&mut core, ctx, aio, token) != SendAttempt::Pending {
-                self.process(&mut core);
-                return;
-            }
-            if aio.is_pending(token) {
-                core.waiters
-                    .entry((ctx, Dir::Send))
-                    .or_default()
-                    .push_back(Waiter {
-                        aio: aio.provider_handle(),
-                        token,
-                    });
-            }
-            self.process(&mut core);
+        self.start_user_op(ctx, Dir::Send, aio, |core, token| {
+            attempt_send(core, ctx, aio, token) != SendAttempt::Pending
         })
     }
 
     pub(crate) fn recv_aio(&self, ctx: CtxId, aio: &Aio) {
+        self.start_user_op(ctx, Dir::Recv, aio, |core, token| {
+            match core.proto.try_recv(ctx, Instant::now()) {
+                Ok(Some(m)) => {
+                    if let Err(m) = aio.finish_recv(token, m) {
+                        core.proto.unrecv(ctx, m);
+                    }
+                    true
+                }
+                Ok(None) => false,
+                Err(e) => {
+                    aio.finish(token, Err(e), 0);
+                    true
+                }
+            }
+        })
+    }
+
+    /// Starts a user send or receive on context `ctx`: one lock of the core, one try at
+    /// once (`try_now` returns whether it completed the operation), else a place in the
+    /// context's FIFO of waiters until the protocol says it may go ahead.
+    fn start_user_op(
+        &self,
+        ctx: CtxId,
+        dir: Dir,
+        aio: &Aio,
+        try_now: impl FnOnce(&mut Core, OpToken) -> bool,
+    ) {
         engine_scope(|| {
-            let timeout = match self.ctx_timeouts(ctx) {
-                Ok(t) => t.recv,
-                Err(_) => Timeout::Infinite,
-            };
-            let hook = CancelHook::new(self.arc(), hook_key(ctx, Dir::Recv));
+            let mut core = self.lock();
+            let timeout = core
+                .ctxs
+                .get(&ctx)
+                .map_or(Timeout::Infinite, |t| match dir {
+                    Dir::Send => t.send,
+                    Dir::Recv => t.recv,
+                });
+            let hook = CancelHook::new(self.arc(), hook_key(ctx, dir));
             let Some(token) = aio.begin(timeout, Some(hook)) else {
                 return;
             };
-            let mut core = self.lock();
+            let allowed = match dir {
+                Dir::Send => self.info.can_send,
+                Dir::Recv => self.info.can_recv,
+            };
             let err = if core.closed || !core.ctxs.contains_key(&ctx) {
                 Some(Error::Closed)
-            } else if !self.info.can_recv {
+            } else if !allowed {
                 Some(Error::NotSup)
             } else {
                 None
@@ -599,31 +595,11 @@ impl SocketInner {
                 aio.finish(token, Err(e), 0);
                 return;
             }
-            let queue_empty = core
-                .waiters
-                .get(&(ctx, Dir::Recv))
-                .is_none_or(|q| q.is_empty());
-            if queue_empty {
-                let now = Instant::now();
-                match core.proto.try_recv(ctx, now) {
-                    Ok(Some(m)) => {
-                        if let Err(m) = aio.finish_recv(token, m) {
-                            core.proto.unrecv(ctx, m);
-                        }
-                        self.process(&mut core);
-                        return;
-                    }
-                    Ok(None) => {}
-                    Err(e) => {
-                        aio.finish(token, Err(e), 0);
-                        self.process(&mut core);
-                        return;
-                    }
-                }
-            }
-            if aio.is_pending(token) {
+            let queue_empty = core.waiters.get(&(ctx, dir)).is_none_or(|q| q.is_empty());
+            let done = queue_empty && try_now(&mut core, token);
+            if !done && aio.is_pending(token) {
                 core.waiters
-                    .entry((ctx, Dir::Recv))
+                    .entry((ctx, dir))
                     .or_default()
                     .push_back(Waiter {
                         aio: aio.provider_handle(),

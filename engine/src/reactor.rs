@@ -39,20 +39,38 @@ pub struct Interest {
 
 impl Interest {
     /// Interest in reading.
-    pub const READ: Interest = Interest { read: true, write: false };
+    pub const READ: Interest = Interest {
+        read: true,
+        write: false,
+    };
     /// Interest in writing.
-    pub const WRITE: Interest = Interest { read: false, write: true };
+    pub const WRITE: Interest = Interest {
+        read: false,
+        write: true,
+    };
     /// No interest.
-    pub const NONE: Interest = Interest { read: false, write: false };
+    pub const NONE: Interest = Interest {
+        read: false,
+        write: false,
+    };
 
     fn union(self, o: Interest) -> Interest {
-        Interest { read: self.read || o.read, write: self.write || o.write }
+        Interest {
+            read: self.read || o.read,
+            write: self.write || o.write,
+        }
     }
     fn minus(self, o: Interest) -> Interest {
-        Interest { read: self.read && !o.read, write: self.write && !o.write }
+        Interest {
+            read: self.read && !o.read,
+            write: self.write && !o.write,
+        }
     }
     fn intersect(self, o: Interest) -> Interest {
-        Interest { read: self.read && o.read, write: self.write && o.write }
+        Interest {
+            read: self.read && o.read,
+            write: self.write && o.write,
+        }
     }
     fn is_none(self) -> bool {
         !self.read && !self.write
@@ -74,8 +92,20 @@ struct Slot {
 struct RegInner {
     fd: RawFd,
     key: usize,
-    armed: Mutex<Interest>,
+    armed: Mutex<Armed>,
     handler: Weak<dyn ReadyHandler>,
+}
+
+/// What a registration's fd is armed for, and whether the fd is still registered.
+///
+/// `live` turns false, under this lock, before `Registration::drop` deletes the fd from
+/// the poller; the owner closes the fd only after that. The reactor re-arms an fd only
+/// while holding this lock and seeing `live`, so it never touches a closed fd, nor a new
+/// fd that reused the number (which would move that fd to this registration's stale key
+/// and lose its events).
+struct Armed {
+    interest: Interest,
+    live: bool,
 }
 
 /// A registered fd. Dropping it removes the fd from the poller; drop it before the fd
@@ -86,7 +116,10 @@ pub struct Registration {
 
 impl std::fmt::Debug for Registration {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Registration").field("fd", &self.inner.fd).field("key", &self.inner.key).finish()
+        f.debug_struct("Registration")
+            .field("fd", &self.inner.fd)
+            .field("key", &self.inner.key)
+            .finish()
     }
 }
 
@@ -132,7 +165,11 @@ pub(crate) fn reactor() -> &'static Reactor {
             poller: Poller::new().expect("nanoport: cannot create the poller (epoll)"),
             sources: Mutex::new(Slab::with_capacity(64)),
             next_gen: AtomicU64::new(1),
-            timers: Mutex::new(Timers { map: BTreeMap::new(), polling: false, wake_at: None }),
+            timers: Mutex::new(Timers {
+                map: BTreeMap::new(),
+                polling: false,
+                wake_at: None,
+            }),
             timer_seq: AtomicU64::new(0),
         });
         let r2 = r.clone();
@@ -207,15 +244,30 @@ impl Reactor {
             }
         };
         let Some(reg) = reg else { return };
+        self.deliver(&reg, ev);
+    }
+
+    /// The second half of [`dispatch`](Reactor::dispatch), once the event's registration
+    /// has been found: re-arm what the event did not consume, then run the handler.
+    fn deliver(&self, reg: &RegInner, ev: Event) {
         let fired = {
             let mut armed = lock(&reg.armed);
-            let fired = Interest { read: ev.readable, write: ev.writable }.intersect(*armed);
-            let rest = armed.minus(fired);
+            if !armed.live {
+                // Deregistered since the event was collected; the fd may be closed, or its
+                // number already reused by another registration: leave it alone.
+                return;
+            }
+            let fired = Interest {
+                read: ev.readable,
+                write: ev.writable,
+            }
+            .intersect(armed.interest);
+            let rest = armed.interest.minus(fired);
             // Oneshot disarmed the fd entirely; put back what is still wanted.
             if !rest.is_none() {
                 let _ = self.modify(reg.fd, reg.key, rest);
             }
-            *armed = rest;
+            armed.interest = rest;
             fired
         };
         if fired.is_none() {
@@ -227,9 +279,9 @@ impl Reactor {
     }
 
     fn modify(&self, fd: RawFd, key: usize, i: Interest) -> io::Result<()> {
-        // SAFETY: `fd` is registered and stays open until its `Registration` is dropped,
-        // which deletes it from the poller first (see `Registration::drop`); modify is
-        // only reached through a live registration.
+        // Callers hold the registration's `armed` lock and saw it `live`; `drop` clears
+        // `live` under that lock before deleting the fd, and the owner closes the fd after.
+        // SAFETY: so `fd` is open and still this registration's for the whole call.
         let bfd = unsafe { BorrowedFd::borrow_raw(fd) };
         let ev = match (i.read, i.write) {
             (true, true) => Event::all(key),
@@ -240,7 +292,13 @@ impl Reactor {
         self.poller.modify_with_mode(bfd, ev, PollMode::Oneshot)
     }
 
-    pub(crate) fn add_timer(&self, at: Instant, aio: Arc<AioCore>, gen: u64, result: Result<()>) -> TimerKey {
+    pub(crate) fn add_timer(
+        &self,
+        at: Instant,
+        aio: Arc<AioCore>,
+        gen: u64,
+        result: Result<()>,
+    ) -> TimerKey {
         let seq = self.timer_seq.fetch_add(1, Ordering::Relaxed);
         let mut t = lock(&self.timers);
         t.map.insert((at, seq), TimerEntry { aio, gen, result });
@@ -288,11 +346,25 @@ impl Registration {
         }
         let gen = (r.next_gen.fetch_add(1, Ordering::Relaxed) & 0x7fff_ffff) as u32;
         let key = ((gen as usize) << INDEX_BITS) | index;
-        let inner = Arc::new(RegInner { fd, key, armed: Mutex::new(Interest::NONE), handler });
+        let inner = Arc::new(RegInner {
+            fd,
+            key,
+            armed: Mutex::new(Armed {
+                interest: Interest::NONE,
+                live: true,
+            }),
+            handler,
+        });
         // SAFETY: the caller promises the fd stays open while the registration lives, and
         // `Registration::drop` deletes it from the poller before the slot is freed.
-        unsafe { r.poller.add_with_mode(fd, Event::none(key), PollMode::Oneshot) }?;
-        entry.insert(Slot { gen, reg: Arc::downgrade(&inner) });
+        unsafe {
+            r.poller
+                .add_with_mode(fd, Event::none(key), PollMode::Oneshot)
+        }?;
+        entry.insert(Slot {
+            gen,
+            reg: Arc::downgrade(&inner),
+        });
         Ok(Registration { inner })
     }
 
@@ -302,10 +374,11 @@ impl Registration {
     /// The poller's error (the fd was closed under us, say).
     pub fn arm(&self, interest: Interest) -> Result<()> {
         let mut armed = lock(&self.inner.armed);
-        let want = armed.union(interest);
-        if want != *armed {
+        let want = armed.interest.union(interest);
+        if want != armed.interest {
+            // `live` holds: `self` is the registration, so it has not been dropped.
             reactor().modify(self.inner.fd, self.inner.key, want)?;
-            *armed = want;
+            armed.interest = want;
         }
         Ok(())
     }
@@ -319,12 +392,17 @@ impl Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         let r = reactor();
+        // From here on the reactor no longer re-arms this fd (see `Armed`).
+        lock(&self.inner.armed).live = false;
         // SAFETY: the fd is still open: the owner drops the registration before closing it.
         let bfd = unsafe { BorrowedFd::borrow_raw(self.inner.fd) };
         let _ = r.poller.delete(bfd);
         let index = self.inner.key & ((1usize << INDEX_BITS) - 1);
         let mut sources = lock(&r.sources);
-        if sources.get(index).is_some_and(|s| s.gen == (self.inner.key >> INDEX_BITS) as u32) {
+        if sources
+            .get(index)
+            .is_some_and(|s| s.gen == (self.inner.key >> INDEX_BITS) as u32)
+        {
             sources.remove(index);
         }
     }
@@ -338,4 +416,92 @@ pub fn armed_timers() -> usize {
 /// How many fds are registered with the reactor right now.
 pub fn registered_sources() -> usize {
     reactor().source_count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
+    use std::os::unix::net::UnixStream;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    struct Tell(Mutex<mpsc::Sender<Interest>>);
+    impl ReadyHandler for Tell {
+        fn on_ready(&self, ready: Interest) {
+            let _ = self.0.lock().unwrap().send(ready);
+        }
+    }
+
+    fn handler() -> (Arc<dyn ReadyHandler>, mpsc::Receiver<Interest>) {
+        let (tx, rx) = mpsc::channel();
+        (Arc::new(Tell(Mutex::new(tx))), rx)
+    }
+
+    #[test]
+    fn readiness_reaches_the_handler_once_per_arming() {
+        let (a, mut b) = UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        let (h, rx) = handler();
+        let reg = Registration::new(a.as_raw_fd(), Arc::downgrade(&h)).unwrap();
+        reg.arm(Interest::READ).unwrap();
+        b.write_all(b"x").unwrap();
+        assert_eq!(
+            rx.recv_timeout(Duration::from_secs(5)).unwrap(),
+            Interest::READ
+        );
+        // Oneshot: no second event until re-armed, although the byte is still there.
+        assert!(rx.recv_timeout(Duration::from_millis(20)).is_err());
+        reg.arm(Interest::READ).unwrap();
+        assert_eq!(
+            rx.recv_timeout(Duration::from_secs(5)).unwrap(),
+            Interest::READ
+        );
+    }
+
+    #[test]
+    fn a_late_event_of_a_dropped_registration_leaves_the_fd_number_s_new_owner_alone() {
+        // The reactor found registration 1 for an event (it holds its `RegInner`), then
+        // registration 1 is dropped and its fd number handed to a new socket with its own
+        // registration before the reactor gets to re-arm. Re-arming then would move the
+        // new registration onto the old key, whose events are dropped as stale.
+        let (a, _a_peer) = UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        let (h1, _rx1) = handler();
+        let reg1 = Registration::new(a.as_raw_fd(), Arc::downgrade(&h1)).unwrap();
+        reg1.arm(Interest {
+            read: true,
+            write: true,
+        })
+        .unwrap();
+        let found = reg1.inner.clone(); // what `dispatch` holds after its lookup
+        drop(reg1);
+
+        // The same fd number now names another socket (dup2 closes `a`'s file atomically,
+        // so no other thread can grab the number in between).
+        let (c, mut c_peer) = UnixStream::pair().unwrap();
+        c.set_nonblocking(true).unwrap();
+        let num = a.into_raw_fd();
+        // SAFETY: both are open fds we own; dup2 makes `num` refer to `c`'s socket.
+        let r = unsafe { libc::dup2(c.as_raw_fd(), num) };
+        assert_eq!(r, num);
+        // SAFETY: `num` is open and owned by nobody else since `into_raw_fd`.
+        let reused = unsafe { OwnedFd::from_raw_fd(num) };
+        let (h2, rx2) = handler();
+        let reg2 = Registration::new(reused.as_raw_fd(), Arc::downgrade(&h2)).unwrap();
+        reg2.arm(Interest::READ).unwrap();
+
+        // The reactor now finishes handling the writable event it found for registration 1.
+        reactor().deliver(&found, Event::writable(found.key));
+
+        c_peer.write_all(b"x").unwrap();
+        assert_eq!(
+            rx2.recv_timeout(Duration::from_secs(5)),
+            Ok(Interest::READ),
+            "the new registration lost its readiness to a stale re-arm"
+        );
+        drop(reg2);
+        drop(reused);
+    }
 }
