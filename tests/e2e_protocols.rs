@@ -552,3 +552,32 @@ fn callbacks_deliver_on_workers() {
     assert_eq!(body.unwrap(), b"async");
     assert!(thread.unwrap().starts_with("nanoport:worker"));
 }
+
+#[test]
+fn a_device_loop_is_broken_by_the_ttl() {
+    // A raw rep and a raw req forwarding into each other through a loop: the raw req
+    // dials the raw rep's own address, so every forwarded request comes straight back,
+    // one backtrace word longer each time. The TTL (ttl-max) must end it.
+    let url = inproc("loop");
+    let front = Socket::open_raw(Protocol::Rep0).unwrap();
+    let back = Socket::open_raw(Protocol::Req0).unwrap();
+    front.set_max_ttl(4).unwrap();
+    front.listen(&url).unwrap();
+    back.dial(&url).unwrap();
+    let client = Socket::req0().unwrap();
+    client.dial(&url).unwrap();
+    wait_pipes(&front, 2);
+    // Forward by hand, as `device` does, counting the hops.
+    front.set_recv_timeout(Duration::from_millis(500)).unwrap();
+    back.set_send_timeout(Duration::from_secs(2)).unwrap();
+    let _ = client.try_send("round and round");
+    let mut hops = 0;
+    while let Ok(m) = front.recv() {
+        hops += 1;
+        assert!(hops <= 4, "the TTL did not stop the loop");
+        back.send(m).unwrap();
+    }
+    eprintln!("loop hops: {hops}");
+    // One hop per backtrace word the TTL allows: the request went round, then was dropped.
+    assert_eq!(hops, 4, "the request should go round until its backtrace reaches ttl-max");
+}

@@ -24,13 +24,23 @@ fn listener_pauses_on_emfile_and_recovers() {
     let exe = std::env::current_exe().unwrap();
     let out = Command::new("sh")
         .arg("-c")
-        .arg(format!("ulimit -n 128 && exec '{}' --exact listener_pauses_on_emfile_and_recovers --nocapture", exe.display()))
+        .arg(format!(
+            "ulimit -n 128 && exec '{}' --exact listener_pauses_on_emfile_and_recovers --nocapture",
+            exe.display()
+        ))
         .env(CHILD, "1")
         .output()
         .unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(out.status.success(), "child failed:\n{text}");
-    assert!(text.contains("RECOVERED"), "child did not reach the end:\n{text}");
+    assert!(
+        text.contains("RECOVERED"),
+        "child did not reach the end:\n{text}"
+    );
 }
 
 fn exhaust_and_recover() {
@@ -47,15 +57,28 @@ fn exhaust_and_recover() {
     let mut client = TcpStream::connect(("127.0.0.1", port)).expect("connect with the last fd");
     // While descriptors are exhausted the listener cannot accept (it retries every 100 ms):
     // no SP header may arrive.
-    client.set_read_timeout(Some(Duration::from_millis(350))).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_millis(350)))
+        .unwrap();
     let mut byte = [0u8; 1];
     let starved = client.read(&mut byte);
-    assert!(starved.is_err(), "accepted without a free descriptor? {starved:?}");
-    client.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    assert!(
+        starved.is_err(),
+        "accepted without a free descriptor? {starved:?}"
+    );
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     drop(hog);
     // Once descriptors are back, the listener accepts and sends its SP header.
     let mut header = [0u8; 8];
-    client.read_exact(&mut header).expect("the listener never accepted after recovering");
-    assert_eq!(header, [0, b'S', b'P', 0, 0, 0x51, 0, 0], "pull0's SP header");
+    client
+        .read_exact(&mut header)
+        .expect("the listener never accepted after recovering");
+    assert_eq!(
+        header,
+        [0, b'S', b'P', 0, 0, 0x51, 0, 0],
+        "pull0's SP header"
+    );
     println!("RECOVERED");
 }
