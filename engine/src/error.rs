@@ -149,10 +149,37 @@ impl Error {
     pub fn from_code(code: i32) -> Error {
         use Error::*;
         const TABLE: [Error; 31] = [
-            Interrupted, NoMem, Inval, Busy, TimedOut, ConnRefused, Closed, Again, NotSup,
-            AddrInUse, State, NoEnt, Proto, Unreachable, AddrInval, Perm, MsgSize, ConnAborted,
-            ConnReset, Canceled, NoFiles, NoSpace, Exists, ReadOnly, WriteOnly, Crypto, PeerAuth,
-            NoArg, Ambiguous, BadType, ConnShut,
+            Interrupted,
+            NoMem,
+            Inval,
+            Busy,
+            TimedOut,
+            ConnRefused,
+            Closed,
+            Again,
+            NotSup,
+            AddrInUse,
+            State,
+            NoEnt,
+            Proto,
+            Unreachable,
+            AddrInval,
+            Perm,
+            MsgSize,
+            ConnAborted,
+            ConnReset,
+            Canceled,
+            NoFiles,
+            NoSpace,
+            Exists,
+            ReadOnly,
+            WriteOnly,
+            Crypto,
+            PeerAuth,
+            NoArg,
+            Ambiguous,
+            BadType,
+            ConnShut,
         ];
         match code {
             1..=31 => TABLE[(code - 1) as usize],
@@ -281,8 +308,14 @@ mod tests {
             assert_eq!(Error::from_code(code).code(), code);
         }
         assert_eq!(Error::from_code(1000), Error::Internal);
-        assert_eq!(Error::from_code(Error::System(13).code()), Error::System(13));
-        assert_eq!(Error::from_code(Error::Transport(4).code()), Error::Transport(4));
+        assert_eq!(
+            Error::from_code(Error::System(13).code()),
+            Error::System(13)
+        );
+        assert_eq!(
+            Error::from_code(Error::Transport(4).code()),
+            Error::Transport(4)
+        );
         assert_eq!(Error::from_code(-5), Error::Internal);
     }
 
@@ -307,5 +340,38 @@ mod tests {
     fn error_is_send_sync_clone_eq() {
         fn check<T: Send + Sync + Clone + Eq + std::error::Error>() {}
         check::<Error>();
+    }
+
+    #[test]
+    fn socket_errnos_map_like_nng() {
+        for (errno, want) in [
+            (libc::ECONNREFUSED, Error::ConnRefused),
+            (libc::ECONNRESET, Error::ConnReset),
+            (libc::EPIPE, Error::ConnShut),
+            (libc::EADDRINUSE, Error::AddrInUse),
+            (libc::EAGAIN, Error::Again),
+            (libc::ETIMEDOUT, Error::TimedOut),
+            (libc::EACCES, Error::Perm),
+            (libc::EMSGSIZE, Error::MsgSize),
+        ] {
+            assert_eq!(Error::from_errno(errno), want, "errno {errno}");
+            let via_io: Error = io::Error::from_raw_os_error(errno).into();
+            assert_eq!(via_io, want, "io::Error for errno {errno}");
+        }
+        // io::Errors without an OS code map by kind.
+        let e: Error = io::Error::from(io::ErrorKind::WouldBlock).into();
+        assert_eq!(e, Error::Again);
+        let e: Error = io::Error::other("x").into();
+        assert_eq!(e, Error::Internal);
+    }
+
+    #[test]
+    fn codes_are_nngs_numbers() {
+        assert_eq!(Error::Interrupted.code(), 1);
+        assert_eq!(Error::TimedOut.code(), 5);
+        assert_eq!(Error::Closed.code(), 7);
+        assert_eq!(Error::Canceled.code(), 20);
+        assert_eq!(Error::ConnShut.code(), 31);
+        assert_ne!(Error::System(5).code(), Error::Transport(5).code());
     }
 }

@@ -55,11 +55,19 @@ impl Message {
     pub fn with_capacity(n: usize) -> Message {
         let mut buf = Vec::with_capacity(HEADROOM + n);
         buf.resize(HEADROOM, 0);
-        Message::from_body(Body { buf, start: HEADROOM })
+        Message::from_body(Body {
+            buf,
+            start: HEADROOM,
+        })
     }
 
     fn from_body(body: Body) -> Message {
-        Message { header: [0; MAX_HEADER], header_len: 0, body: Arc::new(body), pipe: None }
+        Message {
+            header: [0; MAX_HEADER],
+            header_len: 0,
+            body: Arc::new(body),
+            pipe: None,
+        }
     }
 
     /// The body (`nng_msg_body`).
@@ -114,7 +122,10 @@ impl Message {
             buf.resize(HEADROOM, 0);
             buf.extend_from_slice(data);
             buf.extend_from_slice(&b.buf[b.start..]);
-            *b = Body { buf, start: HEADROOM };
+            *b = Body {
+                buf,
+                start: HEADROOM,
+            };
         }
     }
 
@@ -148,7 +159,10 @@ impl Message {
     /// Empties the body (`nng_msg_clear`).
     pub fn clear(&mut self) {
         if Arc::get_mut(&mut self.body).is_none() {
-            self.body = Arc::new(Body { buf: vec![0; HEADROOM], start: HEADROOM });
+            self.body = Arc::new(Body {
+                buf: vec![0; HEADROOM],
+                start: HEADROOM,
+            });
             return;
         }
         let b = self.body_vec();
@@ -456,5 +470,82 @@ mod tests {
         a.clear();
         assert!(a.is_empty());
         assert_eq!(b.body(), b"abc");
+    }
+
+    #[test]
+    fn every_mutation_of_a_clone_leaves_the_other_intact() {
+        // Copy-on-write must hold for each operation that touches the body.
+        type Mutation = fn(&mut Message);
+        let ops: [(&str, Mutation); 8] = [
+            ("append", |m| m.append(b"+")),
+            ("prepend", |m| m.prepend(b"-")),
+            ("trim", |m| m.trim(1).unwrap()),
+            ("chop", |m| m.chop(1).unwrap()),
+            ("clear", |m| m.clear()),
+            ("resize", |m| m.resize(10)),
+            ("body_mut", |m| m.body_mut()[0] = b'X'),
+            ("trim_u16", |m| {
+                m.trim_u16().unwrap();
+            }),
+        ];
+        for (name, op) in ops {
+            let original = Message::from("abcdef");
+            let mut copy = original.clone();
+            op(&mut copy);
+            assert_eq!(
+                original.body(),
+                b"abcdef",
+                "{name} on a clone changed the original"
+            );
+            let mut original = original;
+            let copy2 = original.clone();
+            op(&mut original);
+            assert_eq!(
+                copy2.body(),
+                b"abcdef",
+                "{name} on the original changed a clone"
+            );
+        }
+    }
+
+    #[test]
+    fn resize_zero_extends_and_truncates() {
+        let mut m = Message::from(&b"abc"[..]);
+        m.resize(5);
+        assert_eq!(m.body(), b"abc\0\0");
+        m.resize(1);
+        assert_eq!(m.body(), b"a");
+        m.resize(0);
+        assert!(m.is_empty());
+    }
+
+    #[test]
+    fn conversions_and_capacity() {
+        let m = Message::with_capacity(1024);
+        assert!(m.is_empty() && m.header().is_empty());
+        assert_eq!(Message::from(vec![1u8, 2, 3]).body(), &[1, 2, 3]);
+        assert_eq!(Message::from(&[4u8, 5][..]).body(), &[4, 5]);
+        assert_eq!(Message::from("hi").len(), 2);
+        assert_eq!(Message::default().len(), 0);
+        let mut m = Message::new();
+        m.reserve(100);
+        m.append(&[7; 100]);
+        assert_eq!(m.len(), 100);
+    }
+
+    #[test]
+    fn header_clone_is_independent_and_trims_are_bounded() {
+        let mut a = Message::new();
+        a.header_append(&[1, 2, 3, 4]).unwrap();
+        let b = a.clone();
+        a.header_clear();
+        assert_eq!(b.header(), &[1, 2, 3, 4]);
+        let mut b = b;
+        assert_eq!(b.header_trim(5), Err(Error::Inval));
+        assert_eq!(b.header(), &[1, 2, 3, 4]);
+        b.header_trim(1).unwrap();
+        assert_eq!(b.header(), &[2, 3, 4]);
+        assert_eq!(b.header_prepend(&[0; MAX_HEADER]), Err(Error::Inval));
+        assert_eq!(b.header(), &[2, 3, 4]);
     }
 }

@@ -1,15 +1,16 @@
 //! The fixed worker pool that runs completion callbacks.
 //!
-//! One MPMC crossbeam channel feeds N threads. An aio completion is queued as its
-//! `Arc<AioCore>` (no boxing), other work as a boxed `FnOnce`. A panicking job is caught,
-//! reported on stderr, and the worker carries on.
+//! One FIFO queue (`Mutex<VecDeque<Job>>` + `Condvar`) feeds N threads. An aio completion
+//! is queued as its `Arc<AioCore>` (no boxing), other work as a boxed `FnOnce`. The queue
+//! keeps its buffer, so a warm pool allocates nothing per job, and an idle worker parks at
+//! once instead of spinning and yielding (see docs/benchmarks.md). A panicking job is
+//! caught, reported on stderr, and the worker carries on.
 
+use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread;
-
-use crossbeam_channel::{unbounded, Receiver, Sender};
 
 use crate::aio::AioCore;
 use crate::{Error, Result};
@@ -19,8 +20,14 @@ pub(crate) enum Job {
     Task(Box<dyn FnOnce() + Send>),
 }
 
+/// The jobs waiting for a worker, and how many workers wait for a job.
+struct Queue {
+    jobs: VecDeque<Job>,
+    idle: usize,
+}
+
 pub(crate) struct Pool {
-    tx: Sender<Job>,
+    q: Arc<(Mutex<Queue>, Condvar)>,
     panics: AtomicUsize,
 }
 
@@ -68,7 +75,9 @@ pub fn callback_panics() -> usize {
 }
 
 fn default_threads() -> usize {
-    thread::available_parallelism().map_or(2, |n| n.get()).max(2)
+    thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .max(2)
 }
 
 pub(crate) fn pool() -> &'static Pool {
@@ -77,23 +86,42 @@ pub(crate) fn pool() -> &'static Pool {
             0 => default_threads(),
             n => n,
         };
-        let (tx, rx) = unbounded::<Job>();
+        let q = Arc::new((
+            Mutex::new(Queue {
+                jobs: VecDeque::with_capacity(256),
+                idle: 0,
+            }),
+            Condvar::new(),
+        ));
         for i in 0..n {
-            let rx: Receiver<Job> = rx.clone();
+            let q = q.clone();
             thread::Builder::new()
                 .name(format!("nanoport:worker:{i}"))
-                .spawn(move || worker_loop(rx))
+                .spawn(move || worker_loop(&q))
                 .expect("nanoport: cannot start a worker thread");
         }
-        Pool { tx, panics: AtomicUsize::new(0) }
+        Pool {
+            q,
+            panics: AtomicUsize::new(0),
+        }
     })
 }
 
-fn worker_loop(rx: Receiver<Job>) {
-    while let Ok(job) = rx.recv() {
-        match job {
-            Job::Callback(core) => AioCore::run_callbacks(&core),
-            Job::Task(f) => run_guarded(f),
+fn worker_loop(q: &(Mutex<Queue>, Condvar)) {
+    let (m, cv) = q;
+    let mut g = m.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        if let Some(job) = g.jobs.pop_front() {
+            drop(g);
+            match job {
+                Job::Callback(core) => AioCore::run_callbacks(&core),
+                Job::Task(f) => run_guarded(f),
+            }
+            g = m.lock().unwrap_or_else(|e| e.into_inner());
+        } else {
+            g.idle += 1;
+            g = cv.wait(g).unwrap_or_else(|e| e.into_inner());
+            g.idle -= 1;
         }
     }
 }
@@ -113,9 +141,17 @@ pub(crate) fn run_guarded(f: impl FnOnce()) {
 
 impl Pool {
     pub(crate) fn submit(&self, job: Job) {
-        // The receivers live in detached threads for the life of the process, so the
-        // channel never disconnects.
-        let _ = self.tx.send(job);
+        // A worker waits only after finding the queue empty under this lock, so the job is
+        // either taken by a worker that is still looping or wakes one counted in `idle`.
+        // Workers live for the life of the process, so nothing is left behind.
+        let (m, cv) = &*self.q;
+        let mut g = m.lock().unwrap_or_else(|e| e.into_inner());
+        g.jobs.push_back(job);
+        let wake = g.idle > 0;
+        drop(g);
+        if wake {
+            cv.notify_one();
+        }
     }
 }
 

@@ -62,7 +62,10 @@ impl Timeout {
     /// (`Default` counts as infinite here: normalise it first with [`or`](Timeout::or)).
     pub fn deadline_from(&self, now: Instant) -> Option<Instant> {
         match self {
-            Timeout::After(d) => Some(now.checked_add(*d).unwrap_or(now + Duration::from_secs(86400 * 365 * 30))),
+            Timeout::After(d) => Some(
+                now.checked_add(*d)
+                    .unwrap_or(now + Duration::from_secs(86400 * 365 * 30)),
+            ),
             _ => None,
         }
     }
@@ -91,7 +94,10 @@ mod tests {
         assert_eq!(Timeout::from_millis(-1), Timeout::Infinite);
         assert_eq!(Timeout::from_millis(0), Timeout::After(Duration::ZERO));
         assert_eq!(Timeout::from_millis(250).as_millis(), 250);
-        assert_eq!(Timeout::After(Duration::from_secs(u64::MAX)).as_millis(), i32::MAX);
+        assert_eq!(
+            Timeout::After(Duration::from_secs(u64::MAX)).as_millis(),
+            i32::MAX
+        );
     }
 
     #[test]
@@ -99,7 +105,10 @@ mod tests {
         let now = Instant::now();
         assert_eq!(Timeout::Infinite.deadline_from(now), None);
         assert_eq!(Timeout::Default.deadline_from(now), None);
-        assert_eq!(Timeout::After(Duration::from_secs(1)).deadline_from(now), Some(now + Duration::from_secs(1)));
+        assert_eq!(
+            Timeout::After(Duration::from_secs(1)).deadline_from(now),
+            Some(now + Duration::from_secs(1))
+        );
         assert!(Timeout::After(Duration::MAX).deadline_from(now).is_some());
         assert_eq!(Timeout::Default.or(Timeout::Infinite), Timeout::Infinite);
     }

@@ -18,14 +18,20 @@ pub fn handshake(data: &[u8]) {
     let Some(h) = data.get(..8) else { return };
     let h: [u8; 8] = h.try_into().expect("eight bytes");
     if let Ok(proto) = parse_header(&h) {
-        assert_eq!(encode_header(proto), h, "a header we accept must be one we would send");
+        assert_eq!(
+            encode_header(proto),
+            h,
+            "a header we accept must be one we would send"
+        );
     }
 }
 
 /// Stream framing: arbitrary bytes in arbitrary chunks. A frame never exceeds the limit,
 /// and a peer that announces a large frame pins no more than it has sent.
 pub fn frame(data: &[u8], framing: Framing) {
-    let Some((&sel, rest)) = data.split_first() else { return };
+    let Some((&sel, rest)) = data.split_first() else {
+        return;
+    };
     let recv_max = [0usize, 1, 16, 1024, 65536][sel as usize % 5];
     let chunk = 1 + (sel as usize >> 3) % 17;
     let mut dec = FrameDecoder::new(framing, recv_max);
@@ -49,7 +55,10 @@ pub fn frame(data: &[u8], framing: Framing) {
                 }
                 Err(_) => return,
             }
-            assert!(dec.buffered_capacity() <= fed.max(1) * 2 + 64, "buffer grew ahead of the bytes received");
+            assert!(
+                dec.buffered_capacity() <= fed.max(1) * 2 + 64,
+                "buffer grew ahead of the bytes received"
+            );
         }
         pos = end;
     }
@@ -57,7 +66,9 @@ pub fn frame(data: &[u8], framing: Framing) {
 
 /// URL parsing: never panics; what parses prints back to something that parses the same.
 pub fn url(data: &[u8]) {
-    let Ok(s) = std::str::from_utf8(data) else { return };
+    let Ok(s) = std::str::from_utf8(data) else {
+        return;
+    };
     if let Ok(u) = Url::parse(s) {
         let again = Url::parse(&u.to_string()).expect("a printed URL parses again");
         assert_eq!(again.to_string(), u.to_string());
@@ -67,10 +78,14 @@ pub fn url(data: &[u8]) {
 /// A protocol fed arbitrary messages from arbitrary pipes, with user operations and time
 /// interleaved: no panic, and every action names a pipe the protocol was given.
 pub fn protocol_inbound(data: &[u8]) {
-    let Some((&sel, mut ops)) = data.split_first() else { return };
+    let Some((&sel, mut ops)) = data.split_first() else {
+        return;
+    };
     let p = Protocol::ALL[sel as usize % Protocol::ALL.len()];
     let raw = sel & 0x80 != 0;
-    let Ok(mut proto) = nanoport_protocols::open(p, raw) else { return };
+    let Ok(mut proto) = nanoport_protocols::open(p, raw) else {
+        return;
+    };
     let mut now = Instant::now();
     let mut pipes: Vec<PipeId> = Vec::new();
     let mut busy: Vec<PipeId> = Vec::new();
@@ -119,8 +134,14 @@ pub fn protocol_inbound(data: &[u8]) {
         while let Some(a) = proto.poll_action() {
             match a {
                 Action::SendToPipe(id, _) => {
-                    assert!(pipes.contains(&id), "{p:?} raw={raw}: sent to unknown pipe {id:?}");
-                    assert!(!busy.contains(&id), "{p:?} raw={raw}: second write to busy pipe {id:?}");
+                    assert!(
+                        pipes.contains(&id),
+                        "{p:?} raw={raw}: sent to unknown pipe {id:?}"
+                    );
+                    assert!(
+                        !busy.contains(&id),
+                        "{p:?} raw={raw}: second write to busy pipe {id:?}"
+                    );
                     busy.push(id);
                 }
                 Action::ClosePipe(id) => {
