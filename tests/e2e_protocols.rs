@@ -505,6 +505,9 @@ fn dialer_reconnects_after_the_listener_restarts() {
     let pull2 = Socket::pull0().unwrap();
     pull2.set_recv_timeout(LIMIT).unwrap();
     eventually(LIMIT, || pull2.listen(&url).ok()).expect("relisten");
+    // The dialer redials only after it has dropped the old pipe, so once the new listener
+    // has a pipe, "after" cannot go to the dead one.
+    wait_pipes(&pull2, 1);
     push.send("after").unwrap();
     assert_eq!(pull2.recv().unwrap().body(), b"after");
 }
@@ -579,5 +582,8 @@ fn a_device_loop_is_broken_by_the_ttl() {
     }
     eprintln!("loop hops: {hops}");
     // One hop per backtrace word the TTL allows: the request went round, then was dropped.
-    assert_eq!(hops, 4, "the request should go round until its backtrace reaches ttl-max");
+    assert_eq!(
+        hops, 4,
+        "the request should go round until its backtrace reaches ttl-max"
+    );
 }
