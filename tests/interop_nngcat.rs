@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{ipc, nngcat_or_skip, tcp, NngCat};
-use nanoport::{Error, Socket};
+use nanoport::{Error, Message, Socket};
 
 const LIMIT: Duration = Duration::from_secs(10);
 
@@ -412,4 +412,60 @@ fn req_contexts_against_nngcat_rep() {
         assert_eq!(c.recv().unwrap().body(), b"ack");
     }
     drop(cat);
+}
+
+/// pair1 polyamorous mode is local routing over the ordinary pair1 wire protocol, so
+/// plain libnng pair1 peers can drive it: two nngcat processes dial one poly socket, each
+/// sends its name, and each must get back exactly the reply addressed to its own pipe.
+#[test]
+fn pair1_poly_routes_replies_to_each_nngcat_peer() {
+    if !nngcat_or_skip("pair1_poly_routes_replies_to_each_nngcat_peer") {
+        return;
+    }
+    for url in [tcp(), ipc("interop-poly")] {
+        let hub = Socket::open(nanoport::Protocol::Pair1Poly).unwrap();
+        hub.listen(&url).unwrap();
+        hub.set_recv_timeout(LIMIT).unwrap();
+        hub.set_send_timeout(LIMIT).unwrap();
+        // --interval 3 --count 1: send once, then print what arrives for 3 s and exit.
+        let cats: Vec<(String, NngCat)> = ["alpha", "beta"]
+            .iter()
+            .map(|name| {
+                let cat = NngCat::spawn(&[
+                    "--pair1",
+                    "--dial",
+                    &url,
+                    "--data",
+                    name,
+                    "--interval",
+                    "3",
+                    "--count",
+                    "1",
+                    "-Q",
+                ]);
+                (name.to_string(), cat)
+            })
+            .collect();
+        let mut seen = Vec::new();
+        for _ in 0..2 {
+            let m = hub.recv().unwrap();
+            let name = String::from_utf8(m.body().to_vec()).unwrap();
+            let pipe = m.pipe().expect("a poly message names its pipe");
+            let mut reply = Message::from(format!("to {name}").as_str());
+            reply.set_pipe(Some(pipe));
+            hub.send(reply).unwrap();
+            seen.push(name);
+        }
+        seen.sort();
+        assert_eq!(seen, ["alpha", "beta"], "{url}");
+        for (name, cat) in cats {
+            let (ok, out, err) = cat.finish(LIMIT);
+            assert!(ok, "{url} {name}: nngcat failed: {err}");
+            assert_eq!(
+                out,
+                format!("\"to {name}\"\n"),
+                "{url}: {name} got another's reply"
+            );
+        }
+    }
 }
