@@ -27,6 +27,7 @@ mod endpoint;
 mod options;
 mod pipes;
 mod socket;
+mod stats;
 
 pub use context::Context;
 pub use device::device;
@@ -37,6 +38,7 @@ pub use nanoport_engine::{
 pub use nanoport_protocols::{opt, OptValue, ProtoInfo, Protocol};
 pub use pipes::PipeEvent;
 pub use socket::Socket;
+pub use stats::SocketStats;
 
 /// The engine, for transports and advanced users (provider-side aio API, reactor).
 pub use nanoport_engine as engine;

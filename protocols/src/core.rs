@@ -60,6 +60,35 @@ pub enum Action {
     ResumePipe(PipeId),
 }
 
+/// Messages from peers that a protocol threw away, by reason. Bad input from the network
+/// is answered by dropping the message (or closing the pipe), never by a panic; these
+/// counters make each such drop visible, as NNG's statistics do.
+///
+/// ```
+/// use nanoport_protocols::Discards;
+/// let d = Discards::default();
+/// assert_eq!(d.total(), 0);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Discards {
+    /// A protocol header shorter than the protocol needs, or invalid (a backtrace with no
+    /// request id, a pair1 hop count over 255): the message is dropped and the pipe closed.
+    pub malformed: u64,
+    /// A backtrace or hop count longer than the socket's `ttl-max`: the message is dropped,
+    /// the pipe kept.
+    pub too_many_hops: u64,
+    /// A well-formed reply or response that matches nothing outstanding (late, duplicate,
+    /// or for a survey that ended): dropped.
+    pub unmatched: u64,
+}
+
+impl Discards {
+    /// All discarded messages.
+    pub fn total(&self) -> u64 {
+        self.malformed + self.too_many_hops + self.unmatched
+    }
+}
+
 /// Why a send did not go through.
 #[derive(Debug)]
 pub enum SendBlock {
@@ -183,6 +212,12 @@ pub trait ProtocolCore: Send + 'static {
 
     /// The next queued action, if any.
     fn poll_action(&mut self) -> Option<Action>;
+
+    /// Messages from peers discarded so far, by reason. Default: none counted (protocols
+    /// without a header to check).
+    fn discards(&self) -> Discards {
+        Discards::default()
+    }
 
     /// Sets a protocol option on context `ctx` (0: the socket).
     ///

@@ -68,5 +68,5 @@ mod robustness;
 #[cfg(test)]
 mod testing;
 
-pub use crate::core::{opt, Action, CtxId, OptValue, ProtoInfo, ProtocolCore, SendBlock};
+pub use crate::core::{opt, Action, CtxId, Discards, OptValue, ProtoInfo, ProtocolCore, SendBlock};
 pub use crate::protocol::{open, Protocol};

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use nanoport_engine::{Error, Message, PipeId, Result};
 
-use crate::core::{opt, Action, CtxId, OptValue, ProtoInfo, ProtocolCore, SendBlock};
+use crate::core::{opt, Action, CtxId, Discards, OptValue, ProtoInfo, ProtocolCore, SendBlock};
 use crate::options::{max_ttl, DEFAULT_MAX_TTL};
 use crate::pair0::Pair0;
 
@@ -49,6 +49,8 @@ pub(crate) fn take_hop_count(msg: &mut Message, ttl: u8) -> HopCheck {
 /// The pair1 state machine (monogamous).
 #[derive(Debug)]
 pub(crate) struct Pair1 {
+    /// Peer messages thrown away, by reason.
+    discards: Discards,
     link: Pair0,
     ttl: u8,
 }
@@ -58,6 +60,7 @@ impl Pair1 {
     pub(crate) fn new(info: ProtoInfo) -> Pair1 {
         Pair1 {
             link: Pair0::link(info),
+            discards: Discards::default(),
             ttl: DEFAULT_MAX_TTL,
         }
     }
@@ -113,8 +116,11 @@ impl ProtocolCore for Pair1 {
         }
         match take_hop_count(&mut msg, self.ttl) {
             HopCheck::Accept => self.link.pipe_message(pipe, msg, now),
-            HopCheck::Drop => {}
-            HopCheck::Malformed => self.link.close_pipe(pipe),
+            HopCheck::Drop => self.discards.too_many_hops += 1,
+            HopCheck::Malformed => {
+                self.discards.malformed += 1;
+                self.link.close_pipe(pipe);
+            }
         }
     }
 
@@ -176,6 +182,10 @@ impl ProtocolCore for Pair1 {
         }
     }
 
+    fn discards(&self) -> Discards {
+        self.discards
+    }
+
     fn get_option(&self, ctx: CtxId, name: &str) -> Result<OptValue> {
         match name {
             opt::MAX_TTL => Ok(OptValue::Int(i32::from(self.ttl))),
@@ -220,6 +230,7 @@ mod tests {
             h.deliver(1, bad);
             assert_eq!(h.drain().closed, vec![1], "{bad:?}");
             assert_eq!(h.recv(0), Ok(None));
+            assert_eq!(h.proto.discards().malformed, 1, "{bad:?}");
         }
     }
 
@@ -236,6 +247,8 @@ mod tests {
         h.set(0, opt::MAX_TTL, OptValue::Int(2)).unwrap();
         h.deliver(1, &words(&[3], b"x"));
         assert_eq!(h.recv(0), Ok(None));
+        let d = h.proto.discards();
+        assert_eq!((d.too_many_hops, d.malformed), (2, 0));
     }
 
     #[test]

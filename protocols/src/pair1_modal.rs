@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use nanoport_engine::{Error, Message, PipeId, Result};
 
-use crate::core::{opt, Action, CtxId, OptValue, ProtoInfo, ProtocolCore, SendBlock};
+use crate::core::{opt, Action, CtxId, Discards, OptValue, ProtoInfo, ProtocolCore, SendBlock};
 use crate::options::boolean;
 use crate::pair1::Pair1;
 use crate::pair1_poly::Pair1Poly;
@@ -138,6 +138,10 @@ impl ProtocolCore for Pair1Modal {
             return Ok(());
         }
         current!(&mut self.mode, p => p.set_option(ctx, name, value))
+    }
+
+    fn discards(&self) -> Discards {
+        current!(&self.mode, p => p.discards())
     }
 
     fn get_option(&self, ctx: CtxId, name: &str) -> Result<OptValue> {

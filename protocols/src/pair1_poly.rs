@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use nanoport_engine::{Error, Message, PipeId, Result};
 
-use crate::core::{opt, Action, CtxId, OptValue, ProtoInfo, ProtocolCore, SendBlock};
+use crate::core::{opt, Action, CtxId, Discards, OptValue, ProtoInfo, ProtocolCore, SendBlock};
 use crate::inbound::InboundQueue;
 use crate::options::{buffer_size, buffer_value, max_ttl, BUFFER_RANGE, DEFAULT_MAX_TTL};
 use crate::outbound::{OutboundPipe, WhenFull};
@@ -24,6 +24,8 @@ pub(crate) const POLY_PIPE_QUEUE: usize = 2;
 /// The pair1 polyamorous state machine.
 #[derive(Debug)]
 pub(crate) struct Pair1Poly {
+    /// Peer messages thrown away, by reason.
+    discards: Discards,
     info: ProtoInfo,
     pipes: HashMap<PipeId, OutboundPipe>,
     connect_order: Vec<PipeId>,
@@ -37,6 +39,7 @@ impl Pair1Poly {
     pub(crate) fn new(info: ProtoInfo) -> Pair1Poly {
         Pair1Poly {
             info,
+            discards: Discards::default(),
             pipes: HashMap::new(),
             connect_order: Vec::new(),
             inbound: InboundQueue::new(0),
@@ -89,8 +92,11 @@ impl ProtocolCore for Pair1Poly {
                 self.inbound.push(pipe, msg);
                 self.actions.push_back(Action::RecvReady(0));
             }
-            HopCheck::Drop => {}
-            HopCheck::Malformed => self.actions.push_back(Action::ClosePipe(pipe)),
+            HopCheck::Drop => self.discards.too_many_hops += 1,
+            HopCheck::Malformed => {
+                self.discards.malformed += 1;
+                self.actions.push_back(Action::ClosePipe(pipe));
+            }
         }
     }
 
@@ -163,6 +169,10 @@ impl ProtocolCore for Pair1Poly {
             _ => return Err(Error::NotSup),
         }
         Ok(())
+    }
+
+    fn discards(&self) -> Discards {
+        self.discards
     }
 
     fn get_option(&self, _ctx: CtxId, name: &str) -> Result<OptValue> {

@@ -19,7 +19,7 @@ use std::time::Instant;
 use nanoport_engine::{Error, Message, PipeId, Result};
 
 use crate::backtrace::{move_backtrace_to_header, Backtrace, BacktraceVerdict};
-use crate::core::{opt, Action, CtxId, OptValue, ProtoInfo, ProtocolCore, SendBlock};
+use crate::core::{opt, Action, CtxId, Discards, OptValue, ProtoInfo, ProtocolCore, SendBlock};
 use crate::inbound::InboundQueue;
 use crate::options::{max_ttl, DEFAULT_MAX_TTL};
 
@@ -43,6 +43,8 @@ struct ReplierCtx {
 /// The cooked rep0 / respondent0 state machine.
 #[derive(Debug)]
 pub(crate) struct Replier {
+    /// Peer messages thrown away, by reason.
+    discards: Discards,
     info: ProtoInfo,
     pipes: HashMap<PipeId, ReplierPipe>,
     inbound: InboundQueue,
@@ -58,6 +60,7 @@ impl Replier {
     pub(crate) fn new(info: ProtoInfo) -> Replier {
         Replier {
             info,
+            discards: Discards::default(),
             pipes: HashMap::new(),
             inbound: InboundQueue::new(0),
             ctxs: HashMap::from([(0, ReplierCtx::default())]),
@@ -142,8 +145,11 @@ impl ProtocolCore for Replier {
                 self.inbound.push(pipe, msg);
                 self.wake_one_receiver();
             }
-            BacktraceVerdict::TooManyHops => {}
-            BacktraceVerdict::Garbage => self.actions.push_back(Action::ClosePipe(pipe)),
+            BacktraceVerdict::TooManyHops => self.discards.too_many_hops += 1,
+            BacktraceVerdict::Garbage => {
+                self.discards.malformed += 1;
+                self.actions.push_back(Action::ClosePipe(pipe));
+            }
         }
     }
 
@@ -245,6 +251,10 @@ impl ProtocolCore for Replier {
         }
     }
 
+    fn discards(&self) -> Discards {
+        self.discards
+    }
+
     fn get_option(&self, ctx: CtxId, name: &str) -> Result<OptValue> {
         match name {
             opt::MAX_TTL if ctx == 0 => Ok(OptValue::Int(i32::from(self.ttl))),
@@ -334,6 +344,8 @@ mod tests {
         h.deliver(1, &words(&[1, 2], b"dropped before running out"));
         assert_eq!(h.recv(0), Ok(None));
         assert!(h.drain().closed.is_empty());
+        let d = h.proto.discards();
+        assert_eq!((d.too_many_hops, d.malformed, d.unmatched), (3, 2, 0));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::time::Instant;
 use nanoport_engine::{Error, Message, PipeId, Result};
 
 use crate::backtrace::{move_backtrace_to_header, BacktraceVerdict};
-use crate::core::{opt, Action, CtxId, OptValue, ProtoInfo, ProtocolCore, SendBlock};
+use crate::core::{opt, Action, CtxId, Discards, OptValue, ProtoInfo, ProtocolCore, SendBlock};
 use crate::inbound::InboundQueue;
 use crate::options::{max_ttl, DEFAULT_MAX_TTL};
 use crate::outbound::{OutboundPipe, WhenFull};
@@ -28,6 +28,8 @@ pub(crate) const XRESPOND_PIPE_QUEUE: usize = 2;
 /// The raw rep0 / respondent0 state machine.
 #[derive(Debug)]
 pub(crate) struct RawReplier {
+    /// Peer messages thrown away, by reason.
+    discards: Discards,
     info: ProtoInfo,
     pipes: HashMap<PipeId, OutboundPipe>,
     pipe_queue: usize,
@@ -41,6 +43,7 @@ impl RawReplier {
     pub(crate) fn new(info: ProtoInfo, pipe_queue: usize) -> RawReplier {
         RawReplier {
             info,
+            discards: Discards::default(),
             pipes: HashMap::new(),
             pipe_queue,
             inbound: InboundQueue::new(1),
@@ -93,8 +96,11 @@ impl ProtocolCore for RawReplier {
                 self.inbound.push(pipe, msg);
                 self.actions.push_back(Action::RecvReady(0));
             }
-            BacktraceVerdict::TooManyHops => {}
-            BacktraceVerdict::Garbage => self.actions.push_back(Action::ClosePipe(pipe)),
+            BacktraceVerdict::TooManyHops => self.discards.too_many_hops += 1,
+            BacktraceVerdict::Garbage => {
+                self.discards.malformed += 1;
+                self.actions.push_back(Action::ClosePipe(pipe));
+            }
         }
     }
 
@@ -152,6 +158,10 @@ impl ProtocolCore for RawReplier {
             }
             _ => Err(Error::NotSup),
         }
+    }
+
+    fn discards(&self) -> Discards {
+        self.discards
     }
 
     fn get_option(&self, _ctx: CtxId, name: &str) -> Result<OptValue> {
@@ -226,6 +236,8 @@ mod tests {
         h.drain();
         h.deliver(1, b"\x00\x00");
         assert_eq!(h.drain().closed, vec![1]);
+        let d = h.proto.discards();
+        assert_eq!((d.too_many_hops, d.malformed), (1, 1));
         assert_eq!(h.proto.open_ctx(), Err(Error::NotSup));
     }
 }

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use nanoport_engine::{Error, Message, PipeId, Result, Timeout};
 
-use crate::core::{opt, Action, CtxId, OptValue, ProtoInfo, ProtocolCore, SendBlock};
+use crate::core::{opt, Action, CtxId, Discards, OptValue, ProtoInfo, ProtocolCore, SendBlock};
 use crate::options::{duration, max_ttl, positive_deadline, DEFAULT_MAX_TTL};
 use crate::request_ids::RequestIds;
 
@@ -90,6 +90,8 @@ struct ReqPipe {
 /// The req0 state machine.
 #[derive(Debug)]
 pub(crate) struct Req0 {
+    /// Peer messages thrown away, by reason.
+    discards: Discards,
     info: ProtoInfo,
     pipes: HashMap<PipeId, ReqPipe>,
     idle_pipes: VecDeque<PipeId>,
@@ -114,6 +116,7 @@ impl Req0 {
         let resend = Timeout::After(DEFAULT_RESEND_TIME);
         Req0 {
             info,
+            discards: Discards::default(),
             pipes: HashMap::new(),
             idle_pipes: VecDeque::new(),
             ctxs: HashMap::from([(0, ReqCtx::new(resend))]),
@@ -298,10 +301,12 @@ impl ProtocolCore for Req0 {
             return;
         }
         let Ok(id) = msg.trim_u32() else {
+            self.discards.malformed += 1;
             self.actions.push_back(Action::ClosePipe(pipe));
             return;
         };
         let Some(ctx_id) = self.ids.owner(id) else {
+            self.discards.unmatched += 1;
             return;
         };
         let outstanding = self
@@ -310,6 +315,7 @@ impl ProtocolCore for Req0 {
             .and_then(|c| c.request.as_ref())
             .is_some_and(|r| r.id == id);
         if !outstanding {
+            self.discards.unmatched += 1;
             return;
         }
         self.drop_request(ctx_id);
@@ -430,6 +436,10 @@ impl ProtocolCore for Req0 {
             _ => return Err(Error::NotSup),
         }
         Ok(())
+    }
+
+    fn discards(&self) -> Discards {
+        self.discards
     }
 
     fn get_option(&self, ctx_id: CtxId, name: &str) -> Result<OptValue> {
@@ -653,6 +663,8 @@ mod tests {
         assert_eq!(h.recv_body(0), b"first");
         assert_eq!(h.recv(0), Err(Error::State));
         assert!(h.drain().closed.is_empty());
+        let d = h.proto.discards();
+        assert_eq!((d.unmatched, d.malformed, d.too_many_hops), (2, 0, 0));
     }
 
     #[test]
@@ -663,6 +675,7 @@ mod tests {
         h.drain();
         h.deliver(1, &[0x80, 0]);
         assert_eq!(h.drain().closed, vec![1]);
+        assert_eq!(h.proto.discards().malformed, 1);
     }
 
     #[test]

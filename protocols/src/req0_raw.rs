@@ -13,13 +13,15 @@ use std::time::Instant;
 use nanoport_engine::{Error, Message, PipeId, Result, MAX_HEADER};
 
 use crate::backtrace::{move_backtrace_to_header, BacktraceVerdict};
-use crate::core::{opt, Action, CtxId, OptValue, ProtoInfo, ProtocolCore, SendBlock};
+use crate::core::{opt, Action, CtxId, Discards, OptValue, ProtoInfo, ProtocolCore, SendBlock};
 use crate::inbound::InboundQueue;
 use crate::options::{max_ttl, DEFAULT_MAX_TTL};
 
 /// The raw req0 state machine.
 #[derive(Debug)]
 pub(crate) struct Req0Raw {
+    /// Peer messages thrown away, by reason.
+    discards: Discards,
     info: ProtoInfo,
     /// Connected pipes and whether a write is in flight on each.
     busy: HashMap<PipeId, bool>,
@@ -34,6 +36,7 @@ impl Req0Raw {
     pub(crate) fn new(info: ProtoInfo) -> Req0Raw {
         Req0Raw {
             info,
+            discards: Discards::default(),
             busy: HashMap::new(),
             idle_pipes: VecDeque::new(),
             inbound: InboundQueue::new(1),
@@ -92,8 +95,11 @@ impl ProtocolCore for Req0Raw {
                 self.inbound.push(pipe, msg);
                 self.actions.push_back(Action::RecvReady(0));
             }
-            BacktraceVerdict::TooManyHops => {}
-            BacktraceVerdict::Garbage => self.actions.push_back(Action::ClosePipe(pipe)),
+            BacktraceVerdict::TooManyHops => self.discards.too_many_hops += 1,
+            BacktraceVerdict::Garbage => {
+                self.discards.malformed += 1;
+                self.actions.push_back(Action::ClosePipe(pipe));
+            }
         }
     }
 
@@ -147,6 +153,10 @@ impl ProtocolCore for Req0Raw {
             }
             _ => Err(Error::NotSup),
         }
+    }
+
+    fn discards(&self) -> Discards {
+        self.discards
     }
 
     fn get_option(&self, _ctx: CtxId, name: &str) -> Result<OptValue> {

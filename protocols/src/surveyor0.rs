@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use nanoport_engine::{Error, Message, PipeId, Result, Timeout};
 
-use crate::core::{opt, Action, CtxId, OptValue, ProtoInfo, ProtocolCore, SendBlock};
+use crate::core::{opt, Action, CtxId, Discards, OptValue, ProtoInfo, ProtocolCore, SendBlock};
 use crate::options::{duration, max_ttl, DEFAULT_MAX_TTL};
 use crate::outbound::{OutboundPipe, WhenFull};
 use crate::request_ids::RequestIds;
@@ -67,6 +67,8 @@ impl SurveyCtx {
 /// The cooked surveyor0 state machine.
 #[derive(Debug)]
 pub(crate) struct Surveyor0 {
+    /// Peer messages thrown away, by reason.
+    discards: Discards,
     info: ProtoInfo,
     pipes: HashMap<PipeId, OutboundPipe>,
     ctxs: HashMap<CtxId, SurveyCtx>,
@@ -86,6 +88,7 @@ impl Surveyor0 {
     fn with_ids(info: ProtoInfo, ids: RequestIds) -> Surveyor0 {
         Surveyor0 {
             info,
+            discards: Discards::default(),
             pipes: HashMap::new(),
             ctxs: HashMap::from([(0, SurveyCtx::new(Timeout::After(DEFAULT_SURVEY_TIME)))]),
             next_ctx: 1,
@@ -153,16 +156,24 @@ impl ProtocolCore for Surveyor0 {
             return;
         }
         let Ok(id) = msg.trim_u32() else {
+            self.discards.malformed += 1;
             self.actions.push_back(Action::ClosePipe(pipe));
             return;
         };
-        let Some(ctx_id) = self.ids.owner(id) else {
+        let Some((ctx_id, ctx)) = self
+            .ids
+            .owner(id)
+            .and_then(|c| self.ctxs.get_mut(&c).map(|ctx| (c, ctx)))
+        else {
+            self.discards.unmatched += 1;
             return;
         };
-        let Some(ctx) = self.ctxs.get_mut(&ctx_id) else {
+        if ctx.survey.is_none_or(|s| s.id != id) {
+            self.discards.unmatched += 1;
             return;
-        };
-        if ctx.survey.is_none_or(|s| s.id != id) || ctx.responses.len() >= RESPONSE_QUEUE {
+        }
+        // A full response queue drops, as NNG's does; that is load, not bad input.
+        if ctx.responses.len() >= RESPONSE_QUEUE {
             return;
         }
         msg.header_clear();
@@ -275,6 +286,10 @@ impl ProtocolCore for Surveyor0 {
             _ => return Err(Error::NotSup),
         }
         Ok(())
+    }
+
+    fn discards(&self) -> Discards {
+        self.discards
     }
 
     fn get_option(&self, ctx_id: CtxId, name: &str) -> Result<OptValue> {
@@ -428,6 +443,19 @@ mod tests {
         h.drain();
         h.deliver(1, b"abc");
         assert_eq!(h.drain().closed, vec![1]);
+        assert_eq!(h.proto.discards().malformed, 1);
+    }
+
+    #[test]
+    fn responses_to_no_survey_or_an_old_one_are_counted_unmatched() {
+        let mut h = harness();
+        h.add(1);
+        h.deliver(1, &words(&[ID], b"before any survey"));
+        h.send_ok(0, b"s");
+        h.deliver(1, &words(&[0x8000_4321], b"someone else's id"));
+        assert_eq!(h.recv(0), Ok(None));
+        assert_eq!(h.proto.discards().unmatched, 2);
+        assert_eq!(h.proto.discards().malformed, 0);
     }
 
     #[test]

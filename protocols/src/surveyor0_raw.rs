@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use nanoport_engine::{Error, Message, PipeId, Result};
 
-use crate::core::{opt, Action, CtxId, OptValue, ProtoInfo, ProtocolCore, SendBlock};
+use crate::core::{opt, Action, CtxId, Discards, OptValue, ProtoInfo, ProtocolCore, SendBlock};
 use crate::inbound::InboundQueue;
 use crate::options::{max_ttl, DEFAULT_MAX_TTL};
 use crate::outbound::{OutboundPipe, WhenFull};
@@ -19,6 +19,8 @@ pub(crate) const XSURVEY_PIPE_QUEUE: usize = 16;
 /// The raw surveyor0 state machine.
 #[derive(Debug)]
 pub(crate) struct Surveyor0Raw {
+    /// Peer messages thrown away, by reason.
+    discards: Discards,
     info: ProtoInfo,
     pipes: HashMap<PipeId, OutboundPipe>,
     inbound: InboundQueue,
@@ -31,6 +33,7 @@ impl Surveyor0Raw {
     pub(crate) fn new(info: ProtoInfo) -> Surveyor0Raw {
         Surveyor0Raw {
             info,
+            discards: Discards::default(),
             pipes: HashMap::new(),
             inbound: InboundQueue::new(1),
             ttl: DEFAULT_MAX_TTL,
@@ -75,6 +78,7 @@ impl ProtocolCore for Surveyor0Raw {
             return;
         }
         let Ok(id) = msg.trim_u32() else {
+            self.discards.malformed += 1;
             self.actions.push_back(Action::ClosePipe(pipe));
             return;
         };
@@ -133,6 +137,10 @@ impl ProtocolCore for Surveyor0Raw {
             }
             _ => Err(Error::NotSup),
         }
+    }
+
+    fn discards(&self) -> Discards {
+        self.discards
     }
 
     fn get_option(&self, _ctx: CtxId, name: &str) -> Result<OptValue> {
