@@ -108,6 +108,29 @@ impl Context {
         self.sock.get_proto_option(self.id, name)
     }
 
+    /// Sets this req0 context's resend time (`NNG_OPT_REQ_RESENDTIME` on an `nng_ctx`).
+    ///
+    /// # Errors
+    /// `NotSup` on protocols other than req0.
+    pub fn set_resend_time(&self, t: impl Into<nanoport_engine::Timeout>) -> Result<()> {
+        self.set_option(
+            nanoport_protocols::opt::REQ_RESEND_TIME,
+            OptValue::Duration(t.into()),
+        )
+    }
+
+    /// Sets this surveyor0 context's survey time (`NNG_OPT_SURVEYOR_SURVEYTIME` on an
+    /// `nng_ctx`).
+    ///
+    /// # Errors
+    /// `NotSup` on protocols other than surveyor0.
+    pub fn set_survey_time(&self, t: impl Into<nanoport_engine::Timeout>) -> Result<()> {
+        self.set_option(
+            nanoport_protocols::opt::SURVEY_TIME,
+            OptValue::Duration(t.into()),
+        )
+    }
+
     /// Subscribes this sub0 context to messages starting with `prefix`.
     ///
     /// # Errors

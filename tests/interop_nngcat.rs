@@ -60,36 +60,28 @@ fn nngcat_req_dials_our_rep() {
         let rep = Socket::rep0().unwrap();
         rep.listen(&url).unwrap();
         rep.set_recv_timeout(LIMIT).unwrap();
-        // nngcat 1.5.2's req mode sometimes fails on its own ("Cannot set recv timeout:
-        // Invalid argument", even against another nngcat), before or after printing the
-        // reply: give it three tries, judging each by what it printed.
-        let mut outputs = Vec::new();
-        for _ in 0..3 {
-            let cat = NngCat::spawn(&[
-                "--req0",
-                "--dial",
-                &url,
-                "--data",
-                "ping",
-                "--count",
-                "1",
-                "--recv-timeout",
-                "5",
-                "-Q",
-            ]);
-            let q = rep.recv().unwrap();
-            assert_eq!(q.body(), b"ping", "{url}");
-            rep.send("pong").unwrap();
-            let (_, out, err) = cat.finish(LIMIT);
-            if out == "\"pong\"\n" {
-                break;
-            }
-            outputs.push((out, err));
-        }
-        assert!(
-            outputs.len() < 3,
-            "{url}: nngcat never printed the reply: {outputs:?}"
-        );
+        // nngcat 1.5.2 sets its receive timeout to `interval - elapsed`: without
+        // --interval that is -1 - elapsed ms, which NNG rejects ("Cannot set recv
+        // timeout: Invalid argument") once a millisecond has passed. With --interval 2 it
+        // waits up to 2 s for the reply, prints it, and exits.
+        let cat = NngCat::spawn(&[
+            "--req0",
+            "--dial",
+            &url,
+            "--data",
+            "ping",
+            "--interval",
+            "2",
+            "--count",
+            "1",
+            "-Q",
+        ]);
+        let q = rep.recv().unwrap();
+        assert_eq!(q.body(), b"ping", "{url}");
+        rep.send("pong").unwrap();
+        let (ok, out, err) = cat.finish(LIMIT);
+        assert!(ok, "{url}: nngcat failed: {err}");
+        assert_eq!(out, "\"pong\"\n", "{url}");
     }
 }
 
@@ -336,41 +328,32 @@ fn raw_sockets_interoperate_with_cooked_nngcat_peers() {
     let rep = Socket::open_raw(nanoport::Protocol::Rep0).unwrap();
     rep.listen(&url).unwrap();
     rep.set_recv_timeout(LIMIT).unwrap();
-    // Three tries: see nngcat_req_dials_our_rep for nngcat 1.5.2's flaky req mode.
-    let mut outputs = Vec::new();
-    for _ in 0..3 {
-        let cat = NngCat::spawn(&[
-            "--req0",
-            "--dial",
-            &url,
-            "--data",
-            "raw?",
-            "--count",
-            "1",
-            "--recv-timeout",
-            "5",
-            "-Q",
-        ]);
-        let q = rep.recv().unwrap();
-        assert_eq!(q.body(), b"raw?");
-        assert!(
-            q.header_len() >= 8,
-            "raw rep exposes pipe id + request id, got {:?}",
-            q.header()
-        );
-        let mut reply = nanoport::Message::from("raw!");
-        reply.header_append(q.header()).unwrap();
-        rep.send(reply).unwrap();
-        let (_, out, err) = cat.finish(LIMIT);
-        if out == "\"raw!\"\n" {
-            break;
-        }
-        outputs.push((out, err));
-    }
+    // --interval 2: see nngcat_req_dials_our_rep.
+    let cat = NngCat::spawn(&[
+        "--req0",
+        "--dial",
+        &url,
+        "--data",
+        "raw?",
+        "--interval",
+        "2",
+        "--count",
+        "1",
+        "-Q",
+    ]);
+    let q = rep.recv().unwrap();
+    assert_eq!(q.body(), b"raw?");
     assert!(
-        outputs.len() < 3,
-        "nngcat never printed the raw reply: {outputs:?}"
+        q.header_len() >= 8,
+        "raw rep exposes pipe id + request id, got {:?}",
+        q.header()
     );
+    let mut reply = nanoport::Message::from("raw!");
+    reply.header_append(q.header()).unwrap();
+    rep.send(reply).unwrap();
+    let (ok, out, err) = cat.finish(LIMIT);
+    assert!(ok, "nngcat failed: {err}");
+    assert_eq!(out, "\"raw!\"\n");
 
     // Our raw req sends a request with a hand-made id to nngcat's cooked rep.
     let url = tcp();
@@ -468,4 +451,154 @@ fn pair1_poly_routes_replies_to_each_nngcat_peer() {
             );
         }
     }
+}
+
+/// Our req resends when its pipe is lost: the first libnng rep takes the request and dies
+/// without answering; a second one, started on the same address, gets the resent request
+/// and its answer reaches us.
+#[test]
+fn req_resends_to_a_restarted_nngcat_rep() {
+    if !nngcat_or_skip("req_resends_to_a_restarted_nngcat_rep") {
+        return;
+    }
+    for url in urls() {
+        let req = Socket::req0().unwrap();
+        // Far beyond the test: only the pipe loss can trigger the resend.
+        req.set_resend_time(Duration::from_secs(600)).unwrap();
+        req.set_recv_timeout(LIMIT).unwrap();
+        // Without --data, nngcat's rep prints requests and never answers.
+        let mut mute = NngCat::spawn(&["--rep0", "--listen", &url, "-Q"]);
+        req.dial_nonblocking(&url).unwrap();
+        req.send("ping").unwrap();
+        assert_eq!(
+            mute.first_line(LIMIT).as_deref(),
+            Some("\"ping\""),
+            "{url}: the first rep never got the request"
+        );
+        drop(mute); // killed before it could answer
+        let cat = NngCat::spawn(&[
+            "--rep0", "--listen", &url, "--data", "pong", "--count", "1", "-Q",
+        ]);
+        assert_eq!(req.recv().unwrap().body(), b"pong", "{url}");
+        let (ok, out, err) = cat.finish(LIMIT);
+        assert!(ok, "{url}: {err}");
+        assert_eq!(
+            out, "\"ping\"\n",
+            "{url}: the second rep saw the resent request"
+        );
+    }
+}
+
+/// sub contexts keep their own subscriptions against libnng publishers: each context gets
+/// only the topic it asked for.
+#[test]
+fn sub_contexts_filter_independently_against_nngcat_pubs() {
+    if !nngcat_or_skip("sub_contexts_filter_independently_against_nngcat_pubs") {
+        return;
+    }
+    let (url_a, url_b) = (tcp(), ipc("interop-subctx"));
+    let pubs: Vec<NngCat> = [(&url_a, "alpha: 1"), (&url_b, "beta: 2")]
+        .iter()
+        .map(|(url, data)| {
+            NngCat::spawn(&[
+                "--pub0",
+                "--listen",
+                url,
+                "--data",
+                data,
+                "--interval",
+                "1",
+                "--count",
+                "20",
+            ])
+        })
+        .collect();
+    let sub = Socket::sub0().unwrap();
+    sub.dial_nonblocking(&url_a).unwrap();
+    sub.dial_nonblocking(&url_b).unwrap();
+    let alpha = sub.context().unwrap();
+    let beta = sub.context().unwrap();
+    alpha.subscribe(b"alpha").unwrap();
+    beta.subscribe(b"beta").unwrap();
+    for c in [&alpha, &beta] {
+        c.set_recv_timeout(LIMIT).unwrap();
+    }
+    for _ in 0..2 {
+        assert_eq!(alpha.recv().unwrap().body(), b"alpha: 1");
+        assert_eq!(beta.recv().unwrap().body(), b"beta: 2");
+    }
+    drop(pubs);
+}
+
+/// surveyor contexts run independent surveys over one pipe to a libnng respondent.
+#[test]
+fn surveyor_contexts_against_nngcat_respondent() {
+    if !nngcat_or_skip("surveyor_contexts_against_nngcat_respondent") {
+        return;
+    }
+    for url in urls() {
+        let surv = Socket::surveyor0().unwrap();
+        surv.listen(&url).unwrap();
+        let cat = NngCat::spawn(&["--respondent0", "--dial", &url, "--data", "here"]);
+        assert!(
+            common::eventually(LIMIT, || (surv.pipe_count() == 1).then_some(())).is_some(),
+            "{url}: nngcat never connected"
+        );
+        let ctxs: Vec<_> = (0..3).map(|_| surv.context().unwrap()).collect();
+        for c in &ctxs {
+            c.set_survey_time(Duration::from_secs(5)).unwrap();
+            c.set_recv_timeout(LIMIT).unwrap();
+            c.send("roll call").unwrap();
+        }
+        for c in &ctxs {
+            assert_eq!(c.recv().unwrap().body(), b"here", "{url}");
+        }
+        drop(cat);
+    }
+}
+
+/// `device` relays between two libnng processes: nngcat's req dials our raw rep, the
+/// device forwards to our raw req, which nngcat's rep dials; the reply comes back the
+/// same way.
+#[test]
+fn device_relays_between_nngcat_req_and_rep() {
+    if !nngcat_or_skip("device_relays_between_nngcat_req_and_rep") {
+        return;
+    }
+    let (front_url, back_url) = (tcp(), ipc("interop-device"));
+    let front = Socket::open_raw(nanoport::Protocol::Rep0).unwrap();
+    let back = Socket::open_raw(nanoport::Protocol::Req0).unwrap();
+    front.listen(&front_url).unwrap();
+    back.listen(&back_url).unwrap();
+    let (f2, b2) = (front.clone(), back.clone());
+    let dev = std::thread::spawn(move || nanoport::device(&f2, &b2));
+    let rep = NngCat::spawn(&[
+        "--rep0", "--dial", &back_url, "--data", "relayed", "--count", "1", "-Q",
+    ]);
+    // nngcat 1.5.2 sets its receive timeout to `interval - elapsed`: without --interval
+    // that is -1 - elapsed ms, which NNG rejects ("Cannot set recv timeout: Invalid
+    // argument") once a millisecond has passed. With --interval 2 it waits up to 2 s for
+    // the reply, prints it, and exits.
+    let req = NngCat::spawn(&[
+        "--req0",
+        "--dial",
+        &front_url,
+        "--data",
+        "via device",
+        "--interval",
+        "2",
+        "--count",
+        "1",
+        "--recv-timeout",
+        "5",
+        "-Q",
+    ]);
+    let (ok, out, err) = req.finish(LIMIT);
+    assert!(ok, "nngcat req failed: {err}");
+    assert_eq!(out, "\"relayed\"\n");
+    let (ok, out, err) = rep.finish(LIMIT);
+    assert!(ok, "nngcat rep failed: {err}");
+    assert_eq!(out, "\"via device\"\n");
+    front.close().unwrap();
+    assert_eq!(dev.join().unwrap(), Err(Error::Closed));
 }

@@ -77,6 +77,22 @@ impl NngCat {
         NngCat { child: Some(child) }
     }
 
+    /// Waits (bounded) for the first line nngcat prints, and returns it (without its
+    /// newline). Takes the process's stdout: use it on a process whose later output does
+    /// not matter.
+    pub fn first_line(&mut self, limit: Duration) -> Option<String> {
+        use std::io::BufRead;
+        let out = self.child.as_mut()?.stdout.take()?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = std::io::BufReader::new(out).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx.recv_timeout(limit).ok()?;
+        (!line.is_empty()).then(|| line.trim_end_matches('\n').to_string())
+    }
+
     /// Waits (bounded) for the process to exit and returns (exit ok, stdout, stderr).
     pub fn finish(mut self, limit: Duration) -> (bool, String, String) {
         let mut child = self.child.take().unwrap();
