@@ -1,14 +1,20 @@
-//! Quick req/rep round-trip probe: `cargo run --release --example latency_probe`.
+//! Quick req/rep round-trip probe: `cargo run --release --example latency_probe [URL]`
+//! (default: inproc, ipc and tcp in turn). One URL at a time suits `strace -f -c`.
 use std::time::Instant;
 
 use nanoport::Socket;
 
 fn main() {
-    for url in [
-        "inproc://probe",
-        "ipc:///tmp/nanoport-probe.sock",
-        "tcp://127.0.0.1:45771",
-    ] {
+    let urls: Vec<String> = match std::env::args().nth(1) {
+        Some(u) => vec![u],
+        None => vec![
+            "inproc://probe".into(),
+            "ipc:///tmp/nanoport-probe.sock".into(),
+            "tcp://127.0.0.1:45771".into(),
+        ],
+    };
+    for url in &urls {
+        let url = url.as_str();
         let rep = Socket::rep0().unwrap();
         rep.listen(url).unwrap();
         let req = Socket::req0().unwrap();

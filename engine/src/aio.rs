@@ -758,10 +758,13 @@ impl AioCore {
         } else {
             st.phase = Phase::Idle;
         }
-        if st.waiters > 0 {
+        // Wake waiters after unlocking: woken while the lock is still held, a waiter would
+        // only block again on the mutex (two more futex calls and a context switch).
+        let wake = st.waiters > 0;
+        drop(st);
+        if wake {
             self.cv.notify_all();
         }
-        drop(st);
         drop(hook);
         if let Some(t) = timer {
             reactor().remove_timer(&t);
@@ -798,7 +801,9 @@ impl AioCore {
             if st.phase == Phase::Done {
                 continue;
             }
-            if st.waiters > 0 {
+            let wake = st.waiters > 0;
+            drop(st);
+            if wake {
                 self.cv.notify_all();
             }
             return;

@@ -2,7 +2,7 @@
 //!
 //! The proactor under nanoport: asynchronous operations ([`Aio`]) that complete by
 //! running a plain callback on a fixed worker pool, driven by one reactor thread over
-//! `polling` with a timer queue. No `async`/`await`, no executor.
+//! epoll (the `polling` crate off Linux) with a timer queue. No `async`/`await`, no executor.
 //!
 //! * [`Aio`], [`sleep_aio`]: NNG's aio contract (callback exactly once, cancel, abort,
 //!   stop, timeouts), see the [`aio`] module docs for how races are decided.
@@ -16,10 +16,13 @@
 #![warn(missing_docs, missing_debug_implementations)]
 
 pub mod aio;
+#[cfg(target_os = "linux")]
+mod epoll;
 mod error;
 pub mod io;
 mod message;
 mod pipe;
+mod poller;
 mod pool;
 pub mod reactor;
 mod timeout;

@@ -1,4 +1,5 @@
-//! The reactor: one thread that owns the `polling::Poller` and the timer queue.
+//! The reactor: one thread that owns the poller (epoll on Linux, see `epoll.rs`) and the
+//! timer queue.
 //!
 //! * **Registrations.** A non-blocking fd is registered once, in oneshot mode, under a key
 //!   that packs its slab index (low 32 bits) with the slot's generation (high bits), so an
@@ -21,7 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::thread;
 use std::time::Instant;
 
-use polling::{Event, Events, PollMode, Poller};
+use crate::poller::{Event, Events, Poller};
 use slab::Slab;
 
 use crate::aio::AioCore;
@@ -289,7 +290,7 @@ impl Reactor {
             (false, true) => Event::writable(key),
             (false, false) => Event::none(key),
         };
-        self.poller.modify_with_mode(bfd, ev, PollMode::Oneshot)
+        self.poller.modify_oneshot(bfd, ev)
     }
 
     pub(crate) fn add_timer(
@@ -357,10 +358,7 @@ impl Registration {
         });
         // SAFETY: the caller promises the fd stays open while the registration lives, and
         // `Registration::drop` deletes it from the poller before the slot is freed.
-        unsafe {
-            r.poller
-                .add_with_mode(fd, Event::none(key), PollMode::Oneshot)
-        }?;
+        unsafe { r.poller.add_oneshot(fd, Event::none(key)) }?;
         entry.insert(Slot {
             gen,
             reg: Arc::downgrade(&inner),
