@@ -1,0 +1,103 @@
+//! nanoport next to libnng and the raw-socket floor, in the same run.
+//!
+//! For each transport (inproc, ipc, tcp) and size (64 B, 1 KiB, 64 KiB) there are two
+//! criterion groups, so the report shows the contenders of one measurement together:
+//!
+//! * `reqrep/<transport>/<size>`: one req0/rep0 round trip with one request outstanding
+//!   (a rep0 echo thread on the other side). Time per round trip.
+//! * `pushpull/<transport>/<size>`: push0 -> pull0 streaming, one sender thread, counted
+//!   at the receiver. Criterion reports messages/s (`Throughput::Elements`).
+//!
+//! Contenders in each group: `nanoport`; `libnng` (NNG 2.0.0, only with the `libnng`
+//! feature); `raw` (blocking std Unix/TCP streams with an 8-byte length prefix; ipc and
+//! tcp only). Both libraries: push `send-buffer` 128, pull and req/rep at their defaults,
+//! a copy of the body per send (`send(&[u8])` / `nng_send`). Threads: nanoport 2 workers +
+//! 1 reactor; libnng set to 2 task + 1 expire + 1 poller thread (see bench/src/nng.rs).
+//!
+//! Without the feature this bench still runs (nanoport against the raw floor), so the
+//! default workspace build needs no C toolchain:
+//!
+//! ```text
+//! cargo bench -p nanoport-bench --bench vs_libnng                     # nanoport + raw
+//! cargo bench -p nanoport-bench --bench vs_libnng --features libnng   # + libnng (cmake)
+//! taskset -c 0 cargo bench -p nanoport-bench --bench vs_libnng --features libnng -- reqrep
+//! ```
+//!
+//! Results: docs/benchmarks.md, "Side by side with libnng (issue 5)".
+
+use std::time::Duration;
+
+use criterion::measurement::WallTime;
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
+use nanoport_bench::np::{NpRoundTrip, NpStream};
+use nanoport_bench::raw::{RawRoundTrip, RawStream};
+use nanoport_bench::{RoundTrip, Stream, Transport};
+
+const SIZES: [usize; 3] = [64, 1024, 65536];
+
+fn size_label(size: usize) -> String {
+    if size >= 1024 {
+        format!("{}KiB", size / 1024)
+    } else {
+        format!("{size}B")
+    }
+}
+
+/// Short runs: the whole file (48 benchmarks) should finish in a few minutes on 2 CPUs.
+fn tune(g: &mut BenchmarkGroup<'_, WallTime>) {
+    g.sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+}
+
+fn bench_round_trip(g: &mut BenchmarkGroup<'_, WallTime>, name: &str, mut c: impl RoundTrip) {
+    g.bench_function(name, |b| b.iter(|| c.round_trip()));
+}
+
+fn bench_stream(g: &mut BenchmarkGroup<'_, WallTime>, name: &str, mut c: impl Stream) {
+    g.bench_function(name, |b| b.iter_custom(|iters| c.stream(iters)));
+}
+
+fn reqrep(c: &mut Criterion) {
+    for t in Transport::ALL {
+        for size in SIZES {
+            let mut g = c.benchmark_group(format!("reqrep/{}/{}", t.name(), size_label(size)));
+            tune(&mut g);
+            bench_round_trip(&mut g, "nanoport", NpRoundTrip::new(t, size));
+            #[cfg(feature = "libnng")]
+            bench_round_trip(
+                &mut g,
+                "libnng",
+                nanoport_bench::nng::NngRoundTrip::new(t, size),
+            );
+            if t != Transport::Inproc {
+                bench_round_trip(&mut g, "raw", RawRoundTrip::new(t, size));
+            }
+            g.finish();
+        }
+    }
+}
+
+fn pushpull(c: &mut Criterion) {
+    for t in Transport::ALL {
+        for size in SIZES {
+            let mut g = c.benchmark_group(format!("pushpull/{}/{}", t.name(), size_label(size)));
+            tune(&mut g);
+            g.throughput(Throughput::Elements(1));
+            bench_stream(&mut g, "nanoport", NpStream::new(t, size));
+            #[cfg(feature = "libnng")]
+            bench_stream(
+                &mut g,
+                "libnng",
+                nanoport_bench::nng::NngStream::new(t, size),
+            );
+            if t != Transport::Inproc {
+                bench_stream(&mut g, "raw", RawStream::new(t, size));
+            }
+            g.finish();
+        }
+    }
+}
+
+criterion_group!(benches, reqrep, pushpull);
+criterion_main!(benches);

@@ -1,0 +1,127 @@
+//! nanoport contenders: req0/rep0 round trips and push0/pull0 streaming, through the
+//! blocking socket API (what an application would write), with the same buffer depths as
+//! the libnng contenders in [`crate::nng`].
+
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use nanoport::Socket;
+
+use crate::{remove_ipc_file, RoundTrip, Stream, Transport};
+
+/// `send-buffer` of the pushing socket, in messages; the same value is set on libnng's.
+pub const PUSH_SEND_BUFFER: i32 = 128;
+
+/// Listens on a fresh address for `t`; returns the URL a peer should dial.
+fn listen(s: &Socket, t: Transport) -> String {
+    let url = t.listen_url();
+    let l = s.listen(&url).expect("listen");
+    t.dial_url(&url, l.port())
+}
+
+/// A req0 client and a rep0 echo thread, connected over `t`.
+pub struct NpRoundTrip {
+    req: Socket,
+    rep: Socket,
+    url: String,
+    echo: Option<JoinHandle<()>>,
+    body: Vec<u8>,
+}
+
+impl NpRoundTrip {
+    /// Connects a pair over `t`; messages carry `size` bytes.
+    pub fn new(t: Transport, size: usize) -> Self {
+        let rep = Socket::rep0().expect("rep0");
+        let url = listen(&rep, t);
+        let req = Socket::req0().expect("req0");
+        req.dial(&url).expect("dial");
+        let server = rep.clone();
+        let echo = std::thread::spawn(move || {
+            while let Ok(m) = server.recv() {
+                if server.send(m).is_err() {
+                    break;
+                }
+            }
+        });
+        NpRoundTrip {
+            req,
+            rep,
+            url,
+            echo: Some(echo),
+            body: vec![7u8; size],
+        }
+    }
+}
+
+impl RoundTrip for NpRoundTrip {
+    fn round_trip(&mut self) {
+        self.req.send(&self.body[..]).expect("send");
+        let m = self.req.recv().expect("recv");
+        debug_assert_eq!(m.len(), self.body.len(), "echo size");
+    }
+}
+
+impl Drop for NpRoundTrip {
+    fn drop(&mut self) {
+        let _ = self.req.close();
+        // Closing wakes the echo thread's recv with `Closed`.
+        let _ = self.rep.close();
+        if let Some(h) = self.echo.take() {
+            let _ = h.join();
+        }
+        remove_ipc_file(&self.url);
+    }
+}
+
+/// A push0 socket (sender thread per call) and a pull0 socket (the caller), over `t`.
+pub struct NpStream {
+    push: Socket,
+    pull: Socket,
+    url: String,
+    body: Vec<u8>,
+}
+
+impl NpStream {
+    /// Connects a pair over `t`; messages carry `size` bytes.
+    pub fn new(t: Transport, size: usize) -> Self {
+        let pull = Socket::pull0().expect("pull0");
+        let url = listen(&pull, t);
+        let push = Socket::push0().expect("push0");
+        push.set_send_buffer(PUSH_SEND_BUFFER).expect("send buffer");
+        push.dial(&url).expect("dial");
+        NpStream {
+            push,
+            pull,
+            url,
+            body: vec![7u8; size],
+        }
+    }
+}
+
+impl Stream for NpStream {
+    fn stream(&mut self, n: u64) -> Duration {
+        let (push, body, pull) = (&self.push, &self.body, &self.pull);
+        let start = Instant::now();
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                for _ in 0..n {
+                    // A copy per message, as libnng's nng_send makes.
+                    push.send(&body[..]).expect("send");
+                }
+            });
+            for _ in 0..n {
+                let m = pull.recv().expect("recv");
+                assert_eq!(m.len(), body.len(), "message size");
+            }
+            start.elapsed()
+        })
+    }
+}
+
+impl Drop for NpStream {
+    fn drop(&mut self) {
+        let _ = self.push.close();
+        let _ = self.pull.close();
+        remove_ipc_file(&self.url);
+    }
+}
