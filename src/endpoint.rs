@@ -533,6 +533,26 @@ impl Listener {
         self.inner.lock().listener.as_ref().and_then(|l| l.port())
     }
 
+    /// How the connections accepted so far ended their SP handshakes: each failed one
+    /// (garbage header, deadline passed, hang-up) was dropped and counted here, as in
+    /// NNG's listener statistics. All zero before start and for inproc.
+    ///
+    /// ```
+    /// use nanoport::Socket;
+    /// let rep = Socket::rep0().unwrap();
+    /// let l = rep.listener("tcp://127.0.0.1:0").unwrap();
+    /// l.start().unwrap();
+    /// assert_eq!(l.stats().handshake_failures(), 0);
+    /// ```
+    pub fn stats(&self) -> nanoport_transports::ListenerStats {
+        self.inner
+            .lock()
+            .listener
+            .as_ref()
+            .map(|l| l.stats())
+            .unwrap_or_default()
+    }
+
     /// The URL this listener was created with.
     pub fn url(&self) -> String {
         self.inner.url.to_string()

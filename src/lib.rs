@@ -36,6 +36,7 @@ pub use nanoport_engine::{
     set_worker_threads, sleep_aio, Aio, Error, Message, Pipe, PipeId, Result, Timeout,
 };
 pub use nanoport_protocols::{opt, OptValue, ProtoInfo, Protocol};
+pub use nanoport_transports::ListenerStats;
 pub use pipes::PipeEvent;
 pub use socket::Socket;
 pub use stats::SocketStats;

@@ -129,3 +129,27 @@ fn req_counts_unmatched_replies_and_refuses_a_req_peer() {
     assert_eq!(req.recv().unwrap_err(), Error::State);
     assert_eq!(req.stats().malformed, 0);
 }
+
+#[test]
+fn listener_counts_failed_handshakes_and_keeps_serving() {
+    let rep = Socket::rep0().unwrap();
+    let l = rep.listener("tcp://127.0.0.1:0").unwrap();
+    l.start().unwrap();
+    let url = format!("tcp://127.0.0.1:{}", l.port().unwrap());
+    // Not SP at all: the connection is dropped at its first 8 bytes.
+    let mut http = TcpStream::connect(url.trim_start_matches("tcp://")).unwrap();
+    http.set_read_timeout(Some(LIMIT)).unwrap();
+    http.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+    assert!(closed_by_peer(&mut http));
+    // Hangs up after half a header.
+    let mut half = TcpStream::connect(url.trim_start_matches("tcp://")).unwrap();
+    half.write_all(b"\0SP\0").unwrap();
+    drop(half);
+    wait_for("both failures counted", || {
+        let s = l.stats();
+        s.handshake_proto == 1 && s.handshake_disconnect == 1
+    });
+    let _good = raw_peer(&url, 0x30);
+    wait_for("a good peer accepted", || l.stats().accepted == 1);
+    assert_eq!(l.stats().handshake_failures(), 2);
+}

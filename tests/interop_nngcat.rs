@@ -565,10 +565,13 @@ fn device_relays_between_nngcat_req_and_rep() {
     if !nngcat_or_skip("device_relays_between_nngcat_req_and_rep") {
         return;
     }
-    let (front_url, back_url) = (tcp(), ipc("interop-device"));
+    let back_url = ipc("interop-device");
     let front = Socket::open_raw(nanoport::Protocol::Rep0).unwrap();
     let back = Socket::open_raw(nanoport::Protocol::Req0).unwrap();
-    front.listen(&front_url).unwrap();
+    // Port 0: a port picked in advance may be taken by the time we bind it.
+    let fl = front.listener("tcp://127.0.0.1:0").unwrap();
+    fl.start().unwrap();
+    let front_url = format!("tcp://127.0.0.1:{}", fl.port().unwrap());
     back.listen(&back_url).unwrap();
     let (f2, b2) = (front.clone(), back.clone());
     let dev = std::thread::spawn(move || nanoport::device(&f2, &b2));

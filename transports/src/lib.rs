@@ -159,6 +159,39 @@ pub struct TransportListener {
     kind: ListenerKind,
 }
 
+/// How the connections a listener accepted ended their SP handshakes, as NNG's listener
+/// statistics count them. A connection that fails its handshake is dropped and counted
+/// here; the listener goes on serving others.
+///
+/// ```
+/// use nanoport_transports::ListenerStats;
+/// assert_eq!(ListenerStats::default().handshake_failures(), 0);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ListenerStats {
+    /// Handshakes completed: pipes handed to the socket.
+    pub accepted: u64,
+    /// Peers that sent a bad SP header (garbage, a wrong version or reserved byte).
+    pub handshake_proto: u64,
+    /// Peers that did not finish the handshake before its deadline.
+    pub handshake_timeout: u64,
+    /// Peers that hung up mid-handshake.
+    pub handshake_disconnect: u64,
+    /// Any other failure (an I/O error).
+    pub handshake_other: u64,
+}
+
+impl ListenerStats {
+    /// Every failed handshake.
+    pub fn handshake_failures(&self) -> u64 {
+        self.handshake_proto
+            + self.handshake_timeout
+            + self.handshake_disconnect
+            + self.handshake_other
+    }
+}
+
 impl std::fmt::Debug for TransportListener {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TransportListener")
@@ -198,6 +231,15 @@ impl TransportListener {
         match &self.kind {
             ListenerKind::Inproc(_) => None,
             ListenerKind::Sock(l) => l.port(),
+        }
+    }
+
+    /// How the connections accepted so far ended their handshakes (all zero for inproc).
+    pub fn stats(&self) -> ListenerStats {
+        match &self.kind {
+            // inproc has no handshake to fail; its connections are not counted.
+            ListenerKind::Inproc(_) => ListenerStats::default(),
+            ListenerKind::Sock(l) => l.stats(),
         }
     }
 

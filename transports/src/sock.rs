@@ -8,7 +8,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::task::Poll;
 use std::time::Instant;
@@ -21,7 +21,7 @@ use socket2::{SockAddr, Socket};
 use crate::conn::{Kind, Meta, ROp, SpPipe, Src, Stream, WOp};
 use crate::handshake::encode_header;
 use crate::url::{resolve, Addr, Family, Url};
-use crate::{sys, BoxPipe, EndpointOptions};
+use crate::{sys, BoxPipe, EndpointOptions, ListenerStats};
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -308,6 +308,41 @@ struct LInner<C> {
     local_proto: u16,
     opts: EndpointOptions,
     port: Option<u16>,
+    /// Outcomes of the connections this listener accepted (NNG's listener statistics).
+    stats: StatCounters,
+}
+
+/// The counters behind [`ListenerStats`], bumped as handshakes end.
+#[derive(Default)]
+struct StatCounters {
+    accepted: AtomicU64,
+    proto: AtomicU64,
+    timeout: AtomicU64,
+    disconnect: AtomicU64,
+    other: AtomicU64,
+}
+
+impl StatCounters {
+    fn record(&self, res: &Result<(Src, u16)>) {
+        let c = match res {
+            Ok(_) => &self.accepted,
+            Err(Error::Proto) => &self.proto,
+            Err(Error::TimedOut) => &self.timeout,
+            Err(Error::ConnShut | Error::ConnReset | Error::ConnAborted) => &self.disconnect,
+            Err(_) => &self.other,
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> ListenerStats {
+        ListenerStats {
+            accepted: self.accepted.load(Ordering::Relaxed),
+            handshake_proto: self.proto.load(Ordering::Relaxed),
+            handshake_timeout: self.timeout.load(Ordering::Relaxed),
+            handshake_disconnect: self.disconnect.load(Ordering::Relaxed),
+            handshake_other: self.other.load(Ordering::Relaxed),
+        }
+    }
 }
 
 /// A listening socket endpoint producing `C`s.
@@ -326,7 +361,9 @@ fn bind_one(t: &Target, a: &SockAddr, v6only: Option<bool>) -> Result<Socket> {
         }
     }
     s.bind(a)?;
-    s.listen(128)?;
+    // A burst of connects beyond the backlog has its SYNs dropped and retried by the
+    // kernel a second later; the kernel caps this at net.core.somaxconn.
+    s.listen(4096)?;
     s.set_nonblocking(true)?;
     Ok(s)
 }
@@ -405,6 +442,7 @@ impl<C: Established> SockListener<C> {
                 local_proto,
                 opts,
                 port,
+                stats: StatCounters::default(),
             }
         });
         Ok(SockListener { inner })
@@ -425,6 +463,11 @@ impl<C: Established> SockListener<C> {
     /// Connections mid-handshake right now (for tests and stats).
     pub(crate) fn handshaking(&self) -> usize {
         lock(&self.inner.st).negos.len()
+    }
+
+    /// How the connections accepted so far ended their handshakes.
+    pub(crate) fn stats(&self) -> ListenerStats {
+        self.inner.stats.snapshot()
     }
 }
 
@@ -593,6 +636,9 @@ impl<C: Established> LInner<C> {
 impl<C: Established> Owner for LInner<C> {
     fn done(&self, key: usize, res: Result<(Src, u16)>) {
         let known = lock(&self.st).negos.remove(&key).is_some();
+        if known {
+            self.stats.record(&res);
+        }
         if let (true, Ok((src, peer))) = (known, res) {
             let meta = meta_for(&self.target, src.io(), &self.opts);
             self.deliver(C::build(src, peer, meta));

@@ -96,6 +96,18 @@ fn bad_handshakes_drop_only_their_connection() {
     a.cancel();
     a.wait();
     good_peer_works(&l, port);
+    // Every failure was counted by cause: 5 bad headers, 8 hang-ups mid-header.
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            let s = l.stats();
+            s.handshake_proto == 5 && s.handshake_disconnect == 8
+        }),
+        "{:?}",
+        l.stats()
+    );
+    let s = l.stats();
+    assert_eq!((s.handshake_timeout, s.handshake_other), (0, 0));
+    assert!(s.accepted >= 1);
 }
 
 #[test]
@@ -119,6 +131,7 @@ fn slow_loris_is_dropped_at_the_deadline_and_does_not_block_others() {
     let waited = started.elapsed();
     assert!(waited < Duration::from_secs(3), "dropped after {waited:?}");
     assert!(eventually(Duration::from_secs(2), || l.handshaking() == 0));
+    assert_eq!(l.stats().handshake_timeout, 1);
 }
 
 /// A raw client that did a valid handshake; returns the listener's pipe.
