@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use nanoport_engine::{Message, PipeId};
 use nanoport_protocols::{Action, Protocol, ProtocolCore};
-use nanoport_transports::frame::{FrameDecoder, Framing};
+use nanoport_transports::frame::{FrameDecoder, FrameReader, Framing, ReadError, READ_BUF_MAX};
 use nanoport_transports::handshake::{encode_header, parse_header};
 use nanoport_transports::Url;
 
@@ -27,7 +27,8 @@ pub fn handshake(data: &[u8]) {
 }
 
 /// Stream framing: arbitrary bytes in arbitrary chunks. A frame never exceeds the limit,
-/// and a peer that announces a large frame pins no more than it has sent.
+/// and a peer that announces a large frame pins no more than it has sent. The buffered
+/// reader the pipes use ([`FrameReader`]) yields exactly the decoder's frames and error.
 pub fn frame(data: &[u8], framing: Framing) {
     let Some((&sel, rest)) = data.split_first() else {
         return;
@@ -37,7 +38,9 @@ pub fn frame(data: &[u8], framing: Framing) {
     let mut dec = FrameDecoder::new(framing, recv_max);
     let mut fed = 0usize;
     let mut pos = 0usize;
-    while pos < rest.len() {
+    let mut frames = Vec::new();
+    let mut error = None;
+    'outer: while pos < rest.len() {
         let end = (pos + chunk).min(rest.len());
         let mut slice = &rest[pos..end];
         while !slice.is_empty() {
@@ -47,13 +50,17 @@ pub fn frame(data: &[u8], framing: Framing) {
                     fed += used;
                     if let Some(f) = frame {
                         assert!(recv_max == 0 || f.len() <= recv_max, "frame over the limit");
+                        frames.push(f);
                     }
                     if used == 0 {
                         break;
                     }
                     slice = &slice[used..];
                 }
-                Err(_) => return,
+                Err(e) => {
+                    error = Some(e);
+                    break 'outer;
+                }
             }
             assert!(
                 dec.buffered_capacity() <= fed.max(1) * 2 + 64,
@@ -62,6 +69,51 @@ pub fn frame(data: &[u8], framing: Framing) {
         }
         pos = end;
     }
+    frame_reader(rest, framing, recv_max, chunk, &frames, error);
+}
+
+/// [`FrameReader`] over the same bytes, `chunk` bytes per read: the same frames, then the
+/// same error (or a clean would-block/EOF), holding no more than its buffer plus what
+/// arrived.
+fn frame_reader(
+    wire: &[u8],
+    framing: Framing,
+    recv_max: usize,
+    chunk: usize,
+    want: &[Vec<u8>],
+    want_err: Option<nanoport_transports::frame::FrameError>,
+) {
+    let mut r = FrameReader::new(framing, recv_max);
+    let mut pos = 0usize;
+    let mut got = Vec::new();
+    let err = loop {
+        let res = r.read_with(|b| {
+            if pos == wire.len() {
+                return Err(std::io::ErrorKind::WouldBlock.into());
+            }
+            let n = b.len().min(chunk).min(wire.len() - pos);
+            b[..n].copy_from_slice(&wire[pos..pos + n]);
+            pos += n;
+            Ok(n)
+        });
+        assert!(
+            r.buffered_capacity() <= READ_BUF_MAX + 2 * pos.max(64 * 1024) + 64,
+            "reader grew ahead of the bytes received"
+        );
+        match res {
+            Ok(Some(f)) => got.push(f),
+            Ok(None) => break None,
+            Err(ReadError::Frame(e)) => break Some(e),
+            Err(e) => panic!("unexpected read error {e:?}"),
+        }
+    };
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "reader and decoder disagree on frames"
+    );
+    assert!(got.iter().zip(want).all(|(a, b)| a == b), "frames differ");
+    assert_eq!(err, want_err, "reader and decoder disagree on the error");
 }
 
 /// URL parsing: never panics; what parses prints back to something that parses the same.

@@ -3,16 +3,20 @@
 //! pipe ([`SpPipe`]) and the byte stream ([`Stream`]).
 
 use std::io::{ErrorKind, IoSlice};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::Poll;
+use std::time::Instant;
 
 use nanoport_engine::{
-    Aio, Error, IoOp, IoSource, Message, OpToken, Pipe, PipeId, PipeOps, Result, Timeout,
+    engine_scope, Aio, Cancel, CancelHook, Error, IoOp, IoSource, Message, OpToken, Pipe, PipeId,
+    PipeOps, Result, Timeout,
 };
 use socket2::Socket;
 
-use crate::frame::{encode_prefix, FrameDecoder, Framing};
+use crate::frame::{encode_prefix, FrameReader, Framing};
 use crate::handshake::{parse_header, HEADER_LEN};
+use crate::wqueue::{fill_iov, Admit, After, CloseAct, WriteQueue, FLUSH_ROUNDS, MAX_IOV};
 use crate::{sys, TransportPipe};
 
 /// A registered stream socket running our read and write operations.
@@ -22,9 +26,10 @@ pub(crate) type Src = IoSource<Socket, ROp, WOp>;
 pub(crate) enum ROp {
     /// The peer's SP header; completes with output `u16` (its protocol id).
     Hdr { buf: [u8; HEADER_LEN], have: usize },
-    /// One SP frame; completes with a message.
+    /// One SP frame, from the pipe's read buffer (refilled by one `recv` when it holds
+    /// no complete frame); completes with a message.
     Msg {
-        dec: FrameDecoder,
+        rd: Arc<Mutex<FrameReader>>,
         pipe: Weak<SpPipe>,
     },
     /// Up to `max` raw bytes (the buffer is allocated on the first attempt).
@@ -37,13 +42,10 @@ pub(crate) enum WOp {
     Connect,
     /// Our SP header.
     Hdr { buf: [u8; HEADER_LEN], sent: usize },
-    /// One SP frame: prefix, message header, message body, in one vectored write.
-    Msg {
-        prefix: [u8; 9],
-        plen: usize,
-        msg: Option<Message>,
-        sent: usize,
-    },
+    /// Writes the pipe's queued frames once the socket is writable again (the kernel
+    /// said `WouldBlock` to the pipe's writer; `fresh` skips the first, inline attempt,
+    /// which would only hear it again).
+    Flush { pipe: Weak<SpPipe>, fresh: bool },
     /// Some raw bytes (one write; may be partial).
     Stream { msg: Option<Message> },
 }
@@ -90,7 +92,7 @@ impl IoOp<Socket> for ROp {
                     Err(e) => return fail(aio, token, e.into()),
                 }
             },
-            ROp::Msg { dec, pipe } => match dec.read_with(|b| sys::recv(io, b)) {
+            ROp::Msg { rd, pipe } => match lock(rd).read_with(|b| sys::recv(io, b)) {
                 Ok(Some(payload)) => {
                     let mut msg = Message::from(payload);
                     msg.set_pipe(pipe.upgrade().map(|p| p.pipe()));
@@ -123,12 +125,8 @@ impl IoOp<Socket> for ROp {
         }
     }
 
-    fn started(&self) -> bool {
-        match self {
-            ROp::Msg { dec, .. } => dec.in_frame(),
-            _ => false,
-        }
-    }
+    // A receive keeps no bytes of its own (the pipe's reader holds them), so cancelling
+    // one never leaves the stream mid-frame: the default `started() == false` holds.
 }
 
 impl IoOp<Socket> for WOp {
@@ -156,45 +154,13 @@ impl IoOp<Socket> for WOp {
                     Err(e) => return fail(aio, token, e.into()),
                 }
             },
-            WOp::Msg {
-                prefix,
-                plen,
-                msg,
-                sent,
-            } => {
-                let Some(m) = msg.as_ref() else {
-                    // No message on the aio: finish_send reports Inval.
-                    let _ = aio.finish_send(token);
-                    return Poll::Ready(());
-                };
-                let parts: [&[u8]; 3] = [&prefix[..*plen], m.header(), m.body()];
-                let total: usize = parts.iter().map(|p| p.len()).sum();
-                loop {
-                    let mut skip = *sent;
-                    let mut iov: [IoSlice<'_>; 3] =
-                        [IoSlice::new(&[]), IoSlice::new(&[]), IoSlice::new(&[])];
-                    let mut k = 0;
-                    for p in parts {
-                        if skip >= p.len() {
-                            skip -= p.len();
-                            continue;
-                        }
-                        iov[k] = IoSlice::new(&p[skip..]);
-                        skip = 0;
-                        k += 1;
-                    }
-                    match sys::send_vectored(io, &iov[..k]) {
-                        Ok(n) => {
-                            *sent += n;
-                            if *sent >= total {
-                                let _ = aio.finish_send(token);
-                                return Poll::Ready(());
-                            }
-                        }
-                        Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                        Err(e) if e.kind() == ErrorKind::WouldBlock => return Poll::Pending,
-                        Err(e) => return fail(aio, token, e.into()),
-                    }
+            WOp::Flush { pipe, fresh } => {
+                if std::mem::take(fresh) {
+                    return Poll::Pending;
+                }
+                match pipe.upgrade() {
+                    Some(p) => p.resume_writer(io, aio, token),
+                    None => fail(aio, token, Error::Closed),
                 }
             }
             WOp::Stream { msg } => {
@@ -214,12 +180,7 @@ impl IoOp<Socket> for WOp {
         }
     }
 
-    fn started(&self) -> bool {
-        match self {
-            WOp::Msg { sent, .. } => *sent > 0,
-            _ => false,
-        }
-    }
+    // A flush op owns no bytes either (the pipe's write queue does).
 }
 
 /// Which socket transport a connection runs over.
@@ -292,8 +253,14 @@ impl Conn {
         self.lock().clone()
     }
 
+    /// Takes the socket out (later operations fail with `Closed`); the fd goes when the
+    /// last handle does.
+    fn take(&self) -> Option<Src> {
+        self.lock().take()
+    }
+
     pub(crate) fn close(&self) {
-        let src = self.lock().take();
+        let src = self.take();
         if let Some(s) = src {
             // Complete what is pending with Closed first, then let the peer see the close.
             s.close(Error::Closed);
@@ -317,22 +284,431 @@ impl Conn {
     }
 }
 
+/// A send waiting for room in a pipe's write buffer.
+type Parked = (Aio, OpToken);
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// An SP pipe over tcp or ipc.
+///
+/// Reads go through one [`FrameReader`] per connection, so one `recv` serves many
+/// receives. Writes go through a bounded [`WriteQueue`] (see the `wqueue` module for the
+/// why): a send completes once its frame is accepted, and one writer at a time empties the
+/// queue with vectored writes. Lock order: a sending aio, then `wq`; the I/O source's
+/// queue, then `wq`, then `flush_aio`. Nothing is started on the I/O source while `wq` is
+/// held.
 pub(crate) struct SpPipe {
     id: PipeId,
     peer: u16,
     conn: Conn,
     me: Weak<SpPipe>,
+    rd: Arc<Mutex<FrameReader>>,
+    wq: Mutex<WriteQueue<Parked>>,
+    /// Drives the reactor's `WOp::Flush` (at most one at a time: only the writer starts
+    /// it). Callback-less, so it is idle again the moment it completes.
+    flush_aio: Aio,
+    /// Asks the worker pool for a writer (see `wqueue`); its callback writes.
+    kick_aio: Aio,
+    /// Set by `close`: buffered frames are no longer handed out synchronously.
+    closing: AtomicBool,
+}
+
+/// Bytes `m` takes on the wire.
+fn frame_len(framing: Framing, m: &Message) -> usize {
+    framing.prefix_len() + m.header_len() + m.len()
+}
+
+/// Writes one frame straight from `m`; returns the bytes written (0 if the kernel would
+/// block).
+fn write_frame(io: &Socket, framing: Framing, m: &Message) -> std::io::Result<usize> {
+    let len = (m.len() + m.header_len()) as u64;
+    let prefix = encode_prefix(framing, len);
+    let parts: [&[u8]; 3] = [&prefix[..framing.prefix_len()], m.header(), m.body()];
+    let total = framing.prefix_len() + len as usize;
+    let mut sent = 0;
+    loop {
+        let mut iov = [IoSlice::new(&[]); 3];
+        let mut k = 0;
+        let mut skip = sent;
+        for p in parts {
+            if skip >= p.len() {
+                skip -= p.len();
+                continue;
+            }
+            iov[k] = IoSlice::new(&p[skip..]);
+            skip = 0;
+            k += 1;
+        }
+        match sys::send_vectored(io, &iov[..k]) {
+            Ok(n) => {
+                sent += n;
+                if sent >= total || n == 0 {
+                    return Ok(sent);
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(sent),
+            // Part of the frame is out: report what moved; the next write fails.
+            Err(_) if sent > 0 => return Ok(sent),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// How a writer's run ended.
+enum Pumped {
+    /// The role was released (queue empty, handed to a kick, closed or failed).
+    Done,
+    /// The kernel would block; the role now belongs to the reactor.
+    WouldBlock,
 }
 
 impl SpPipe {
     pub(crate) fn new(src: Src, peer: u16, meta: Meta) -> Arc<SpPipe> {
-        Arc::new_cyclic(|me| SpPipe {
-            id: crate::next_pipe_id(),
-            peer,
-            conn: Conn::new(src, meta),
-            me: me.clone(),
+        let framing = meta.framing();
+        let rd = Arc::new(Mutex::new(FrameReader::new(framing, meta.recv_max)));
+        Arc::new_cyclic(|me: &Weak<SpPipe>| {
+            let weak = me.clone();
+            let kick_aio = Aio::new(move |_| {
+                if let Some(p) = weak.upgrade() {
+                    p.on_kick();
+                }
+            })
+            .expect("aio");
+            SpPipe {
+                id: crate::next_pipe_id(),
+                peer,
+                conn: Conn::new(src, meta),
+                me: me.clone(),
+                rd,
+                wq: Mutex::new(WriteQueue::new(framing)),
+                flush_aio: Aio::new_waitable().expect("aio"),
+                kick_aio,
+                closing: AtomicBool::new(false),
+            }
         })
+    }
+
+    fn framing(&self) -> Framing {
+        self.conn.meta.framing()
+    }
+
+    fn send_scoped(&self, aio: &Aio) {
+        let Some(me) = self.me.upgrade() else {
+            return fail_now(aio, Error::Closed);
+        };
+        let Some(token) = aio.begin(Timeout::Infinite, Some(CancelHook::new(me, 0))) else {
+            return;
+        };
+        let Some(src) = self.conn.src() else {
+            aio.finish(token, Err(Error::Closed), 0);
+            return;
+        };
+        let mut after = After::Nothing;
+        let mut direct = false;
+        let mut blocked = false;
+        let framing = self.framing();
+        aio.attempt_send(token, |m| {
+            let mut w = lock(&self.wq);
+            match w.admit(frame_len(framing, &m), Instant::now) {
+                Admit::Closed(e) => Err((m, Some(e))),
+                Admit::Full => {
+                    w.park((aio.provider_handle(), token));
+                    Err((m, None))
+                }
+                Admit::Queue => {
+                    after = w.push(m);
+                    Ok(())
+                }
+                Admit::Direct => {
+                    // The latency path: an idle pipe, a lone send. Write it from here, as
+                    // if there were no queue; this thread holds the writer role.
+                    drop(w);
+                    direct = true;
+                    let res = write_frame(src.io(), self.framing(), &m);
+                    let mut w = lock(&self.wq);
+                    w.wrote_at(Instant::now());
+                    match res {
+                        Ok(n) if n == self.framing().prefix_len() + m.len() + m.header_len() => {
+                            Ok(())
+                        }
+                        Ok(n) => {
+                            // The kernel took part (or none) and would block: the rest is
+                            // queued, first, and the reactor writes it on writability.
+                            w.push_front_partial(m, n);
+                            if !w.closing() {
+                                w.park_on_reactor();
+                                blocked = true;
+                            }
+                            Ok(())
+                        }
+                        Err(e) => {
+                            // Nothing moved: the send fails with its message on the aio,
+                            // and so does every later one.
+                            let e: Error = e.into();
+                            let parked = w.fail(e);
+                            debug_assert!(parked.is_empty());
+                            direct = false;
+                            if w.take_shutdown() {
+                                sys::shutdown(src.io());
+                            }
+                            Err((m, Some(e)))
+                        }
+                    }
+                }
+            }
+        });
+        if blocked {
+            self.start_flush_op(&src);
+        } else if direct {
+            // Still the writer: let go, or write what others queued meanwhile.
+            self.pump_thread(&src);
+        }
+        match after {
+            After::Nothing => {}
+            After::FlushNow => self.pump_thread(&src),
+            After::Kick => self.kick(),
+        }
+    }
+
+    /// `send_aio` without the aio: the same admission, with "wait" and "fail" both
+    /// handing the message back.
+    fn try_send_scoped(&self, msg: Message) -> std::result::Result<(), Message> {
+        let mut w = lock(&self.wq);
+        match w.admit(frame_len(self.framing(), &msg), Instant::now) {
+            Admit::Closed(_) | Admit::Full => Err(msg),
+            Admit::Queue => {
+                let after = w.push(msg);
+                drop(w);
+                match after {
+                    After::Nothing => {}
+                    After::Kick => self.kick(),
+                    After::FlushNow => match self.conn.src() {
+                        Some(src) => self.pump_thread(&src),
+                        None => self.pump_closed(),
+                    },
+                }
+                Ok(())
+            }
+            Admit::Direct => {
+                drop(w);
+                let Some(src) = self.conn.src() else {
+                    self.pump_closed();
+                    return Err(msg);
+                };
+                let res = write_frame(src.io(), self.framing(), &msg);
+                let mut w = lock(&self.wq);
+                w.wrote_at(Instant::now());
+                let total = self.framing().prefix_len() + msg.len() + msg.header_len();
+                match res {
+                    Ok(n) if n == total => {}
+                    Ok(n) => {
+                        w.push_front_partial(msg, n);
+                        if !w.closing() {
+                            w.park_on_reactor();
+                            drop(w);
+                            self.start_flush_op(&src);
+                            return Ok(());
+                        }
+                    }
+                    Err(e) => {
+                        let parked = w.fail(e.into());
+                        debug_assert!(parked.is_empty());
+                        if w.take_shutdown() {
+                            sys::shutdown(src.io());
+                        }
+                        return Err(msg);
+                    }
+                }
+                drop(w);
+                self.pump_thread(&src);
+                Ok(())
+            }
+        }
+    }
+
+    /// Took the writer role but the socket is already gone (closed meanwhile): let go.
+    fn pump_closed(&self) {
+        let mut w = lock(&self.wq);
+        w.discard();
+        let _ = w.next_batch();
+        let _ = w.take_shutdown();
+    }
+
+    /// Asks the pool for a writer (one kick at a time; see `WriteQueue::push`).
+    fn kick(&self) {
+        if let Some(t) = self.kick_aio.begin(Timeout::Infinite, None) {
+            self.kick_aio.finish(t, Ok(()), 0);
+        }
+    }
+
+    fn on_kick(&self) {
+        let Some(src) = self.conn.src() else {
+            lock(&self.wq).kick_run();
+            return;
+        };
+        if lock(&self.wq).kick_run() {
+            engine_scope(|| self.pump_thread(&src));
+        }
+    }
+
+    /// Runs the writer on this thread (it holds the role); if the kernel would block,
+    /// hands the role to the reactor.
+    fn pump_thread(&self, src: &Src) {
+        if let Pumped::WouldBlock = self.pump(src.io(), None) {
+            self.start_flush_op(src);
+        }
+    }
+
+    /// The writer role now belongs to the reactor (the kernel just said `WouldBlock`):
+    /// start the op that resumes writing on writability.
+    fn start_flush_op(&self, src: &Src) {
+        src.start_write(
+            &self.flush_aio,
+            Timeout::Infinite,
+            WOp::Flush {
+                pipe: self.me.clone(),
+                fresh: true,
+            },
+        );
+    }
+
+    /// The reactor's flush op: writes on if it still holds the role.
+    fn resume_writer(&self, io: &Socket, aio: &Aio, token: OpToken) -> Poll<()> {
+        {
+            let mut w = lock(&self.wq);
+            if !w.resume_reactor() {
+                // A close took the role over.
+                aio.finish(token, Ok(()), 0);
+                return Poll::Ready(());
+            }
+        }
+        match self.pump(io, Some((aio, token))) {
+            Pumped::Done => Poll::Ready(()),
+            Pumped::WouldBlock => Poll::Pending,
+        }
+    }
+
+    /// The writer's loop: vectored writes of queued frames until the queue is empty, the
+    /// kernel would block, or [`FLUSH_ROUNDS`] writes are done (then a fresh pool job
+    /// carries on, so neither a worker nor the reactor is held by one busy pipe). Parked
+    /// sends are let in as room frees. `op` is the reactor's flush op, completed under
+    /// the queue's lock as the role is released, so a new one can start right after.
+    fn pump(&self, io: &Socket, op: Option<(&Aio, OpToken)>) -> Pumped {
+        let finish_op = |r: Result<()>| {
+            if let Some((a, t)) = op {
+                a.finish(t, r, 0);
+            }
+        };
+        let mut rounds = 0;
+        loop {
+            let mut w = lock(&self.wq);
+            let Some(batch) = w.next_batch() else {
+                w.wrote_at(Instant::now());
+                finish_op(Ok(()));
+                let shut = w.take_shutdown();
+                drop(w);
+                if shut {
+                    sys::shutdown(io);
+                }
+                return Pumped::Done;
+            };
+            drop(w);
+            let res = {
+                let mut iov = [IoSlice::new(&[]); MAX_IOV];
+                let k = fill_iov(&batch, &mut iov);
+                loop {
+                    match sys::send_vectored(io, &iov[..k]) {
+                        Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                        r => break r,
+                    }
+                }
+            };
+            let mut w = lock(&self.wq);
+            match res {
+                Ok(n) => w.written(batch, n),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    w.written(batch, 0);
+                    if w.closing() {
+                        // Closing and the peer does not read: drop the rest.
+                        w.discard();
+                        continue;
+                    }
+                    w.park_on_reactor();
+                    return Pumped::WouldBlock;
+                }
+                Err(e) => {
+                    w.written(batch, 0);
+                    let e: Error = e.into();
+                    let parked = w.fail(e);
+                    finish_op(Err(e));
+                    let _ = w.take_shutdown();
+                    drop(w);
+                    // The stream is broken: drop the connection, so the pending receive
+                    // fails too and the owner removes the pipe (as a failed send did).
+                    sys::shutdown(io);
+                    for (a, t) in parked {
+                        a.finish(t, Err(e), 0);
+                    }
+                    return Pumped::Done;
+                }
+            }
+            drop(w);
+            self.let_parked_in();
+            rounds += 1;
+            // The reactor writes one round only: it serves every connection, and a
+            // stream that keeps it writing would serialise the whole process on it.
+            let budget = if op.is_some() { 1 } else { FLUSH_ROUNDS };
+            if rounds >= budget {
+                let mut w = lock(&self.wq);
+                if !w.closing() {
+                    w.wrote_at(Instant::now());
+                    let after = w.hand_off();
+                    finish_op(Ok(()));
+                    drop(w);
+                    if after == After::Kick {
+                        self.kick();
+                    }
+                    return Pumped::Done;
+                }
+            }
+        }
+    }
+
+    /// Accepts parked sends while there is room (called by the writer, so accepting one
+    /// never asks for another writer).
+    fn let_parked_in(&self) {
+        loop {
+            let Some((aio, token)) = lock(&self.wq).pop_waiter() else {
+                return;
+            };
+            let mut full = false;
+            aio.attempt_send(token, |m| {
+                let mut w = lock(&self.wq);
+                if let Some(e) = w.closed() {
+                    return Err((m, Some(e)));
+                }
+                if w.unsent() < crate::wqueue::BUF_LIMIT {
+                    let _ = w.push(m);
+                    Ok(())
+                } else {
+                    w.unpark_front((aio.provider_handle(), token));
+                    full = true;
+                    Err((m, None))
+                }
+            });
+            if full {
+                return;
+            }
+        }
+    }
+}
+
+impl Cancel for SpPipe {
+    fn cancelled(&self, aio: &Aio, _key: usize, token: OpToken) {
+        lock(&self.wq).remove_waiters(|(a, t)| *t == token && Aio::ptr_eq(a, aio));
     }
 }
 
@@ -340,8 +716,33 @@ impl PipeOps for SpPipe {
     fn id(&self) -> PipeId {
         self.id
     }
+    /// Closes: parked sends fail with `Closed` (their messages stay on their aios),
+    /// pending receives complete with `Closed`, then what the pipe had accepted is written
+    /// out as far as the kernel takes it without waiting (a peer that is not reading loses
+    /// the rest: there is no linger, as in NNG), and the socket is shut down. A thread in
+    /// the middle of a write finishes it and shuts the socket down itself.
     fn close(&self) {
-        self.conn.close();
+        self.closing.store(true, Ordering::Release);
+        engine_scope(|| {
+            // A handle of our own first: with two closers racing, whichever is told to
+            // flush needs the socket even if the other took it out of `conn`.
+            let src = self.conn.src();
+            let (parked, act) = lock(&self.wq).close(Error::Closed);
+            for (a, t) in parked {
+                a.finish(t, Err(Error::Closed), 0);
+            }
+            if let Some(s) = self.conn.take() {
+                s.close(Error::Closed);
+            }
+            match (act, src) {
+                (CloseAct::ShutdownNow, Some(s)) => sys::shutdown(s.io()),
+                (CloseAct::Flush, Some(s)) => {
+                    self.pump(s.io(), None);
+                }
+                (CloseAct::Flush, None) => self.pump_closed(),
+                _ => {}
+            }
+        })
     }
     fn option(&self, name: &str) -> Result<String> {
         self.conn.option(name)
@@ -353,31 +754,18 @@ impl PipeOps for SpPipe {
 
 impl TransportPipe for SpPipe {
     fn send_aio(&self, aio: &Aio) {
-        let Some(src) = self.conn.src() else {
-            return fail_now(aio, Error::Closed);
-        };
-        let msg = peek_msg(aio);
-        let framing = self.conn.meta.framing();
-        let len = msg.as_ref().map_or(0, |m| m.len() + m.header_len()) as u64;
-        let op = WOp::Msg {
-            prefix: encode_prefix(framing, len),
-            plen: framing.prefix_len(),
-            msg,
-            sent: 0,
-        };
-        src.start_write(aio, Timeout::Infinite, op);
+        engine_scope(|| self.send_scoped(aio))
     }
 
     fn recv_aio(&self, aio: &Aio) {
         let Some(src) = self.conn.src() else {
             return fail_now(aio, Error::Closed);
         };
-        let dec = FrameDecoder::new(self.conn.meta.framing(), self.conn.meta.recv_max);
         src.start_read(
             aio,
             Timeout::Infinite,
             ROp::Msg {
-                dec,
+                rd: self.rd.clone(),
                 pipe: self.me.clone(),
             },
         );
@@ -389,6 +777,21 @@ impl TransportPipe for SpPipe {
             // Unreachable while a caller holds the pipe; a closed stand-in otherwise.
             None => Pipe::new(Arc::new(crate::inproc::DeadPipe(self.id, self.peer))),
         }
+    }
+
+    fn try_send_now(&self, msg: Message) -> std::result::Result<(), Message> {
+        engine_scope(|| self.try_send_scoped(msg))
+    }
+
+    fn try_recv_now(&self) -> Option<Message> {
+        if self.closing.load(Ordering::Acquire) {
+            return None;
+        }
+        // A bad frame is left for `recv_aio`, which reports it and drops the connection.
+        let payload = lock(&self.rd).next_buffered().ok()??;
+        let mut msg = Message::from(payload);
+        msg.set_pipe(Some(self.pipe()));
+        Some(msg)
     }
 }
 

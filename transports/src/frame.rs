@@ -91,6 +91,28 @@ impl From<FrameError> for Error {
     }
 }
 
+/// Checks a complete prefix (the first [`Framing::prefix_len`] bytes of `p`) and returns
+/// the payload length it announces. Every reader of frames goes through this one check.
+fn check_prefix(framing: Framing, recv_max: u64, p: &[u8]) -> Result<usize, FrameError> {
+    let lenb: [u8; 8] = match framing {
+        Framing::Tcp => [p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]],
+        Framing::Ipc => {
+            if p[0] != IPC_MSG_TYPE {
+                return Err(FrameError::BadType(p[0]));
+            }
+            [p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8]]
+        }
+    };
+    let len = u64::from_be_bytes(lenb);
+    if len > MAX_WIRE_LEN {
+        return Err(FrameError::Reserved(len));
+    }
+    if recv_max > 0 && len > recv_max {
+        return Err(FrameError::TooLarge(len));
+    }
+    usize::try_from(len).map_err(|_| FrameError::TooLarge(len))
+}
+
 #[derive(Debug)]
 enum Phase {
     Prefix { buf: [u8; 9], have: usize },
@@ -142,23 +164,7 @@ impl FrameDecoder {
 
     /// Checks a complete prefix and moves to the body phase.
     fn prefix_done(&mut self, p: [u8; 9]) -> Result<Option<Vec<u8>>, FrameError> {
-        let lenb: [u8; 8] = match self.framing {
-            Framing::Tcp => [p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]],
-            Framing::Ipc => {
-                if p[0] != IPC_MSG_TYPE {
-                    return Err(FrameError::BadType(p[0]));
-                }
-                [p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8]]
-            }
-        };
-        let len = u64::from_be_bytes(lenb);
-        if len > MAX_WIRE_LEN {
-            return Err(FrameError::Reserved(len));
-        }
-        if self.recv_max > 0 && len > self.recv_max {
-            return Err(FrameError::TooLarge(len));
-        }
-        let len = usize::try_from(len).map_err(|_| FrameError::TooLarge(len))?;
+        let len = check_prefix(self.framing, self.recv_max, &p)?;
         if len == 0 {
             self.phase = Phase::Prefix {
                 buf: [0; 9],
@@ -302,6 +308,207 @@ impl From<ReadError> for Error {
             ReadError::Eof => Error::ConnShut,
             ReadError::Io(e) => e.into(),
             ReadError::Frame(f) => f.into(),
+        }
+    }
+}
+
+/// The read buffer a [`FrameReader`] starts with, once the first byte is due.
+pub const READ_BUF_MIN: usize = 4 * 1024;
+
+/// The most a [`FrameReader`]'s buffer grows to; larger frames get a buffer of their own.
+pub const READ_BUF_MAX: usize = 64 * 1024;
+
+/// A frame too large for the read buffer, received straight into its own vector.
+#[derive(Debug)]
+struct BigFrame {
+    /// `body[..got]` has arrived; the rest of `body` is room for the next read.
+    body: Vec<u8>,
+    got: usize,
+    len: usize,
+}
+
+/// A buffered reader of frames for one connection: one `recv` of up to
+/// [`READ_BUF_MAX`] bytes yields as many frames as arrived, and later calls hand them out
+/// with no I/O at all.
+///
+/// Why: a stream of small messages read frame by frame costs two syscalls per message (the
+/// prefix, then the body); reading into a connection buffer costs one syscall per buffer
+/// full. The buffer is allocated once per connection, starts at [`READ_BUF_MIN`] and
+/// doubles only when arrived bytes fill at least half of it, so its size follows what the
+/// peer actually sent. A frame that cannot fit in [`READ_BUF_MAX`] is read straight into
+/// its own vector, which grows with the bytes received (as [`FrameDecoder::read_with`]):
+/// a peer announcing a huge frame and going quiet pins what it sent plus one chunk.
+///
+/// The prefix checks are [`FrameDecoder`]'s (same errors, same limits); after an error
+/// the reader keeps failing with it, since the stream cannot be resynchronised.
+#[derive(Debug)]
+pub struct FrameReader {
+    framing: Framing,
+    recv_max: u64,
+    buf: Vec<u8>,
+    /// Unconsumed bytes are `buf[start..end]`.
+    start: usize,
+    end: usize,
+    big: Option<BigFrame>,
+    failed: Option<FrameError>,
+    /// The last read filled all the free space: more is probably waiting.
+    last_read_full: bool,
+    /// The last frame was too large for the buffer: read only the next prefix before
+    /// deciding, so a stream of large frames is not copied through the buffer.
+    last_big: bool,
+}
+
+impl FrameReader {
+    /// A reader for `framing` accepting payloads of at most `recv_max` bytes (0: no limit
+    /// beyond the wire's own). Allocates nothing until the first read.
+    pub fn new(framing: Framing, recv_max: usize) -> FrameReader {
+        FrameReader {
+            framing,
+            recv_max: recv_max as u64,
+            buf: Vec::new(),
+            start: 0,
+            end: 0,
+            big: None,
+            failed: None,
+            last_read_full: false,
+            last_big: false,
+        }
+    }
+
+    /// Whether received bytes of an incomplete or not yet handed out frame are held.
+    pub fn in_frame(&self) -> bool {
+        self.start < self.end || self.big.is_some()
+    }
+
+    /// Bytes of memory held for received data (read buffer plus a large frame's vector).
+    pub fn buffered_capacity(&self) -> usize {
+        self.buf.capacity() + self.big.as_ref().map_or(0, |b| b.body.capacity())
+    }
+
+    /// The next complete frame among the bytes already received, without any I/O.
+    ///
+    /// # Errors
+    /// A bad prefix, now and on every later call.
+    pub fn next_buffered(&mut self) -> Result<Option<Vec<u8>>, FrameError> {
+        if let Some(e) = self.failed {
+            return Err(e);
+        }
+        if self.big.is_some() {
+            return Ok(None);
+        }
+        let plen = self.framing.prefix_len();
+        let avail = &self.buf[self.start..self.end];
+        if avail.len() < plen {
+            return Ok(None);
+        }
+        let len = match check_prefix(self.framing, self.recv_max, avail) {
+            Ok(len) => len,
+            Err(e) => {
+                self.failed = Some(e);
+                return Err(e);
+            }
+        };
+        self.last_big = len > READ_BUF_MAX - plen;
+        if avail.len() - plen >= len {
+            let payload = avail[plen..plen + len].to_vec();
+            self.start += plen + len;
+            if self.start == self.end {
+                self.start = 0;
+                self.end = 0;
+            }
+            return Ok(Some(payload));
+        }
+        if self.last_big {
+            // Too large for the buffer: move what arrived into the frame's own vector.
+            let body = avail[plen..].to_vec();
+            self.start = 0;
+            self.end = 0;
+            self.big = Some(BigFrame {
+                got: body.len(),
+                body,
+                len,
+            });
+        }
+        Ok(None)
+    }
+
+    /// The next frame: from the buffer if one is complete there, else after reading with
+    /// `read` (a non-blocking `recv` into the slice it is given) until a frame completes
+    /// or `read` would block (`Ok(None)`).
+    ///
+    /// # Errors
+    /// [`ReadError::Eof`] if `read` returns 0, [`ReadError::Io`] for its other errors,
+    /// [`ReadError::Frame`] for a bad prefix.
+    pub fn read_with(
+        &mut self,
+        mut read: impl FnMut(&mut [u8]) -> std::io::Result<usize>,
+    ) -> Result<Option<Vec<u8>>, ReadError> {
+        loop {
+            if let Some(f) = self.next_buffered().map_err(ReadError::Frame)? {
+                return Ok(Some(f));
+            }
+            let r = if let Some(big) = &mut self.big {
+                if big.got == big.body.len() {
+                    // Grow with what has arrived, never by the announced length alone
+                    // (and only when the room is used up, so a peer sending a byte at a
+                    // time costs no refill per byte).
+                    let chunk = (big.len - big.got).min(FIRST_CHUNK.max(big.got));
+                    big.body.resize(big.got + chunk, 0);
+                }
+                match read(&mut big.body[big.got..]) {
+                    Ok(0) => return Err(ReadError::Eof),
+                    Ok(n) => {
+                        big.got += n;
+                        if big.got == big.len {
+                            let out = std::mem::take(&mut big.body);
+                            self.big = None;
+                            return Ok(Some(out));
+                        }
+                        continue;
+                    }
+                    Err(e) => e,
+                }
+            } else {
+                self.make_room();
+                let mut upto = self.buf.len();
+                let plen = self.framing.prefix_len();
+                if self.last_big && self.end < plen {
+                    // After a large frame: just the next prefix, then decide (a large one
+                    // goes straight into its own vector, not through the buffer).
+                    upto = plen;
+                }
+                match read(&mut self.buf[self.end..upto]) {
+                    Ok(0) => return Err(ReadError::Eof),
+                    Ok(n) => {
+                        self.last_read_full = self.end + n == upto && upto == self.buf.len();
+                        self.end += n;
+                        continue;
+                    }
+                    Err(e) => e,
+                }
+            };
+            match r.kind() {
+                std::io::ErrorKind::Interrupted => continue,
+                std::io::ErrorKind::WouldBlock => return Ok(None),
+                _ => return Err(ReadError::Io(r)),
+            }
+        }
+    }
+
+    /// Moves the unconsumed tail to the front, and doubles the buffer when arrived bytes
+    /// fill at least half of it or the last read filled it (more is waiting), so there is
+    /// always free space to read into and the size follows what the peer really sends.
+    fn make_room(&mut self) {
+        if self.start > 0 {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        let cap = self.buf.len();
+        if cap == 0 {
+            self.buf.resize(READ_BUF_MIN, 0);
+        } else if (self.end * 2 >= cap || self.last_read_full) && cap < READ_BUF_MAX {
+            self.buf.resize((cap * 2).min(READ_BUF_MAX), 0);
         }
     }
 }
@@ -490,5 +697,269 @@ mod tests {
             Ok(n)
         });
         assert!(matches!(r, Err(ReadError::Frame(FrameError::TooLarge(11)))));
+    }
+
+    /// A reader over `wire` that hands out at most `max` bytes per call, counting calls,
+    /// and says WouldBlock at the end.
+    struct Src<'a> {
+        wire: &'a [u8],
+        pos: usize,
+        max: usize,
+        calls: usize,
+    }
+
+    impl Src<'_> {
+        fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
+            self.calls += 1;
+            if self.pos == self.wire.len() {
+                return Err(std::io::ErrorKind::WouldBlock.into());
+            }
+            let n = b.len().min(self.wire.len() - self.pos).min(self.max);
+            b[..n].copy_from_slice(&self.wire[self.pos..self.pos + n]);
+            self.pos += n;
+            Ok(n)
+        }
+    }
+
+    fn drain_reader(r: &mut FrameReader, src: &mut Src<'_>) -> Result<Vec<Vec<u8>>, ReadError> {
+        let mut out = Vec::new();
+        while let Some(f) = r.read_with(|b| src.read(b))? {
+            out.push(f);
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn reader_one_read_yields_many_frames_then_serves_them_without_io() {
+        let wire: Vec<u8> = (0..500u32)
+            .flat_map(|i| frame(Framing::Tcp, &[i as u8; 64]))
+            .collect();
+        let mut r = FrameReader::new(Framing::Tcp, 0);
+        let mut src = Src {
+            wire: &wire,
+            pos: 0,
+            max: usize::MAX,
+            calls: 0,
+        };
+        let first = r.read_with(|b| src.read(b)).unwrap().unwrap();
+        assert_eq!(first, vec![0u8; 64]);
+        assert_eq!(src.calls, 1, "one read for the first frame");
+        // Everything already buffered comes out with no read at all.
+        let mut n = 1;
+        while let Some(f) = r.next_buffered().unwrap() {
+            assert_eq!(f, vec![n as u8; 64]);
+            n += 1;
+        }
+        assert_eq!(src.calls, 1);
+        assert!(
+            n > 50,
+            "a {READ_BUF_MIN}-byte buffer holds many 72-byte frames: {n}"
+        );
+        let rest = drain_reader(&mut r, &mut src).unwrap();
+        assert_eq!(n + rest.len(), 500);
+        for (k, f) in rest.iter().enumerate() {
+            assert_eq!(f, &vec![(n + k) as u8; 64]);
+        }
+        assert!(
+            src.calls < 20,
+            "the buffer grew to batch reads: {} calls",
+            src.calls
+        );
+        assert!(r.buffered_capacity() <= READ_BUF_MAX);
+        assert!(!r.in_frame());
+    }
+
+    #[test]
+    fn reader_matches_decoder_for_any_chunking() {
+        for framing in [Framing::Tcp, Framing::Ipc] {
+            let sizes = [
+                0usize, 1, 7, 8, 9, 4000, 4096, 70_000, 1, 0, 65_000, 65_527, 200_000, 3,
+            ];
+            let wire: Vec<u8> = sizes
+                .iter()
+                .enumerate()
+                .flat_map(|(i, &s)| frame(framing, &vec![i as u8; s]))
+                .collect();
+            let want: Vec<Vec<u8>> = sizes
+                .iter()
+                .enumerate()
+                .map(|(i, &s)| vec![i as u8; s])
+                .collect();
+            for max in [1, 2, 5, 9, 100, 4095, 4096, 65_536, usize::MAX] {
+                let mut r = FrameReader::new(framing, 0);
+                let mut src = Src {
+                    wire: &wire,
+                    pos: 0,
+                    max,
+                    calls: 0,
+                };
+                let got = drain_reader(&mut r, &mut src).unwrap();
+                assert_eq!(got, want, "{framing:?} chunk {max}");
+                assert!(!r.in_frame());
+                assert!(matches!(r.read_with(|_| Ok(0)), Err(ReadError::Eof)));
+            }
+        }
+    }
+
+    #[test]
+    fn reader_big_announcement_pins_only_what_arrived() {
+        let mut wire = (1u64 << 30).to_be_bytes().to_vec();
+        wire.extend([9u8; 10]);
+        let mut r = FrameReader::new(Framing::Tcp, 0);
+        let mut src = Src {
+            wire: &wire,
+            pos: 0,
+            max: usize::MAX,
+            calls: 0,
+        };
+        assert!(matches!(r.read_with(|b| src.read(b)), Ok(None)));
+        assert!(r.in_frame());
+        assert!(
+            r.buffered_capacity() <= READ_BUF_MIN + 2 * FIRST_CHUNK,
+            "pinned {}",
+            r.buffered_capacity()
+        );
+        // A frame that fits the buffer, announced and never finished, pins the buffer only.
+        let mut wire = 60_000u64.to_be_bytes().to_vec();
+        wire.extend([1u8; 100]);
+        let mut r = FrameReader::new(Framing::Tcp, 0);
+        let mut src = Src {
+            wire: &wire,
+            pos: 0,
+            max: usize::MAX,
+            calls: 0,
+        };
+        assert!(matches!(r.read_with(|b| src.read(b)), Ok(None)));
+        assert_eq!(r.buffered_capacity(), READ_BUF_MIN);
+    }
+
+    #[test]
+    fn reader_errors_are_the_decoders_and_stick() {
+        let cases: Vec<(Framing, usize, Vec<u8>, FrameError)> = vec![
+            (
+                Framing::Tcp,
+                0,
+                (1u64 << 63).to_be_bytes().to_vec(),
+                FrameError::Reserved(1 << 63),
+            ),
+            (
+                Framing::Tcp,
+                0,
+                u64::MAX.to_be_bytes().to_vec(),
+                FrameError::Reserved(u64::MAX),
+            ),
+            (
+                Framing::Tcp,
+                100,
+                101u64.to_be_bytes().to_vec(),
+                FrameError::TooLarge(101),
+            ),
+            (
+                Framing::Ipc,
+                0,
+                [&[2u8][..], &1u64.to_be_bytes(), b"x"].concat(),
+                FrameError::BadType(2),
+            ),
+        ];
+        for (framing, max, bad, err) in cases {
+            // The error comes after the good frames in front of it, and then stays.
+            let wire = [frame(framing, b"ok"), bad].concat();
+            let mut r = FrameReader::new(framing, max);
+            let mut src = Src {
+                wire: &wire,
+                pos: 0,
+                max: usize::MAX,
+                calls: 0,
+            };
+            assert_eq!(r.read_with(|b| src.read(b)).unwrap(), Some(b"ok".to_vec()));
+            for _ in 0..2 {
+                assert!(
+                    matches!(r.read_with(|b| src.read(b)), Err(ReadError::Frame(e)) if e == err)
+                );
+                assert_eq!(r.next_buffered(), Err(err));
+            }
+            let mut d = FrameDecoder::new(framing, max);
+            assert_eq!(decode_all(&mut d, &wire), Err(err));
+        }
+        // Exactly the limit is fine.
+        let mut r = FrameReader::new(Framing::Tcp, 100);
+        let wire = frame(Framing::Tcp, &[7; 100]);
+        let mut src = Src {
+            wire: &wire,
+            pos: 0,
+            max: 3,
+            calls: 0,
+        };
+        assert_eq!(drain_reader(&mut r, &mut src).unwrap(), vec![vec![7; 100]]);
+    }
+
+    #[test]
+    fn reader_eof_mid_frame_and_io_errors() {
+        let wire = frame(Framing::Ipc, &[1; 500]);
+        let mut r = FrameReader::new(Framing::Ipc, 0);
+        let mut pos = 0;
+        let cut = 200;
+        let res = r.read_with(|b| {
+            let n = b.len().min(cut - pos);
+            b[..n].copy_from_slice(&wire[pos..pos + n]);
+            pos += n;
+            Ok(n)
+        });
+        assert!(matches!(res, Err(ReadError::Eof)));
+        let mut r = FrameReader::new(Framing::Ipc, 0);
+        let res = r.read_with(|_| Err(std::io::ErrorKind::ConnectionReset.into()));
+        assert!(matches!(res, Err(ReadError::Io(_))));
+        let mut tries = 0;
+        let mut r = FrameReader::new(Framing::Ipc, 0);
+        let res = r.read_with(|b| {
+            tries += 1;
+            if tries == 1 {
+                return Err(std::io::ErrorKind::Interrupted.into());
+            }
+            b[..wire.len()].copy_from_slice(&wire);
+            Ok(wire.len())
+        });
+        assert_eq!(res.unwrap(), Some(vec![1; 500]));
+    }
+
+    #[test]
+    fn reader_after_a_large_frame_reads_only_the_next_prefix() {
+        let wire = [
+            frame(Framing::Tcp, &[1; 100_000]),
+            frame(Framing::Tcp, &[2; 100_000]),
+            frame(Framing::Tcp, b"small"),
+            frame(Framing::Tcp, b"again"),
+        ]
+        .concat();
+        let mut r = FrameReader::new(Framing::Tcp, 0);
+        let mut pos = 0;
+        let mut asked = Vec::new();
+        let mut got = Vec::new();
+        loop {
+            let res = r.read_with(|b| {
+                asked.push(b.len());
+                if pos == wire.len() {
+                    return Err(std::io::ErrorKind::WouldBlock.into());
+                }
+                let n = b.len().min(wire.len() - pos);
+                b[..n].copy_from_slice(&wire[pos..pos + n]);
+                pos += n;
+                Ok(n)
+            });
+            match res.unwrap() {
+                Some(f) => got.push(f),
+                None => break,
+            }
+        }
+        assert_eq!(got.len(), 4);
+        assert_eq!(got[1], vec![2; 100_000]);
+        assert_eq!(got[3], b"again".to_vec());
+        // Right after a large frame, the next read asks for the prefix only; after the
+        // small frame, for a whole buffer again.
+        assert!(asked.contains(&8), "asked {asked:?}");
+        assert!(
+            asked.iter().all(|&a| a >= 8),
+            "never byte by byte: {asked:?}"
+        );
     }
 }

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use nanoport_engine::{Aio, Error, Pipe, PipeId, PipeOps, Result};
+use nanoport_engine::{Aio, Error, Message, Pipe, PipeId, PipeOps, Result};
 
 mod conn;
 pub mod frame;
@@ -29,6 +29,7 @@ mod inproc;
 mod sock;
 mod sys;
 mod url;
+mod wqueue;
 
 pub use conn::Stream;
 pub use url::Url;
@@ -63,8 +64,10 @@ impl Default for EndpointOptions {
 /// A connection that carries SP messages: what a socket's protocol sends and receives on.
 pub trait TransportPipe: PipeOps {
     /// Sends the message on `aio` (header then body on the wire); completes `Ok` (the
-    /// message taken off the aio) once all bytes are handed to the kernel (inproc: once
-    /// the peer's reader took it). On failure the message stays on the aio.
+    /// message taken off the aio) once the pipe has accepted it: tcp and ipc once it is in
+    /// the kernel or in the pipe's bounded write buffer (which a close writes out only as
+    /// far as the kernel takes it at once), inproc once the peer's reader took it. When
+    /// the buffer is full the send waits. On failure the message stays on the aio.
     fn send_aio(&self, aio: &Aio);
     /// Receives one message: its body holds the whole payload (the SP header still in
     /// the body) and it is tagged with this pipe. A length over the receive limit or with
@@ -73,6 +76,25 @@ pub trait TransportPipe: PipeOps {
     fn recv_aio(&self, aio: &Aio);
     /// A [`Pipe`] handle for this connection (cheap).
     fn pipe(&self) -> Pipe;
+
+    /// Accepts `msg` for sending at once, without an aio, if the pipe can take it right
+    /// now (room in its write buffer); otherwise hands it back, and the caller uses
+    /// [`send_aio`](TransportPipe::send_aio), which waits or reports the error.
+    ///
+    /// Why: a socket streaming small messages would otherwise pay a whole aio start and
+    /// completion (and a callback) per message on top of the transport's own work. The
+    /// default takes nothing.
+    fn try_send_now(&self, msg: Message) -> std::result::Result<(), Message> {
+        Err(msg)
+    }
+
+    /// A message already received and buffered, handed over at once without an aio or
+    /// any I/O; `None` when none is complete (then use
+    /// [`recv_aio`](TransportPipe::recv_aio), which also reports errors). The default
+    /// buffers nothing.
+    fn try_recv_now(&self) -> Option<Message> {
+        None
+    }
 }
 
 /// A connection as the socket layer holds it.
