@@ -121,6 +121,11 @@ pub(crate) struct Core {
     timer_at: Option<Instant>,
     /// Pipes rejected for speaking the wrong protocol (NNG's "reject" statistic).
     pub(crate) rejected: u64,
+    /// Pipes closed because a frame announced more than the receive limit (or set a
+    /// reserved length bit).
+    pub(crate) frames_too_large: u64,
+    /// Pipes closed because a frame was malformed (a bad IPC message type).
+    pub(crate) frames_malformed: u64,
 }
 
 pub(crate) struct SocketInner {
@@ -230,6 +235,8 @@ impl Socket {
                 endpoints: Vec::new(),
                 timer_at: None,
                 rejected: 0,
+                frames_too_large: 0,
+                frames_malformed: 0,
             }),
             timer: OnceLock::new(),
             notify: PipeNotify::default(),
@@ -851,7 +858,15 @@ impl SocketInner {
                 core.proto.pipe_message(id, msg, Instant::now());
                 self.feed_from_pipe(&mut core, id);
             }
-            Err(_) => self.remove_pipe(id),
+            Err(e) => {
+                // The transport already dropped the connection; count why.
+                match e {
+                    Error::MsgSize => self.lock().frames_too_large += 1,
+                    Error::Proto => self.lock().frames_malformed += 1,
+                    _ => {}
+                }
+                self.remove_pipe(id)
+            }
         }
     }
 

@@ -29,6 +29,12 @@ pub struct SocketStats {
     pub unmatched: u64,
     /// Connections refused because the peer speaks the wrong protocol (NNG's `reject`).
     pub pipes_rejected: u64,
+    /// Connections closed because a frame announced more than the receive limit
+    /// (`recv-size-max`) or set a reserved length bit; nothing of it was buffered.
+    pub frames_too_large: u64,
+    /// Connections closed because a frame was malformed (an IPC message type other
+    /// than 1).
+    pub frames_malformed: u64,
 }
 
 impl Socket {
@@ -41,6 +47,8 @@ impl Socket {
             too_many_hops: d.too_many_hops,
             unmatched: d.unmatched,
             pipes_rejected: core.rejected,
+            frames_too_large: core.frames_too_large,
+            frames_malformed: core.frames_malformed,
         }
     }
 }

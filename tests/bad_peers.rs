@@ -153,3 +153,56 @@ fn listener_counts_failed_handshakes_and_keeps_serving() {
     wait_for("a good peer accepted", || l.stats().accepted == 1);
     assert_eq!(l.stats().handshake_failures(), 2);
 }
+
+#[test]
+fn frames_over_the_limit_close_the_pipe_and_are_counted() {
+    let url = tcp();
+    let pull = Socket::pull0().unwrap();
+    pull.set_recv_max_size(100);
+    pull.listen(&url).unwrap();
+    pull.set_recv_timeout(LIMIT).unwrap();
+    for len in [101u64, 1 << 63] {
+        let mut big = raw_peer(&url, 0x50);
+        big.write_all(&len.to_be_bytes()).unwrap();
+        assert!(
+            closed_by_peer(&mut big),
+            "a {len}-byte announcement closes the pipe"
+        );
+    }
+    wait_for("two oversized frames counted", || {
+        pull.stats().frames_too_large == 2
+    });
+    // Exactly the limit is fine.
+    let mut ok = raw_peer(&url, 0x50);
+    send_frame(&mut ok, &[7u8; 100]);
+    assert_eq!(pull.recv().unwrap().body(), &[7u8; 100][..]);
+    assert_eq!(pull.stats().frames_malformed, 0);
+}
+
+#[test]
+fn an_ipc_frame_of_the_wrong_type_closes_the_pipe_and_is_counted() {
+    use std::os::unix::net::UnixStream;
+    let url = common::ipc("bad-type");
+    let pull = Socket::pull0().unwrap();
+    pull.listen(&url).unwrap();
+    let mut s = UnixStream::connect(url.trim_start_matches("ipc://")).unwrap();
+    s.set_read_timeout(Some(LIMIT)).unwrap();
+    s.write_all(&[0, b'S', b'P', 0, 0, 0x50, 0, 0]).unwrap();
+    let mut theirs = [0u8; 8];
+    s.read_exact(&mut theirs).unwrap();
+    // Type 2 where IPC frames carry 1.
+    s.write_all(&[2, 0, 0, 0, 0, 0, 0, 0, 1, b'x']).unwrap();
+    let mut buf = [0u8; 16];
+    let closed = loop {
+        match s.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break true,
+            Err(_) => break false,
+        }
+    };
+    assert!(closed, "the pipe was closed");
+    wait_for("malformed frame counted", || {
+        pull.stats().frames_malformed == 1
+    });
+}
