@@ -28,10 +28,20 @@ pub fn ipc(tag: &str) -> String {
     format!("ipc://{}", p.display())
 }
 
-/// A TCP URL on a port that was free a moment ago.
+/// A TCP URL on a port that was free a moment ago, never the same one twice in this
+/// process, and below the kernel's ephemeral range (32768 and up by default): a port
+/// picked by binding port 0 comes from that range, where any outgoing connection on the
+/// machine may take it before the test listens on it.
 pub fn tcp() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    format!("tcp://127.0.0.1:{}", l.local_addr().unwrap().port())
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let base = (std::process::id() as usize).wrapping_mul(7919) % 22_000;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = 10_000 + (base + n) % 22_000;
+        if std::net::TcpListener::bind(("127.0.0.1", port as u16)).is_ok() {
+            return format!("tcp://127.0.0.1:{port}");
+        }
+    }
 }
 
 /// All three wire-level transports plus inproc, for tests that run over each.

@@ -36,12 +36,18 @@ fn nngcat() -> bool {
     found
 }
 
+/// A port that was free a moment ago, below the ephemeral range (see tests/common's
+/// `tcp()` in the root crate for why).
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let base = std::process::id().wrapping_mul(7919) % 22_000;
+    loop {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = (10_000 + (base + n) % 22_000) as u16;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// nngcat pulls (listening); we dial as push and send; it prints what it got.
