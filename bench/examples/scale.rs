@@ -396,10 +396,10 @@ mod libnng_scale {
     fn count_pipes(s: &NngSocket) -> &'static Counter {
         let c: &'static Counter = Box::leak(Box::default());
         let arg = c as *const Counter as *mut std::ffi::c_void;
+        let (sock, ev) = (s.raw(), sys::NNG_PIPE_EV_ADD_POST);
         // SAFETY: the socket id is open, `on_add` matches nng_pipe_cb, and `arg` points to
         // a leaked (never freed) Counter.
-        let rv =
-            unsafe { sys::nng_pipe_notify(s.raw(), sys::NNG_PIPE_EV_ADD_POST, Some(on_add), arg) };
+        let rv = unsafe { sys::nng_pipe_notify(sock, ev, Some(on_add), arg) };
         assert_eq!(rv.0, 0, "nng_pipe_notify");
         c
     }
