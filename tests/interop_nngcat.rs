@@ -60,22 +60,7 @@ fn nngcat_req_dials_our_rep() {
         let rep = Socket::rep0().unwrap();
         rep.listen(&url).unwrap();
         rep.set_recv_timeout(LIMIT).unwrap();
-        // nngcat 1.5.2 sets its receive timeout to `interval - elapsed`: without
-        // --interval that is -1 - elapsed ms, which NNG rejects ("Cannot set recv
-        // timeout: Invalid argument") once a millisecond has passed. With --interval 2 it
-        // waits up to 2 s for the reply, prints it, and exits.
-        let cat = NngCat::spawn(&[
-            "--req0",
-            "--dial",
-            &url,
-            "--data",
-            "ping",
-            "--interval",
-            "2",
-            "--count",
-            "1",
-            "-Q",
-        ]);
+        let cat = NngCat::req_once(&url, "ping");
         let q = rep.recv().unwrap();
         assert_eq!(q.body(), b"ping", "{url}");
         rep.send("pong").unwrap();
@@ -328,19 +313,7 @@ fn raw_sockets_interoperate_with_cooked_nngcat_peers() {
     let rep = Socket::open_raw(nanoport::Protocol::Rep0).unwrap();
     rep.listen(&url).unwrap();
     rep.set_recv_timeout(LIMIT).unwrap();
-    // --interval 2: see nngcat_req_dials_our_rep.
-    let cat = NngCat::spawn(&[
-        "--req0",
-        "--dial",
-        &url,
-        "--data",
-        "raw?",
-        "--interval",
-        "2",
-        "--count",
-        "1",
-        "-Q",
-    ]);
+    let cat = NngCat::req_once(&url, "raw?");
     let q = rep.recv().unwrap();
     assert_eq!(q.body(), b"raw?");
     assert!(
@@ -578,24 +551,7 @@ fn device_relays_between_nngcat_req_and_rep() {
     let rep = NngCat::spawn(&[
         "--rep0", "--dial", &back_url, "--data", "relayed", "--count", "1", "-Q",
     ]);
-    // nngcat 1.5.2 sets its receive timeout to `interval - elapsed`: without --interval
-    // that is -1 - elapsed ms, which NNG rejects ("Cannot set recv timeout: Invalid
-    // argument") once a millisecond has passed. With --interval 2 it waits up to 2 s for
-    // the reply, prints it, and exits.
-    let req = NngCat::spawn(&[
-        "--req0",
-        "--dial",
-        &front_url,
-        "--data",
-        "via device",
-        "--interval",
-        "2",
-        "--count",
-        "1",
-        "--recv-timeout",
-        "5",
-        "-Q",
-    ]);
+    let req = NngCat::req_once(&front_url, "via device");
     let (ok, out, err) = req.finish(LIMIT);
     assert!(ok, "nngcat req failed: {err}");
     assert_eq!(out, "\"relayed\"\n");

@@ -87,6 +87,28 @@ impl NngCat {
         NngCat { child: Some(child) }
     }
 
+    /// nngcat as a req0 client that dials `url`, sends `data` once, prints the reply
+    /// (`-Q`) and exits.
+    ///
+    /// nngcat 1.5.2 sets its receive timeout to `interval - elapsed`: without
+    /// `--interval` that is -1 - elapsed ms, which NNG rejects ("Cannot set recv timeout:
+    /// Invalid argument") once a millisecond has passed, so a plain `--count 1` req fails
+    /// at random. With `--interval 2` it waits up to 2 s for the reply.
+    pub fn req_once(url: &str, data: &str) -> NngCat {
+        NngCat::spawn(&[
+            "--req0",
+            "--dial",
+            url,
+            "--data",
+            data,
+            "--interval",
+            "2",
+            "--count",
+            "1",
+            "-Q",
+        ])
+    }
+
     /// Waits (bounded) for the first line nngcat prints, and returns it (without its
     /// newline). Takes the process's stdout: use it on a process whose later output does
     /// not matter.
