@@ -214,6 +214,37 @@ fn print_connect(n: usize, got_l: usize, connected: Duration, rss: (u64, u64), c
     );
 }
 
+/// The part of the pipes measurement both libraries share, once a listening socket that
+/// counts its pipes in `listened` echoes on `url`: round-trip latency with one pipe
+/// (`one` is one round trip), then `n` more pipes dialed from a child process (connect
+/// time and memory), then the latency again. Returns the child, still connected.
+fn measure_pipes(
+    lib: &str,
+    n: usize,
+    url: &str,
+    listened: &Counter,
+    mut one: impl FnMut(),
+) -> DialerChild {
+    let (m0, p50_0, p99_0) = latency_stats(&mut one, 2000);
+    println!(
+        "  req/rep 64 B with 1 pipe:        mean {m0:.1} us, p50 {p50_0:.1} us, p99 {p99_0:.1} us"
+    );
+    let base = listened.wait_for(1);
+    let rss0 = rss_kib();
+    let mut child = DialerChild::spawn(lib, n, url);
+    let t0 = Instant::now();
+    let got_l = listened.wait_for(base + n) - base;
+    let connected = t0.elapsed();
+    let rss1 = rss_kib();
+    let report = child.line("connected");
+    print_connect(n, got_l, connected, (rss0, rss1), &report);
+    let (m1, p50_1, p99_1) = latency_stats(&mut one, 2000);
+    println!(
+        "  req/rep 64 B with {n} more pipes: mean {m1:.1} us, p50 {p50_1:.1} us, p99 {p99_1:.1} us"
+    );
+    child
+}
+
 fn np_pipes(n: usize) {
     println!("nanoport: {n} tcp pipes on one socket (dialers in a second process)");
     if !fd_budget(n) {
@@ -238,28 +269,11 @@ fn np_pipes(n: usize) {
     let probe = Socket::req0().unwrap();
     probe.dial(&url).unwrap();
     let body = [7u8; 64];
-    let mut one = || {
+    let one = || {
         probe.send(&body[..]).unwrap();
         probe.recv().unwrap();
     };
-    let (m0, p50_0, p99_0) = latency_stats(&mut one, 2000);
-    println!(
-        "  req/rep 64 B with 1 pipe:        mean {m0:.1} us, p50 {p50_0:.1} us, p99 {p99_0:.1} us"
-    );
-
-    let base = listened.wait_for(1);
-    let rss0 = rss_kib();
-    let mut child = DialerChild::spawn("nanoport", n, &url);
-    let t0 = Instant::now();
-    let got_l = listened.wait_for(base + n) - base;
-    let connected = t0.elapsed();
-    let rss1 = rss_kib();
-    let report = child.line("connected");
-    print_connect(n, got_l, connected, (rss0, rss1), &report);
-    let (m1, p50_1, p99_1) = latency_stats(&mut one, 2000);
-    println!(
-        "  req/rep 64 B with {n} more pipes: mean {m1:.1} us, p50 {p50_1:.1} us, p99 {p99_1:.1} us"
-    );
+    let child = measure_pipes("nanoport", n, &url, &listened, one);
 
     let t = Instant::now();
     child.finish();
@@ -371,10 +385,7 @@ fn np_recv_aios(n: usize) {
 mod libnng_scale {
     //! The `pipes` measurement on libnng: pipes are counted with `nng_pipe_notify`.
 
-    use super::{
-        announce_dialing, fd_budget, latency_stats, print_connect, report_connected, Counter,
-        DialerChild,
-    };
+    use super::{announce_dialing, fd_budget, measure_pipes, report_connected, Counter};
     use nanoport_bench::nng::{self, NngSocket, Proto};
     use nanoport_bench::rss_kib;
     use nng_sys as sys;
@@ -591,23 +602,11 @@ mod libnng_scale {
         let probe = NngSocket::open(Proto::Req0).unwrap();
         probe.dial(&url).unwrap();
         let body = [7u8; 64];
-        let mut one = || {
+        let one = || {
             probe.send(&body).unwrap();
             probe.recv().unwrap();
         };
-        let (m0, p50_0, p99_0) = latency_stats(&mut one, 2000);
-        println!("  req/rep 64 B with 1 pipe:        mean {m0:.1} us, p50 {p50_0:.1} us, p99 {p99_0:.1} us");
-        let base = listened.wait_for(1);
-        let rss0 = rss_kib();
-        let mut child = DialerChild::spawn("libnng", n, &url);
-        let t0 = Instant::now();
-        let got_l = listened.wait_for(base + n) - base;
-        let connected = t0.elapsed();
-        let rss1 = rss_kib();
-        let report = child.line("connected");
-        print_connect(n, got_l, connected, (rss0, rss1), &report);
-        let (m1, p50_1, p99_1) = latency_stats(&mut one, 2000);
-        println!("  req/rep 64 B with {n} more pipes: mean {m1:.1} us, p50 {p50_1:.1} us, p99 {p99_1:.1} us");
+        let child = measure_pipes("libnng", n, &url, listened, one);
         let t = Instant::now();
         child.finish();
         probe.close();

@@ -23,17 +23,8 @@ use std::sync::Mutex;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
+use nanoport_bench::cpu_seconds;
 use nanoport_engine::{sleep_aio, Aio, Error, IoOp, IoSource, Message, OpToken, Timeout};
-
-/// Process CPU time (user + system, all threads) from /proc/self/stat, in seconds.
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the parenthesised command name: utime is the 14th field, stime the 15th.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
-    (ticks(11) + ticks(12)) / 100.0 // field 14 is index 11 after ")" (state is index 0)
-}
 
 struct ReadSome;
 impl IoOp<UnixStream> for ReadSome {

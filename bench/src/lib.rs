@@ -90,6 +90,18 @@ pub fn remove_ipc_file(url: &str) {
     }
 }
 
+/// Process CPU time (user + system, all threads) from /proc/self/stat, in seconds; 0 if
+/// unknown. Ticks are taken as 1/100 s (`USER_HZ` on Linux).
+pub fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // After the parenthesised command name, utime and stime are fields 14 and 15, i.e.
+    // indexes 11 and 12 (the state is index 0).
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 /// The process's resident set size in KiB (`VmRSS` in /proc/self/status), 0 if unknown.
 pub fn rss_kib() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
