@@ -360,7 +360,7 @@ pub struct FrameReader {
 
 impl FrameReader {
     /// A reader for `framing` accepting payloads of at most `recv_max` bytes (0: no limit
-    /// beyond the wire's own). Allocates nothing until the first read.
+    /// beyond the wire's own). Allocates nothing until bytes arrive.
     pub fn new(framing: Framing, recv_max: usize) -> FrameReader {
         FrameReader {
             framing,
@@ -468,6 +468,22 @@ impl FrameReader {
                     }
                     Err(e) => e,
                 }
+            } else if self.buf.is_empty() {
+                // No buffer yet. A listener may hold thousands of connections that never
+                // speak after the handshake; each would pin a buffer if it were allocated
+                // for the first read. Read onto the stack and allocate only if bytes came.
+                let mut first = [0u8; READ_BUF_MIN];
+                match read(&mut first) {
+                    Ok(0) => return Err(ReadError::Eof),
+                    Ok(n) => {
+                        self.buf.resize(READ_BUF_MIN, 0);
+                        self.buf[..n].copy_from_slice(&first[..n]);
+                        self.end = n;
+                        self.last_read_full = n == READ_BUF_MIN;
+                        continue;
+                    }
+                    Err(e) => e,
+                }
             } else {
                 self.make_room();
                 let mut upto = self.buf.len();
@@ -505,9 +521,7 @@ impl FrameReader {
             self.start = 0;
         }
         let cap = self.buf.len();
-        if cap == 0 {
-            self.buf.resize(READ_BUF_MIN, 0);
-        } else if (self.end * 2 >= cap || self.last_read_full) && cap < READ_BUF_MAX {
+        if (self.end * 2 >= cap || self.last_read_full) && cap < READ_BUF_MAX {
             self.buf.resize((cap * 2).min(READ_BUF_MAX), 0);
         }
     }
@@ -709,6 +723,16 @@ mod tests {
     }
 
     impl Src<'_> {
+        /// Serves `wire`, at most `max` bytes per read, then `WouldBlock`.
+        fn new(wire: &[u8], max: usize) -> Src<'_> {
+            Src {
+                wire,
+                pos: 0,
+                max,
+                calls: 0,
+            }
+        }
+
         fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
             self.calls += 1;
             if self.pos == self.wire.len() {
@@ -735,12 +759,7 @@ mod tests {
             .flat_map(|i| frame(Framing::Tcp, &[i as u8; 64]))
             .collect();
         let mut r = FrameReader::new(Framing::Tcp, 0);
-        let mut src = Src {
-            wire: &wire,
-            pos: 0,
-            max: usize::MAX,
-            calls: 0,
-        };
+        let mut src = Src::new(&wire, usize::MAX);
         let first = r.read_with(|b| src.read(b)).unwrap().unwrap();
         assert_eq!(first, vec![0u8; 64]);
         assert_eq!(src.calls, 1, "one read for the first frame");
@@ -787,12 +806,7 @@ mod tests {
                 .collect();
             for max in [1, 2, 5, 9, 100, 4095, 4096, 65_536, usize::MAX] {
                 let mut r = FrameReader::new(framing, 0);
-                let mut src = Src {
-                    wire: &wire,
-                    pos: 0,
-                    max,
-                    calls: 0,
-                };
+                let mut src = Src::new(&wire, max);
                 let got = drain_reader(&mut r, &mut src).unwrap();
                 assert_eq!(got, want, "{framing:?} chunk {max}");
                 assert!(!r.in_frame());
@@ -802,16 +816,30 @@ mod tests {
     }
 
     #[test]
+    fn reader_allocates_nothing_until_bytes_arrive() {
+        let mut r = FrameReader::new(Framing::Tcp, 0);
+        let mut src = Src::new(&[], usize::MAX);
+        assert!(matches!(r.read_with(|b| src.read(b)), Ok(None)));
+        assert_eq!(
+            r.buffered_capacity(),
+            0,
+            "an idle connection holds no buffer"
+        );
+        let wire = frame(Framing::Tcp, b"late");
+        let mut src = Src::new(&wire, usize::MAX);
+        assert_eq!(
+            r.read_with(|b| src.read(b)).unwrap(),
+            Some(b"late".to_vec())
+        );
+        assert_eq!(r.buffered_capacity(), READ_BUF_MIN);
+    }
+
+    #[test]
     fn reader_big_announcement_pins_only_what_arrived() {
         let mut wire = (1u64 << 30).to_be_bytes().to_vec();
         wire.extend([9u8; 10]);
         let mut r = FrameReader::new(Framing::Tcp, 0);
-        let mut src = Src {
-            wire: &wire,
-            pos: 0,
-            max: usize::MAX,
-            calls: 0,
-        };
+        let mut src = Src::new(&wire, usize::MAX);
         assert!(matches!(r.read_with(|b| src.read(b)), Ok(None)));
         assert!(r.in_frame());
         assert!(
@@ -823,12 +851,7 @@ mod tests {
         let mut wire = 60_000u64.to_be_bytes().to_vec();
         wire.extend([1u8; 100]);
         let mut r = FrameReader::new(Framing::Tcp, 0);
-        let mut src = Src {
-            wire: &wire,
-            pos: 0,
-            max: usize::MAX,
-            calls: 0,
-        };
+        let mut src = Src::new(&wire, usize::MAX);
         assert!(matches!(r.read_with(|b| src.read(b)), Ok(None)));
         assert_eq!(r.buffered_capacity(), READ_BUF_MIN);
     }
@@ -865,12 +888,7 @@ mod tests {
             // The error comes after the good frames in front of it, and then stays.
             let wire = [frame(framing, b"ok"), bad].concat();
             let mut r = FrameReader::new(framing, max);
-            let mut src = Src {
-                wire: &wire,
-                pos: 0,
-                max: usize::MAX,
-                calls: 0,
-            };
+            let mut src = Src::new(&wire, usize::MAX);
             assert_eq!(r.read_with(|b| src.read(b)).unwrap(), Some(b"ok".to_vec()));
             for _ in 0..2 {
                 assert!(
@@ -884,12 +902,7 @@ mod tests {
         // Exactly the limit is fine.
         let mut r = FrameReader::new(Framing::Tcp, 100);
         let wire = frame(Framing::Tcp, &[7; 100]);
-        let mut src = Src {
-            wire: &wire,
-            pos: 0,
-            max: 3,
-            calls: 0,
-        };
+        let mut src = Src::new(&wire, 3);
         assert_eq!(drain_reader(&mut r, &mut src).unwrap(), vec![vec![7; 100]]);
     }
 
