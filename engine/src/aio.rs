@@ -129,6 +129,29 @@ thread_local! {
     /// timeout: "do not wait"): each times out when the scope ends unless its provider
     /// answered synchronously.
     static DUE: std::cell::RefCell<Vec<(Arc<AioCore>, u64)>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// Aios completed in the current engine scope whose waiters are still to be woken.
+    ///
+    /// A scope usually completes an operation while holding the lock of the socket or
+    /// pipe it works on. Woken at once, the waiter preempts the completing thread (on
+    /// one CPU) or races it (on two), only to block on that same lock: a context switch
+    /// there and back. So its wake-up waits until the scope has let go of everything.
+    static WAKES: std::cell::RefCell<Vec<Arc<AioCore>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Wakes the waiters of the aios this thread completed in its engine scope.
+fn wake_deferred() {
+    while let Some(core) = WAKES.with(|w| w.borrow_mut().pop()) {
+        core.cv.notify_all();
+    }
+}
+
+/// Wakes `core`'s waiters: now, or when this thread's engine scope ends.
+fn wake_waiters(core: &Arc<AioCore>) {
+    if in_engine_scope() {
+        WAKES.with(|w| w.borrow_mut().push(core.clone()));
+    } else {
+        core.cv.notify_all();
+    }
 }
 
 /// Runs `f` as an engine scope: callbacks of inline aios completed inside it run on this
@@ -181,6 +204,7 @@ impl Drop for ScopeExit {
                 DEFERRED.with(|d| d.borrow_mut().0 -= 1);
             }
         }
+        wake_deferred();
     }
 }
 
@@ -421,6 +445,14 @@ impl Aio {
                 if !still_done {
                     continue;
                 }
+            }
+            if WAKES.with(|w| !w.borrow().is_empty()) {
+                // About to block inside a scope: wake-ups this thread owes others go out
+                // first, or two threads could each wait for the other's.
+                drop(st);
+                wake_deferred();
+                st = self.lock();
+                continue;
             }
             st.waiters += 1;
             st = self.core.cv.wait(st).unwrap_or_else(|e| e.into_inner());
@@ -763,7 +795,7 @@ impl AioCore {
         let wake = st.waiters > 0;
         drop(st);
         if wake {
-            self.cv.notify_all();
+            wake_waiters(self);
         }
         drop(hook);
         if let Some(t) = timer {
@@ -804,7 +836,7 @@ impl AioCore {
             let wake = st.waiters > 0;
             drop(st);
             if wake {
-                self.cv.notify_all();
+                wake_waiters(self);
             }
             return;
         }

@@ -828,3 +828,65 @@ fn inline_callbacks_of_one_scope_run_in_completion_order() {
     });
     assert_eq!(*order.lock().unwrap(), vec![0, 1, 2, 3, 4]);
 }
+
+// ----- waking waiters: after the completing scope lets go ---------------------------------
+
+/// A waitable aio with an operation begun and not yet finished, and its token.
+fn pending_waitable() -> (Aio, nanoport_engine::OpToken) {
+    let aio = Aio::new_waitable().unwrap();
+    let token = aio.begin(Timeout::Infinite, None).unwrap();
+    (aio, token)
+}
+
+#[test]
+fn a_waiter_woken_from_inside_a_scope_returns_once_the_scope_ends() {
+    let (a, token) = pending_waitable();
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let (done_tx, done_rx) = mpsc::channel();
+    let a2 = a.clone();
+    let w = thread::spawn(move || {
+        ready_tx.send(()).unwrap();
+        a2.wait();
+        done_tx.send(a2.count()).unwrap();
+    });
+    ready_rx.recv().unwrap();
+    nanoport_engine::engine_scope(|| assert!(a.finish(token, Ok(()), 7)));
+    assert_eq!(
+        done_rx.recv_timeout(Duration::from_secs(10)),
+        Ok(7),
+        "the waiter was never woken after the scope ended"
+    );
+    w.join().unwrap();
+}
+
+#[test]
+fn blocking_inside_a_scope_first_wakes_the_waiters_it_owes() {
+    // Thread S, inside a scope, completes A (its waiter's wake-up is deferred to the end
+    // of the scope) and then blocks on B, which only A's waiter will complete. S must hand
+    // out A's wake-up before it blocks, or both threads wait for ever.
+    let (a, token_a) = pending_waitable();
+    let (b, token_b) = pending_waitable();
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let (a2, b2) = (a.clone(), b.clone());
+    let w = thread::spawn(move || {
+        ready_tx.send(()).unwrap();
+        a2.wait();
+        assert!(b2.finish(token_b, Ok(()), 2));
+    });
+    ready_rx.recv().unwrap();
+    let (done_tx, done_rx) = mpsc::channel();
+    let s = thread::spawn(move || {
+        nanoport_engine::engine_scope(|| {
+            assert!(a.finish(token_a, Ok(()), 1));
+            b.wait();
+            done_tx.send(b.count()).unwrap();
+        });
+    });
+    assert_eq!(
+        done_rx.recv_timeout(Duration::from_secs(10)),
+        Ok(2),
+        "deadlock: the scope blocked while owing its waiter a wake-up"
+    );
+    s.join().unwrap();
+    w.join().unwrap();
+}
