@@ -138,6 +138,76 @@ thread_local! {
     static WAKES: std::cell::RefCell<Vec<Arc<AioCore>>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
+thread_local! {
+    /// Work put off to the end of the current engine scope ([`at_scope_end`]).
+    static JOBS: std::cell::RefCell<Vec<Arc<dyn ScopeEndJob>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Work an engine scope puts off until it has released its locks (see [`at_scope_end`]).
+pub trait ScopeEndJob: Send + Sync + 'static {
+    /// Does the work; runs on the thread that deferred it, inside a fresh scope level, so
+    /// what it completes is handled like the scope's own completions.
+    fn run_at_scope_end(&self);
+}
+
+/// Runs `job` when this thread's outermost engine scope ends, after the scope's code has
+/// released its locks (or at once, outside any scope).
+///
+/// A transport defers its inline write this way: a write to a socket wakes the peer's
+/// thread, which on one CPU preempts the writer at once; made while the sending socket's
+/// lock is held, the woken side can find that lock taken and must switch back.
+///
+/// # Examples
+///
+/// ```
+/// use nanoport_engine::{at_scope_end, engine_scope, ScopeEndJob};
+/// use std::sync::atomic::{AtomicBool, Ordering};
+/// use std::sync::Arc;
+///
+/// struct Flag(AtomicBool);
+/// impl ScopeEndJob for Flag {
+///     fn run_at_scope_end(&self) { self.0.store(true, Ordering::SeqCst) }
+/// }
+/// let flag = Arc::new(Flag(AtomicBool::new(false)));
+/// engine_scope(|| {
+///     at_scope_end(flag.clone());
+///     assert!(!flag.0.load(Ordering::SeqCst), "not yet: the scope is still running");
+/// });
+/// assert!(flag.0.load(Ordering::SeqCst));
+/// ```
+pub fn at_scope_end(job: Arc<dyn ScopeEndJob>) {
+    if in_engine_scope() {
+        JOBS.with(|j| j.borrow_mut().push(job));
+    } else {
+        job.run_at_scope_end();
+    }
+}
+
+/// Runs this thread's deferred jobs (and the ones they defer), in the order deferred.
+fn run_jobs() {
+    loop {
+        let next = JOBS.with(|j| {
+            let mut j = j.borrow_mut();
+            (!j.is_empty()).then(|| j.remove(0))
+        });
+        let Some(job) = next else { return };
+        DEFERRED.with(|d| d.borrow_mut().0 += 1);
+        // Leaves the level even if the job panics (it is engine code; see `ScopeExit`).
+        let _leave = LevelExit;
+        job.run_at_scope_end();
+    }
+}
+
+/// Leaves a scope level entered by engine code without running the end-of-scope work
+/// (the caller does that).
+struct LevelExit;
+
+impl Drop for LevelExit {
+    fn drop(&mut self) {
+        DEFERRED.with(|d| d.borrow_mut().0 -= 1);
+    }
+}
+
 /// Wakes the waiters of the aios this thread completed in its engine scope.
 fn wake_deferred() {
     while let Some(core) = WAKES.with(|w| w.borrow_mut().pop()) {
@@ -189,12 +259,20 @@ impl Drop for ScopeExit {
         }
         DEFERRED.with(|d| d.borrow_mut().0 -= 1);
         loop {
+            // Deferred writes first (they may end a peer's wait), even when unwinding:
+            // each holds a pipe's writer role, which would otherwise never be let go.
+            run_jobs();
             // In completion order (the list is short: one scope's worth).
             let next = DEFERRED.with(|d| {
                 let mut d = d.borrow_mut();
                 (!d.1.is_empty()).then(|| d.1.remove(0))
             });
-            let Some(core) = next else { break };
+            let Some(core) = next else {
+                if JOBS.with(|j| j.borrow().is_empty()) {
+                    break;
+                }
+                continue;
+            };
             if unwinding {
                 // Do not run user code on a thread that is unwinding: the pool runs it.
                 pool().submit(Job::Callback(core));
@@ -446,10 +524,11 @@ impl Aio {
                     continue;
                 }
             }
-            if WAKES.with(|w| !w.borrow().is_empty()) {
-                // About to block inside a scope: wake-ups this thread owes others go out
-                // first, or two threads could each wait for the other's.
+            if WAKES.with(|w| !w.borrow().is_empty()) || JOBS.with(|j| !j.borrow().is_empty()) {
+                // About to block inside a scope: the writes and wake-ups this thread owes
+                // others go out first, or two threads could each wait for the other's.
                 drop(st);
+                run_jobs();
                 wake_deferred();
                 st = self.lock();
                 continue;

@@ -27,7 +27,10 @@ mod pool;
 pub mod reactor;
 mod timeout;
 
-pub use aio::{engine_scope, sleep_aio, Aio, Cancel, CancelHook, OpToken, SendAttempt};
+pub use aio::{
+    at_scope_end, engine_scope, sleep_aio, Aio, Cancel, CancelHook, OpToken, ScopeEndJob,
+    SendAttempt,
+};
 pub use error::{Error, Result};
 pub use io::{IoOp, IoSource};
 pub use message::{Message, MAX_HEADER};

@@ -890,3 +890,80 @@ fn blocking_inside_a_scope_first_wakes_the_waiters_it_owes() {
     s.join().unwrap();
     w.join().unwrap();
 }
+
+// ----- work put off to the end of a scope ---------------------------------------------------
+
+/// Finishes an aio's pending operation when run: stands in for a deferred write whose
+/// arrival lets the peer answer.
+struct FinishLater(Mutex<Option<(Aio, nanoport_engine::OpToken)>>);
+
+impl nanoport_engine::ScopeEndJob for FinishLater {
+    fn run_at_scope_end(&self) {
+        if let Some((aio, token)) = self.0.lock().unwrap().take() {
+            assert!(aio.finish(token, Ok(()), 5));
+        }
+    }
+}
+
+#[test]
+fn scope_end_jobs_run_after_the_outermost_scope_in_order() {
+    let order = Arc::new(Mutex::new(Vec::new()));
+    struct Push(Arc<Mutex<Vec<u32>>>, u32);
+    impl nanoport_engine::ScopeEndJob for Push {
+        fn run_at_scope_end(&self) {
+            self.0.lock().unwrap().push(self.1);
+        }
+    }
+    nanoport_engine::engine_scope(|| {
+        nanoport_engine::at_scope_end(Arc::new(Push(order.clone(), 1)));
+        nanoport_engine::engine_scope(|| {
+            nanoport_engine::at_scope_end(Arc::new(Push(order.clone(), 2)));
+        });
+        assert!(
+            order.lock().unwrap().is_empty(),
+            "not at an inner scope's end"
+        );
+    });
+    assert_eq!(*order.lock().unwrap(), vec![1, 2]);
+    // Outside any scope a job runs at once.
+    nanoport_engine::at_scope_end(Arc::new(Push(order.clone(), 3)));
+    assert_eq!(*order.lock().unwrap(), vec![1, 2, 3]);
+}
+
+#[test]
+fn blocking_inside_a_scope_first_runs_the_jobs_it_put_off() {
+    // A socket call that sends (the write is put off to the scope's end) and then blocks
+    // for the answer inside the same scope: the write must go out before it blocks.
+    let (a, token) = pending_waitable();
+    let job = Arc::new(FinishLater(Mutex::new(Some((a.clone(), token)))));
+    let (done_tx, done_rx) = mpsc::channel();
+    let t = thread::spawn(move || {
+        nanoport_engine::engine_scope(|| {
+            nanoport_engine::at_scope_end(job);
+            a.wait();
+            done_tx.send(a.count()).unwrap();
+        })
+    });
+    assert_eq!(
+        done_rx.recv_timeout(Duration::from_secs(10)),
+        Ok(5),
+        "deadlock: the scope blocked before running the job it put off"
+    );
+    t.join().unwrap();
+}
+
+#[test]
+fn a_panic_inside_a_scope_still_runs_its_jobs() {
+    // A deferred write holds its pipe's writer role: dropping it would stall the pipe.
+    let (a, token) = pending_waitable();
+    let job = Arc::new(FinishLater(Mutex::new(Some((a.clone(), token)))));
+    let p = catch_unwind(AssertUnwindSafe(|| {
+        nanoport_engine::engine_scope(|| {
+            nanoport_engine::at_scope_end(job);
+            panic!("test: a panic inside an engine scope");
+        })
+    }));
+    assert!(p.is_err());
+    a.wait();
+    assert_eq!(a.count(), 5);
+}

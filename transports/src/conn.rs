@@ -9,12 +9,12 @@ use std::task::Poll;
 use std::time::Instant;
 
 use nanoport_engine::{
-    engine_scope, Aio, Cancel, CancelHook, Error, IoOp, IoSource, Message, OpToken, Pipe, PipeId,
-    PipeOps, Result, Timeout,
+    at_scope_end, engine_scope, Aio, Cancel, CancelHook, Error, IoOp, IoSource, Message, OpToken,
+    Pipe, PipeId, PipeOps, Result, ScopeEndJob, Timeout,
 };
 use socket2::Socket;
 
-use crate::frame::{encode_prefix, FrameReader, Framing};
+use crate::frame::{FrameReader, Framing};
 use crate::handshake::{parse_header, HEADER_LEN};
 use crate::wqueue::{fill_iov, Admit, After, CloseAct, WriteQueue, FLUSH_ROUNDS, MAX_IOV};
 use crate::{sys, TransportPipe};
@@ -320,43 +320,6 @@ fn frame_len(framing: Framing, m: &Message) -> usize {
     framing.prefix_len() + m.header_len() + m.len()
 }
 
-/// Writes one frame straight from `m`; returns the bytes written (0 if the kernel would
-/// block).
-fn write_frame(io: &Socket, framing: Framing, m: &Message) -> std::io::Result<usize> {
-    let len = (m.len() + m.header_len()) as u64;
-    let prefix = encode_prefix(framing, len);
-    let parts: [&[u8]; 3] = [&prefix[..framing.prefix_len()], m.header(), m.body()];
-    let total = framing.prefix_len() + len as usize;
-    let mut sent = 0;
-    loop {
-        let mut iov = [IoSlice::new(&[]); 3];
-        let mut k = 0;
-        let mut skip = sent;
-        for p in parts {
-            if skip >= p.len() {
-                skip -= p.len();
-                continue;
-            }
-            iov[k] = IoSlice::new(&p[skip..]);
-            skip = 0;
-            k += 1;
-        }
-        match sys::send_vectored(io, &iov[..k]) {
-            Ok(n) => {
-                sent += n;
-                if sent >= total || n == 0 {
-                    return Ok(sent);
-                }
-            }
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(sent),
-            // Part of the frame is out: report what moved; the next write fails.
-            Err(_) if sent > 0 => return Ok(sent),
-            Err(e) => return Err(e),
-        }
-    }
-}
-
 /// How a writer's run ended.
 enum Pumped {
     /// The role was released (queue empty, handed to a kick, closed or failed).
@@ -408,7 +371,6 @@ impl SpPipe {
         };
         let mut after = After::Nothing;
         let mut direct = false;
-        let mut blocked = false;
         let framing = self.framing();
         aio.attempt_send(token, |m| {
             let mut w = lock(&self.wq);
@@ -423,53 +385,33 @@ impl SpPipe {
                     Ok(())
                 }
                 Admit::Direct => {
-                    // The latency path: an idle pipe, a lone send. Write it from here, as
-                    // if there were no queue; this thread holds the writer role.
-                    drop(w);
+                    // The latency path: an idle pipe, a lone send. This thread holds the
+                    // writer role; the write itself waits for the end of the engine scope.
                     direct = true;
-                    let res = write_frame(src.io(), self.framing(), &m);
-                    let mut w = lock(&self.wq);
-                    w.wrote_at(Instant::now());
-                    match res {
-                        Ok(n) if n == self.framing().prefix_len() + m.len() + m.header_len() => {
-                            Ok(())
-                        }
-                        Ok(n) => {
-                            // The kernel took part (or none) and would block: the rest is
-                            // queued, first, and the reactor writes it on writability.
-                            w.push_front_partial(m, n);
-                            if !w.closing() {
-                                w.park_on_reactor();
-                                blocked = true;
-                            }
-                            Ok(())
-                        }
-                        Err(e) => {
-                            // Nothing moved: the send fails with its message on the aio,
-                            // and so does every later one.
-                            let e: Error = e.into();
-                            let parked = w.fail(e);
-                            debug_assert!(parked.is_empty());
-                            direct = false;
-                            if w.take_shutdown() {
-                                sys::shutdown(src.io());
-                            }
-                            Err((m, Some(e)))
-                        }
-                    }
+                    after = w.push(m);
+                    Ok(())
                 }
             }
         });
-        if blocked {
-            self.start_flush_op(&src);
-        } else if direct {
-            // Still the writer: let go, or write what others queued meanwhile.
-            self.pump_thread(&src);
+        drop(src);
+        if direct {
+            self.write_at_scope_end();
         }
         match after {
             After::Nothing => {}
-            After::FlushNow => self.pump_thread(&src),
+            After::FlushNow => self.write_at_scope_end(),
             After::Kick => self.kick(),
+        }
+    }
+
+    /// This thread holds the writer role: write what is queued once the engine scope ends,
+    /// when the caller's locks (the socket's, typically) are released. The write wakes
+    /// the peer, and a peer woken while those locks are held may find them taken.
+    fn write_at_scope_end(&self) {
+        match self.me.upgrade() {
+            Some(me) => at_scope_end(me),
+            // Being dropped: nothing will read what is queued.
+            None => self.pump_closed(),
         }
     }
 
@@ -485,45 +427,15 @@ impl SpPipe {
                 match after {
                     After::Nothing => {}
                     After::Kick => self.kick(),
-                    After::FlushNow => match self.conn.src() {
-                        Some(src) => self.pump_thread(&src),
-                        None => self.pump_closed(),
-                    },
+                    After::FlushNow => self.write_at_scope_end(),
                 }
                 Ok(())
             }
             Admit::Direct => {
+                let after = w.push(msg);
+                debug_assert_eq!(after, After::Nothing, "the role is ours already");
                 drop(w);
-                let Some(src) = self.conn.src() else {
-                    self.pump_closed();
-                    return Err(msg);
-                };
-                let res = write_frame(src.io(), self.framing(), &msg);
-                let mut w = lock(&self.wq);
-                w.wrote_at(Instant::now());
-                let total = self.framing().prefix_len() + msg.len() + msg.header_len();
-                match res {
-                    Ok(n) if n == total => {}
-                    Ok(n) => {
-                        w.push_front_partial(msg, n);
-                        if !w.closing() {
-                            w.park_on_reactor();
-                            drop(w);
-                            self.start_flush_op(&src);
-                            return Ok(());
-                        }
-                    }
-                    Err(e) => {
-                        let parked = w.fail(e.into());
-                        debug_assert!(parked.is_empty());
-                        if w.take_shutdown() {
-                            sys::shutdown(src.io());
-                        }
-                        return Err(msg);
-                    }
-                }
-                drop(w);
-                self.pump_thread(&src);
+                self.write_at_scope_end();
                 Ok(())
             }
         }
@@ -702,6 +614,15 @@ impl SpPipe {
             if full {
                 return;
             }
+        }
+    }
+}
+
+impl ScopeEndJob for SpPipe {
+    fn run_at_scope_end(&self) {
+        match self.conn.src() {
+            Some(src) => self.pump_thread(&src),
+            None => self.pump_closed(),
         }
     }
 }

@@ -142,7 +142,8 @@ pub(crate) enum Writer {
 /// What a new send should do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Admit {
-    /// Write it now from the calling thread: the caller holds the writer role.
+    /// The caller now holds the writer role: accept it with [`WriteQueue::push`] and
+    /// write it from the calling thread.
     Direct,
     /// Accept it with [`WriteQueue::push`].
     Queue,
@@ -303,22 +304,6 @@ impl<W> WriteQueue<W> {
         } else {
             After::Nothing
         }
-    }
-
-    /// The rest of a frame the role holder wrote `sent` bytes of: it goes first.
-    pub(crate) fn push_front_partial(&mut self, msg: Message, sent: usize) {
-        let len = msg.len() + msg.header_len();
-        let plen = self.framing.prefix_len();
-        let c = Chunk::Msg {
-            prefix: encode_prefix(self.framing, len as u64),
-            plen: plen as u8,
-            msg,
-            sent,
-        };
-        let rem = c.remaining();
-        self.queued += rem;
-        self.unsent += rem;
-        self.chunks.push_front(c);
     }
 
     /// The role holder finished writing at `now` (for the burst rule).
@@ -674,19 +659,22 @@ mod tests {
     }
 
     #[test]
-    fn direct_partial_goes_first() {
+    fn a_direct_send_is_queued_under_the_senders_role() {
+        // The sender writes it itself (at the end of its engine scope); pushing it must
+        // neither ask for another writer nor let a later send take the role.
         let mut w = q();
         let t = Instant::now();
         assert_eq!(w.admit(64, || t), Admit::Direct);
+        assert_eq!(w.push(Message::from(&b"first"[..])), After::Nothing);
+        assert_eq!(w.writer(), Writer::Thread);
         assert_eq!(w.admit(64, || t), Admit::Queue);
-        w.push(Message::from(&b"second"[..]));
-        let first = Message::from(&b"first"[..]);
-        w.push_front_partial(first, 3);
+        assert_eq!(w.push(Message::from(&b"second"[..])), After::Nothing);
         let mut out = Vec::new();
         drain(&mut w, &mut out, |_| usize::MAX);
-        let mut want = frame(b"first")[3..].to_vec();
+        let mut want = frame(b"first");
         want.extend(frame(b"second"));
         assert_eq!(out, want);
+        assert_eq!(w.writer(), Writer::None);
     }
 
     #[test]
