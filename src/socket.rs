@@ -570,7 +570,10 @@ impl SocketInner {
                 Timeout::Default
             });
             self.recv_aio(ctx, aio);
-            aio.wait();
+            match self.lone_pipe_readiness(aio) {
+                Some(rr) => aio.wait_driving(&rr),
+                None => aio.wait(),
+            }
             match aio.result() {
                 Ok(()) => aio.take_msg().ok_or(Error::Internal),
                 Err(e) => Err(if nonblock && e == Error::TimedOut {
@@ -580,6 +583,21 @@ impl SocketInner {
                 }),
             }
         })
+    }
+
+    /// For a receive still pending on a socket with exactly one pipe: that pipe's read
+    /// side, so the blocked caller can read the answer itself (see
+    /// [`Aio::wait_driving`]). With several pipes the answer may come from any of them,
+    /// and the caller waits for whichever thread reads it.
+    fn lone_pipe_readiness(&self, aio: &Aio) -> Option<nanoport_engine::ReadReadiness> {
+        if !aio.busy() {
+            return None;
+        }
+        let core = self.lock();
+        if core.pipes.len() != 1 {
+            return None;
+        }
+        core.pipes.values().next()?.tp.read_readiness()
     }
 
     pub(crate) fn send_aio(&self, ctx: CtxId, aio: &Aio) {

@@ -17,10 +17,17 @@ fn open_fds() -> usize {
 
 #[test]
 fn sockets_release_every_fd_when_closed() {
-    // Warm up the engine (reactor, poller, workers) so its own fds count in the baseline.
+    // Warm up the engine (reactor, poller, workers) so its own fds count in the baseline,
+    // and this thread's wake-up eventfd, made on its first blocking receive over a
+    // stream pipe and kept for the thread's life.
     let warm = Socket::pair0().unwrap();
     let url = tcp();
     warm.listen(&url).unwrap();
+    let peer = Socket::pair0().unwrap();
+    peer.dial(&url).unwrap();
+    peer.send("w").unwrap();
+    assert_eq!(warm.recv().unwrap().body(), b"w");
+    drop(peer);
     drop(warm);
     // Other tests in this binary run concurrently; keep to this one for a clean count.
     let baseline = open_fds();

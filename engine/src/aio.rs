@@ -36,7 +36,8 @@ use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
 use crate::pool::{pool, run_guarded, Job};
-use crate::reactor::{reactor, TimerKey};
+use crate::reactor::{reactor, ReadReadiness, TimerKey};
+use crate::waker::ThreadWaker;
 use crate::{Error, Message, Result, Timeout};
 
 type Callback = Box<dyn Fn(&Aio) + Send + Sync + 'static>;
@@ -110,6 +111,8 @@ struct State {
     running_cb: bool,
     cb_thread: Option<ThreadId>,
     waiters: usize,
+    /// A thread waiting in `poll` for this aio ([`Aio::wait_driving`]): woken by its fd.
+    poller: Option<Arc<ThreadWaker>>,
 }
 
 pub(crate) struct AioCore {
@@ -135,7 +138,7 @@ thread_local! {
     /// pipe it works on. Woken at once, the waiter preempts the completing thread (on
     /// one CPU) or races it (on two), only to block on that same lock: a context switch
     /// there and back. So its wake-up waits until the scope has let go of everything.
-    static WAKES: std::cell::RefCell<Vec<Arc<AioCore>>> = const { std::cell::RefCell::new(Vec::new()) };
+    static WAKES: std::cell::RefCell<Vec<Wake>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 thread_local! {
@@ -208,19 +211,54 @@ impl Drop for LevelExit {
     }
 }
 
-/// Wakes the waiters of the aios this thread completed in its engine scope.
-fn wake_deferred() {
-    while let Some(core) = WAKES.with(|w| w.borrow_mut().pop()) {
-        core.cv.notify_all();
+/// A wake-up owed to a waiter: condvar waiters of an aio, or a thread polling its fd.
+enum Wake {
+    Cv(Arc<AioCore>),
+    Fd(Arc<ThreadWaker>),
+}
+
+impl Wake {
+    fn deliver(self) {
+        match self {
+            Wake::Cv(core) => core.cv.notify_all(),
+            Wake::Fd(w) => w.wake(),
+        }
     }
 }
 
-/// Wakes `core`'s waiters: now, or when this thread's engine scope ends.
-fn wake_waiters(core: &Arc<AioCore>) {
+/// Wakes the waiters of the aios this thread completed in its engine scope.
+fn wake_deferred() {
+    while let Some(w) = WAKES.with(|w| w.borrow_mut().pop()) {
+        w.deliver();
+    }
+}
+
+/// Delivers `w`: now, or when this thread's engine scope ends.
+fn wake_later(w: Wake) {
     if in_engine_scope() {
-        WAKES.with(|w| w.borrow_mut().push(core.clone()));
+        WAKES.with(|q| q.borrow_mut().push(w));
     } else {
-        core.cv.notify_all();
+        w.deliver();
+    }
+}
+
+/// What a completion owes: the aio's condvar waiters, and a polling waiter on another
+/// thread. Read under the aio's lock, delivered after it is released.
+fn owed_wakes(st: &State) -> (bool, Option<Arc<ThreadWaker>>) {
+    let poller = st
+        .poller
+        .as_ref()
+        .filter(|w| !w.is_current_thread())
+        .cloned();
+    (st.waiters > 0, poller)
+}
+
+fn deliver_owed(core: &Arc<AioCore>, (cv, poller): (bool, Option<Arc<ThreadWaker>>)) {
+    if cv {
+        wake_later(Wake::Cv(core.clone()));
+    }
+    if let Some(w) = poller {
+        wake_later(Wake::Fd(w));
     }
 }
 
@@ -394,6 +432,7 @@ impl Aio {
                 running_cb: false,
                 cb_thread: None,
                 waiters: 0,
+                poller: None,
             }),
             cv: Condvar::new(),
             cb,
@@ -536,6 +575,54 @@ impl Aio {
             st.waiters += 1;
             st = self.core.cv.wait(st).unwrap_or_else(|e| e.into_inner());
             st.waiters -= 1;
+        }
+    }
+
+    /// Like [`wait`](Aio::wait), but while it waits the calling thread drives `source`
+    /// itself: it takes the fd's read interest from the reactor, polls the fd, and runs
+    /// its read handler when it is readable, so the operation that this aio waits for
+    /// can complete on this very thread with no other thread woken.
+    ///
+    /// Meant for a blocking receive whose answer will most likely come through `source`
+    /// (a socket with one pipe). It is only a way of waiting: when the answer comes from
+    /// elsewhere (a timer, a cancel, another pipe), the completer wakes this thread
+    /// through its own eventfd. It falls back to [`wait`](Aio::wait) for an aio with a
+    /// callback, when no read is parked on the fd, or when another thread drives it.
+    ///
+    /// # Examples
+    ///
+    /// A blocking receive on a socket does this when the socket has one pipe:
+    ///
+    /// ```no_run
+    /// # fn f(aio: &nanoport_engine::Aio, rr: &nanoport_engine::ReadReadiness) {
+    /// aio.wait_driving(rr); // returns once the receive has completed, as `wait` does
+    /// # }
+    /// ```
+    pub fn wait_driving(&self, source: &ReadReadiness) {
+        let Some(me) = ThreadWaker::current() else {
+            return self.wait();
+        };
+        if self.core.cb.is_some() {
+            return self.wait();
+        }
+        // Writes and wake-ups this thread owes go out before it blocks (see `wait`).
+        run_jobs();
+        wake_deferred();
+        loop {
+            {
+                let mut st = self.lock();
+                if st.phase == Phase::Idle {
+                    st.poller = None;
+                    return;
+                }
+                st.poller = Some(me.clone());
+            }
+            if !source.borrow() {
+                self.lock().poller = None;
+                return self.wait();
+            }
+            let ready = me.poll_with(source.fd());
+            source.give_back(ready);
         }
     }
 
@@ -871,11 +958,9 @@ impl AioCore {
         }
         // Wake waiters after unlocking: woken while the lock is still held, a waiter would
         // only block again on the mutex (two more futex calls and a context switch).
-        let wake = st.waiters > 0;
+        let owed = owed_wakes(&st);
         drop(st);
-        if wake {
-            wake_waiters(self);
-        }
+        deliver_owed(self, owed);
         drop(hook);
         if let Some(t) = timer {
             reactor().remove_timer(&t);
@@ -912,11 +997,9 @@ impl AioCore {
             if st.phase == Phase::Done {
                 continue;
             }
-            let wake = st.waiters > 0;
+            let owed = owed_wakes(&st);
             drop(st);
-            if wake {
-                wake_waiters(self);
-            }
+            deliver_owed(self, owed);
             return;
         }
     }

@@ -206,6 +206,16 @@ where
         }
     }
 
+    /// The read side of the registration, for a caller that waits by driving reads
+    /// itself ([`Aio::wait_driving`]); `None` if the fd could not be registered.
+    pub fn read_readiness(&self) -> Option<crate::ReadReadiness> {
+        self.inner
+            .reg
+            .as_ref()
+            .ok()
+            .map(Registration::read_readiness)
+    }
+
     /// Whether [`close`](IoSource::close) was called or a stream error closed it.
     pub fn is_closed(&self) -> bool {
         self.inner.lock().closed.is_some()

@@ -26,6 +26,7 @@ mod poller;
 mod pool;
 pub mod reactor;
 mod timeout;
+mod waker;
 
 pub use aio::{
     at_scope_end, engine_scope, sleep_aio, Aio, Cancel, CancelHook, OpToken, ScopeEndJob,
@@ -36,5 +37,7 @@ pub use io::{IoOp, IoSource};
 pub use message::{Message, MAX_HEADER};
 pub use pipe::{Pipe, PipeId, PipeOps};
 pub use pool::{callback_panics, set_worker_threads, spawn, worker_threads};
-pub use reactor::{armed_timers, registered_sources, Interest, ReadyHandler, Registration};
+pub use reactor::{
+    armed_timers, registered_sources, Interest, ReadReadiness, ReadyHandler, Registration,
+};
 pub use timeout::Timeout;

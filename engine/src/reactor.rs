@@ -107,6 +107,9 @@ struct RegInner {
 struct Armed {
     interest: Interest,
     live: bool,
+    /// A blocked thread took the read interest over ([`ReadReadiness::borrow`]): it polls
+    /// the fd itself and runs the handler, so the poller leaves reads alone meanwhile.
+    borrowed: bool,
 }
 
 /// A registered fd. Dropping it removes the fd from the poller; drop it before the fd
@@ -353,6 +356,7 @@ impl Registration {
             armed: Mutex::new(Armed {
                 interest: Interest::NONE,
                 live: true,
+                borrowed: false,
             }),
             handler,
         });
@@ -372,6 +376,12 @@ impl Registration {
     /// The poller's error (the fd was closed under us, say).
     pub fn arm(&self, interest: Interest) -> Result<()> {
         let mut armed = lock(&self.inner.armed);
+        // A borrower already watches reads (and gives the interest back when it stops).
+        let interest = if armed.borrowed {
+            interest.minus(Interest::READ)
+        } else {
+            interest
+        };
         let want = armed.interest.union(interest);
         if want != armed.interest {
             // `live` holds: `self` is the registration, so it has not been dropped.
@@ -384,6 +394,91 @@ impl Registration {
     /// The registered fd.
     pub fn fd(&self) -> RawFd {
         self.inner.fd
+    }
+
+    /// A handle with which a blocked thread can wait for this fd's read readiness itself,
+    /// in place of the reactor (see [`Aio::wait_driving`](crate::Aio::wait_driving)).
+    pub fn read_readiness(&self) -> ReadReadiness {
+        ReadReadiness {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+/// The read side of a registration, for a thread that drives it while it waits.
+///
+/// Why: when a caller blocks for a message, the reactor would be woken by the data, run
+/// the read, complete the caller's aio and wake the caller: two thread wake-ups per
+/// message where a blocking `read` has one. A caller that borrows the read interest
+/// polls the fd itself, so the kernel wakes it directly and it runs the read handler on
+/// its own thread; the reactor sees no event for the fd meanwhile.
+#[derive(Clone)]
+pub struct ReadReadiness {
+    inner: Arc<RegInner>,
+}
+
+impl std::fmt::Debug for ReadReadiness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadReadiness")
+            .field("fd", &self.inner.fd)
+            .finish()
+    }
+}
+
+impl ReadReadiness {
+    /// Takes the armed read interest from the reactor. False (nothing changes) when no
+    /// read is parked on the fd, another thread borrowed it, or the fd was deregistered.
+    pub(crate) fn borrow(&self) -> bool {
+        let mut armed = lock(&self.inner.armed);
+        if !armed.live || armed.borrowed || !armed.interest.read {
+            return false;
+        }
+        let rest = armed.interest.minus(Interest::READ);
+        // `live` holds under the lock, so the fd is open (see `Armed`).
+        if reactor()
+            .modify(self.inner.fd, self.inner.key, rest)
+            .is_err()
+        {
+            return false;
+        }
+        armed.interest = rest;
+        armed.borrowed = true;
+        true
+    }
+
+    /// The fd to poll while borrowed. It may be closed once the borrow is given back (or
+    /// the registration dropped); polling a stale number only wakes spuriously.
+    pub(crate) fn fd(&self) -> RawFd {
+        self.inner.fd
+    }
+
+    /// Ends a borrow. `ready`: the fd polled readable, so the borrower runs the read
+    /// handler here, as the reactor would have (the readiness is consumed, as one-shot).
+    /// Otherwise the read interest goes back to the reactor.
+    pub(crate) fn give_back(&self, ready: bool) {
+        {
+            let mut armed = lock(&self.inner.armed);
+            if !armed.borrowed {
+                return;
+            }
+            armed.borrowed = false;
+            if !armed.live {
+                return;
+            }
+            if !ready {
+                let want = armed.interest.union(Interest::READ);
+                if reactor()
+                    .modify(self.inner.fd, self.inner.key, want)
+                    .is_ok()
+                {
+                    armed.interest = want;
+                }
+                return;
+            }
+        }
+        if let Some(h) = self.inner.handler.upgrade() {
+            crate::aio::engine_scope(|| run_guarded(|| h.on_ready(Interest::READ)));
+        }
     }
 }
 

@@ -704,6 +704,13 @@ impl TransportPipe for SpPipe {
         engine_scope(|| self.try_send_scoped(msg))
     }
 
+    fn read_readiness(&self) -> Option<nanoport_engine::ReadReadiness> {
+        if self.closing.load(Ordering::Acquire) {
+            return None;
+        }
+        self.conn.src()?.read_readiness()
+    }
+
     fn try_recv_now(&self) -> Option<Message> {
         if self.closing.load(Ordering::Acquire) {
             return None;

@@ -95,6 +95,13 @@ pub trait TransportPipe: PipeOps {
     fn try_recv_now(&self) -> Option<Message> {
         None
     }
+
+    /// The read side of the pipe's fd, for a thread that blocks for this pipe's next
+    /// message and drives the read itself ([`Aio::wait_driving`]); `None` for a pipe with
+    /// no fd (inproc) or one that is closed. The default has none.
+    fn read_readiness(&self) -> Option<nanoport_engine::ReadReadiness> {
+        None
+    }
 }
 
 /// A connection as the socket layer holds it.

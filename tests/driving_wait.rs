@@ -1,0 +1,189 @@
+//! A blocking receive on a socket with one stream pipe is waited out by the caller itself:
+//! it polls the pipe's fd and runs the read on its own thread (`Aio::wait_driving`), so
+//! the reactor is not woken per message. These tests pin down that such a wait still
+//! ends for every other reason a wait ends: a timeout, a close, a message that another
+//! thread read, and a peer that goes away.
+//!
+//! To know the receiver is really polling (and not still on its way there), a test
+//! reads the thread's current system call from `/proc/thread-self/syscall` (Linux).
+
+mod common;
+
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use common::{eventually, ipc, tcp};
+use nanoport::{Error, Socket};
+
+/// `/proc/self/task/TID/syscall` of the calling thread, for another thread to watch.
+fn my_syscall_file() -> String {
+    let link = std::fs::read_link("/proc/thread-self").expect("/proc/thread-self");
+    format!("/proc/{}/syscall", link.display())
+}
+
+/// Waits until the thread whose syscall file is `path` sits in `poll(fds, 2, -1)`: the
+/// driving wait (x86_64 syscall 7; elsewhere, skip the check and give it a moment).
+fn until_driving(path: &str) {
+    if !cfg!(all(target_os = "linux", target_arch = "x86_64")) {
+        thread::sleep(Duration::from_millis(50));
+        return;
+    }
+    let seen = eventually(Duration::from_secs(10), || {
+        let s = std::fs::read_to_string(path).ok()?;
+        let f: Vec<&str> = s.split_whitespace().collect();
+        (f.first() == Some(&"7") && f.get(2) == Some(&"0x2")).then_some(())
+    });
+    assert!(
+        seen.is_some(),
+        "the receiver never reached its driving poll"
+    );
+}
+
+/// A connected pair0 pair over `url`, the pipe up on both sides.
+fn connected(url: &str) -> (Socket, Socket) {
+    let a = Socket::pair0().unwrap();
+    a.listen(url).unwrap();
+    let b = Socket::pair0().unwrap();
+    b.dial(url).unwrap();
+    b.send("hello").unwrap();
+    assert_eq!(a.recv().unwrap().body(), b"hello");
+    (a, b)
+}
+
+/// Runs `recv` on `s` in a thread; returns where its syscall shows and its result.
+fn blocked_recv(
+    s: &Socket,
+) -> (
+    String,
+    mpsc::Receiver<nanoport::Result<Vec<u8>>>,
+    thread::JoinHandle<()>,
+) {
+    let (path_tx, path_rx) = mpsc::channel();
+    let (tx, rx) = mpsc::channel();
+    let s = s.clone();
+    let h = thread::spawn(move || {
+        path_tx.send(my_syscall_file()).unwrap();
+        tx.send(s.recv().map(|m| m.body().to_vec())).unwrap();
+    });
+    (path_rx.recv().unwrap(), rx, h)
+}
+
+const LIMIT: Duration = Duration::from_secs(10);
+
+#[test]
+fn a_message_ends_the_driving_wait() {
+    for url in [tcp(), ipc("drive-msg")] {
+        let (a, b) = connected(&url);
+        let (path, rx, h) = blocked_recv(&a);
+        until_driving(&path);
+        b.send("world").unwrap();
+        assert_eq!(rx.recv_timeout(LIMIT).unwrap().unwrap(), b"world", "{url}");
+        h.join().unwrap();
+        // The pipe is still read afterwards, by the reactor or a driver alike.
+        b.send("again").unwrap();
+        assert_eq!(a.recv().unwrap().body(), b"again", "{url}");
+    }
+}
+
+#[test]
+fn the_receive_timeout_ends_the_driving_wait() {
+    for url in [tcp(), ipc("drive-timeout")] {
+        let (a, b) = connected(&url);
+        a.set_recv_timeout(Duration::from_millis(100)).unwrap();
+        assert_eq!(a.recv().map(|_| ()), Err(Error::TimedOut), "{url}");
+        // The read interest went back: a later message still arrives.
+        b.send("late").unwrap();
+        a.set_recv_timeout(LIMIT).unwrap();
+        assert_eq!(a.recv().unwrap().body(), b"late", "{url}");
+    }
+}
+
+#[test]
+fn closing_the_socket_ends_the_driving_wait() {
+    for url in [tcp(), ipc("drive-close")] {
+        let (a, _b) = connected(&url);
+        let (path, rx, h) = blocked_recv(&a);
+        until_driving(&path);
+        a.close().unwrap();
+        assert_eq!(rx.recv_timeout(LIMIT).unwrap(), Err(Error::Closed), "{url}");
+        h.join().unwrap();
+    }
+}
+
+#[test]
+fn a_peer_that_goes_away_is_noticed_by_the_driver() {
+    // The driver's poll sees the hang-up, runs the read, and the pipe is removed; the
+    // receive then waits on (no pipe) until its timeout, and a new peer is served.
+    for url in [tcp(), ipc("drive-hup")] {
+        let (a, b) = connected(&url);
+        a.set_recv_timeout(Duration::from_millis(500)).unwrap();
+        let (path, rx, h) = blocked_recv(&a);
+        until_driving(&path);
+        drop(b);
+        assert_eq!(
+            rx.recv_timeout(LIMIT).unwrap(),
+            Err(Error::TimedOut),
+            "{url}"
+        );
+        h.join().unwrap();
+        let c = Socket::pair0().unwrap();
+        c.dial(&url).unwrap();
+        c.send("next").unwrap();
+        a.set_recv_timeout(LIMIT).unwrap();
+        assert_eq!(a.recv().unwrap().body(), b"next", "{url}");
+    }
+}
+
+#[test]
+fn two_threads_blocked_on_one_pipe_both_get_their_message() {
+    // One drives the fd, the other waits on its condvar; a message the driver reads for
+    // the other (first in the socket's queue) must wake it, and the driver keeps going.
+    for url in [tcp(), ipc("drive-two")] {
+        let a = Socket::pull0().unwrap();
+        a.listen(&url).unwrap();
+        let b = Socket::push0().unwrap();
+        b.dial(&url).unwrap();
+        b.send("0").unwrap();
+        assert_eq!(a.recv().unwrap().body(), b"0");
+        let (p1, rx1, h1) = blocked_recv(&a);
+        let (_p2, rx2, h2) = blocked_recv(&a);
+        until_driving(&p1);
+        b.send("1").unwrap();
+        b.send("2").unwrap();
+        let mut got = vec![
+            rx1.recv_timeout(LIMIT).unwrap().unwrap(),
+            rx2.recv_timeout(LIMIT).unwrap().unwrap(),
+        ];
+        got.sort();
+        assert_eq!(got, vec![b"1".to_vec(), b"2".to_vec()], "{url}");
+        h1.join().unwrap();
+        h2.join().unwrap();
+    }
+}
+
+#[test]
+fn a_cancelled_driving_wait_gives_the_fd_back_to_the_reactor() {
+    // After a driver leaves (here by timeout), messages must reach a callback receive,
+    // which only the reactor can serve.
+    for url in [tcp(), ipc("drive-back")] {
+        let (a, b) = connected(&url);
+        a.set_recv_timeout(Duration::from_millis(50)).unwrap();
+        assert_eq!(a.recv().map(|_| ()), Err(Error::TimedOut));
+        let (tx, rx) = mpsc::channel();
+        let tx = std::sync::Mutex::new(tx);
+        let aio = nanoport::Aio::new(move |aio| {
+            let body = aio.take_msg().map(|m| m.body().to_vec());
+            tx.lock().unwrap().send(body).unwrap();
+        })
+        .unwrap();
+        aio.set_timeout(LIMIT);
+        a.recv_aio(&aio);
+        b.send("cb").unwrap();
+        assert_eq!(
+            rx.recv_timeout(LIMIT).unwrap(),
+            Some(b"cb".to_vec()),
+            "{url}"
+        );
+    }
+}
