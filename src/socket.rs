@@ -546,7 +546,10 @@ impl SocketInner {
                 Timeout::Default
             });
             aio.set_msg(msg);
-            self.send_aio(ctx, aio);
+            match self.lone_pipe_readiness() {
+                Some(rr) => rr.holding_reads(|| self.send_aio(ctx, aio)),
+                None => self.send_aio(ctx, aio),
+            }
             aio.wait();
             match aio.result() {
                 Ok(()) => Ok(()),
@@ -570,7 +573,7 @@ impl SocketInner {
                 Timeout::Default
             });
             self.recv_aio(ctx, aio);
-            match self.lone_pipe_readiness(aio) {
+            match aio.busy().then(|| self.lone_pipe_readiness()).flatten() {
                 Some(rr) => aio.wait_driving(&rr),
                 None => aio.wait(),
             }
@@ -585,14 +588,12 @@ impl SocketInner {
         })
     }
 
-    /// For a receive still pending on a socket with exactly one pipe: that pipe's read
-    /// side, so the blocked caller can read the answer itself (see
-    /// [`Aio::wait_driving`]). With several pipes the answer may come from any of them,
-    /// and the caller waits for whichever thread reads it.
-    fn lone_pipe_readiness(&self, aio: &Aio) -> Option<nanoport_engine::ReadReadiness> {
-        if !aio.busy() {
-            return None;
-        }
+    /// On a socket with exactly one pipe, that pipe's read side: a blocked receive reads
+    /// its answer itself ([`Aio::wait_driving`]), and a send of a thread that does so
+    /// holds the reads meanwhile ([`ReadReadiness::holding_reads`]). With several pipes
+    /// the answer may come from any of them, and the caller waits for whichever thread
+    /// reads it.
+    fn lone_pipe_readiness(&self) -> Option<nanoport_engine::ReadReadiness> {
         let core = self.lock();
         if core.pipes.len() != 1 {
             return None;

@@ -187,3 +187,30 @@ fn a_cancelled_driving_wait_gives_the_fd_back_to_the_reactor() {
         );
     }
 }
+
+#[test]
+fn a_send_between_driven_receives_hands_the_reads_back() {
+    // A thread that drives its receives holds the pipe's reads while it sends, then
+    // reads what came meanwhile; either way the reactor must get the reads back, so a
+    // callback receive started afterwards still hears the next message.
+    for url in [tcp(), ipc("drive-hold")] {
+        let (a, b) = connected(&url); // `a` drove the receive in `connected`
+        b.send("early").unwrap();
+        a.send("ping").unwrap(); // holds reads; "early" may be read at its end
+        assert_eq!(a.recv().unwrap().body(), b"early", "{url}");
+        assert_eq!(b.recv().unwrap().body(), b"ping", "{url}");
+        a.send("ping2").unwrap();
+        assert_eq!(b.recv().unwrap().body(), b"ping2", "{url}");
+        let (tx, rx) = mpsc::channel();
+        let tx = std::sync::Mutex::new(tx);
+        let aio = nanoport::Aio::new(move |aio| {
+            let body = aio.take_msg().map(|m| m.body().to_vec());
+            tx.lock().unwrap().send(body).unwrap();
+        })
+        .unwrap();
+        aio.set_timeout(LIMIT);
+        a.recv_aio(&aio);
+        b.send("pong").unwrap();
+        assert_eq!(rx.recv_timeout(LIMIT).unwrap(), Some(b"pong".to_vec()), "{url}");
+    }
+}

@@ -621,6 +621,7 @@ impl Aio {
                 self.lock().poller = None;
                 return self.wait();
             }
+            source.set_driver();
             let ready = me.poll_with(source.fd());
             source.give_back(ready);
         }

@@ -110,6 +110,8 @@ struct Armed {
     /// A blocked thread took the read interest over ([`ReadReadiness::borrow`]): it polls
     /// the fd itself and runs the handler, so the poller leaves reads alone meanwhile.
     borrowed: bool,
+    /// The thread that last waited by driving reads ([`Aio::wait_driving`]).
+    driver: Option<std::thread::ThreadId>,
 }
 
 /// A registered fd. Dropping it removes the fd from the poller; drop it before the fd
@@ -357,6 +359,7 @@ impl Registration {
                 interest: Interest::NONE,
                 live: true,
                 borrowed: false,
+                driver: None,
             }),
             handler,
         });
@@ -444,6 +447,48 @@ impl ReadReadiness {
         armed.interest = rest;
         armed.borrowed = true;
         true
+    }
+
+    /// Notes that the calling thread waits by driving this fd (see
+    /// [`holding_reads`](ReadReadiness::holding_reads)).
+    pub(crate) fn set_driver(&self) {
+        lock(&self.inner.armed).driver = Some(std::thread::current().id());
+    }
+
+    /// Runs `f`, a send that starts without waiting, with the read interest taken from
+    /// the reactor; afterwards runs the read handler once on this thread (reading what
+    /// arrived meanwhile, else arming reads again). Only for a thread that last waited by
+    /// driving this fd (a request/reply loop); otherwise it just runs `f`.
+    ///
+    /// Why: the answer to a send may arrive before the sender is back in its receive. On
+    /// one CPU it always does, since the send wakes the peer, which preempts the sender
+    /// and answers at once. With reads armed, that answer wakes the reactor (two context
+    /// switches, and the sender's receive then waits for it); held, the sender reads it
+    /// itself when `f` returns and its receive completes without waiting.
+    ///
+    /// `f` must not block: the fd's reads are not watched while it runs.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn f(rr: &nanoport_engine::ReadReadiness, send: impl FnOnce()) {
+    /// rr.holding_reads(send); // `send` starts the operation; wait for it afterwards
+    /// # }
+    /// ```
+    pub fn holding_reads<R>(&self, f: impl FnOnce() -> R) -> R {
+        let mine = lock(&self.inner.armed).driver == Some(std::thread::current().id());
+        if !mine || !self.borrow() {
+            return f();
+        }
+        // Gives the interest back even if `f` panics, or the fd would never be read again.
+        struct GiveBack<'a>(&'a ReadReadiness);
+        impl Drop for GiveBack<'_> {
+            fn drop(&mut self) {
+                self.0.give_back(true);
+            }
+        }
+        let _back = GiveBack(self);
+        f()
     }
 
     /// The fd to poll while borrowed. It may be closed once the borrow is given back (or

@@ -95,7 +95,10 @@ impl IoOp<Socket> for ROp {
             ROp::Msg { rd, pipe } => match lock(rd).read_with(|b| sys::recv(io, b)) {
                 Ok(Some(payload)) => {
                     let mut msg = Message::from(payload);
-                    msg.set_pipe(pipe.upgrade().map(|p| p.pipe()));
+                    msg.set_pipe(pipe.upgrade().map(|p| {
+                        p.answered.store(true, Ordering::Relaxed);
+                        p.pipe()
+                    }));
                     let _ = aio.finish_recv(token, msg);
                     Poll::Ready(())
                 }
@@ -313,6 +316,8 @@ pub(crate) struct SpPipe {
     kick_aio: Aio,
     /// Set by `close`: buffered frames are no longer handed out synchronously.
     closing: AtomicBool,
+    /// A message was read since the last send (see `WriteQueue::answered`).
+    answered: AtomicBool,
 }
 
 /// Bytes `m` takes on the wire.
@@ -350,6 +355,7 @@ impl SpPipe {
                 flush_aio: Aio::new_waitable().expect("aio"),
                 kick_aio,
                 closing: AtomicBool::new(false),
+                answered: AtomicBool::new(false),
             }
         })
     }
@@ -374,6 +380,7 @@ impl SpPipe {
         let framing = self.framing();
         aio.attempt_send(token, |m| {
             let mut w = lock(&self.wq);
+            self.note_answer(&mut w);
             match w.admit(frame_len(framing, &m), Instant::now) {
                 Admit::Closed(e) => Err((m, Some(e))),
                 Admit::Full => {
@@ -404,6 +411,13 @@ impl SpPipe {
         }
     }
 
+    /// Tells the write queue whether a message came in since the last send.
+    fn note_answer(&self, w: &mut WriteQueue<(Aio, OpToken)>) {
+        if self.answered.load(Ordering::Relaxed) && self.answered.swap(false, Ordering::Relaxed) {
+            w.answered();
+        }
+    }
+
     /// This thread holds the writer role: write what is queued once the engine scope ends,
     /// when the caller's locks (the socket's, typically) are released. The write wakes
     /// the peer, and a peer woken while those locks are held may find them taken.
@@ -419,6 +433,7 @@ impl SpPipe {
     /// handing the message back.
     fn try_send_scoped(&self, msg: Message) -> std::result::Result<(), Message> {
         let mut w = lock(&self.wq);
+        self.note_answer(&mut w);
         match w.admit(frame_len(self.framing(), &msg), Instant::now) {
             Admit::Closed(_) | Admit::Full => Err(msg),
             Admit::Queue => {
@@ -717,6 +732,7 @@ impl TransportPipe for SpPipe {
         }
         // A bad frame is left for `recv_aio`, which reports it and drops the connection.
         let payload = lock(&self.rd).next_buffered().ok()??;
+        self.answered.store(true, Ordering::Relaxed);
         let mut msg = Message::from(payload);
         msg.set_pipe(Some(self.pipe()));
         Some(msg)

@@ -240,6 +240,14 @@ impl<W> WriteQueue<W> {
         burst
     }
 
+    /// A message came in on the pipe since the last send: the next send answers it, and
+    /// an exchange is not a burst however quickly it goes (on one CPU the peer's answer
+    /// can arrive within [`BURST_GAP`] of the end of the write it answers).
+    pub(crate) fn answered(&mut self) {
+        self.burst = 0;
+        self.last_active = None;
+    }
+
     /// Decides what a new send does; on `Direct` the caller now holds the writer role.
     /// The clock is read only when the pipe is idle, the one case where it matters (a
     /// streaming sender finds a writer busy and pays nothing for the burst rule).
@@ -655,6 +663,30 @@ mod tests {
             assert_eq!(out.len(), want.len(), "step {step}");
             assert!(out == want, "step {step}: stream differs");
             assert!(w.spare.len() <= SPARE_STAGES);
+        }
+    }
+
+    #[test]
+    fn an_answer_is_never_part_of_a_burst() {
+        let mut w = q();
+        let t = Instant::now();
+        for i in 0..10 {
+            w.answered();
+            assert_eq!(w.admit(64, || t), Admit::Direct, "send {i}");
+            w.push(Message::from(&b"x"[..]));
+            let mut out = Vec::new();
+            drain(&mut w, &mut out, |_| usize::MAX);
+            w.wrote_at(t);
+        }
+        // Without answers in between, the same pace soon counts as a burst.
+        let mut direct = 0;
+        while w.admit(64, || t) == Admit::Direct {
+            direct += 1;
+            assert!(direct <= BURST_DIRECT, "never queued");
+            w.push(Message::from(&b"x"[..]));
+            let mut out = Vec::new();
+            drain(&mut w, &mut out, |_| usize::MAX);
+            w.wrote_at(t);
         }
     }
 
