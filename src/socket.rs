@@ -10,7 +10,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -137,6 +137,9 @@ pub(crate) struct SocketInner {
     pub(crate) notify: PipeNotify,
     handles: AtomicUsize,
     me: Weak<SocketInner>,
+    /// Some blocking receive has waited by driving its pipe (then sends look for a read
+    /// to hold, see `send_blocking`); a socket that only sends never pays for the look.
+    driven: AtomicBool,
 }
 
 /// A socket of one protocol (`nng_socket`): sends and receives messages over any number
@@ -209,6 +212,7 @@ impl Socket {
         let info = proto.info();
         let id = NEXT_SOCKET_ID.fetch_add(1, Ordering::Relaxed);
         let inner = Arc::new_cyclic(|me| SocketInner {
+            driven: AtomicBool::new(false),
             id,
             protocol: p,
             info,
@@ -546,7 +550,12 @@ impl SocketInner {
                 Timeout::Default
             });
             aio.set_msg(msg);
-            match self.lone_pipe_readiness() {
+            let held = if self.driven.load(Ordering::Relaxed) {
+                self.lone_pipe_readiness()
+            } else {
+                None
+            };
+            match held {
                 Some(rr) => rr.holding_reads(|| self.send_aio(ctx, aio)),
                 None => self.send_aio(ctx, aio),
             }
@@ -574,7 +583,10 @@ impl SocketInner {
             });
             self.recv_aio(ctx, aio);
             match aio.busy().then(|| self.lone_pipe_readiness()).flatten() {
-                Some(rr) => aio.wait_driving(&rr),
+                Some(rr) => {
+                    self.driven.store(true, Ordering::Relaxed);
+                    aio.wait_driving(&rr)
+                }
                 None => aio.wait(),
             }
             match aio.result() {
