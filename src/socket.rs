@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use nanoport_engine::{
-    engine_scope, sleep_aio, Aio, Cancel, CancelHook, Error, Message, OpToken, PipeId, Result,
-    SendAttempt, Timeout,
+    engine_scope, scope_now, sleep_aio, Aio, Cancel, CancelHook, Error, Message, OpToken, PipeId,
+    Result, SendAttempt, Timeout,
 };
 use nanoport_protocols::{Action, CtxId, OptValue, ProtoInfo, ProtocolCore, SendBlock};
 use nanoport_transports::{BoxPipe, EndpointOptions};
@@ -621,7 +621,7 @@ impl SocketInner {
 
     pub(crate) fn recv_aio(&self, ctx: CtxId, aio: &Aio) {
         self.start_user_op(ctx, Dir::Recv, aio, |core, token| {
-            match core.proto.try_recv(ctx, Instant::now()) {
+            match core.proto.try_recv(ctx, scope_now()) {
                 Ok(Some(m)) => {
                     if let Err(m) = aio.finish_recv(token, m) {
                         core.proto.unrecv(ctx, m);
@@ -703,7 +703,7 @@ impl SocketInner {
             match action {
                 Action::SendToPipe(p, msg) => match core.pipes.get(&p) {
                     Some(slot) => match slot.tp.try_send_now(msg) {
-                        Ok(()) => core.proto.pipe_writable(p, Instant::now()),
+                        Ok(()) => core.proto.pipe_writable(p, scope_now()),
                         Err(msg) => {
                             slot.send_aio.set_msg(msg);
                             slot.tp.send_aio(&slot.send_aio);
@@ -756,7 +756,7 @@ impl SocketInner {
                 return;
             }
             match slot.tp.try_recv_now() {
-                Some(msg) => core.proto.pipe_message(id, msg, Instant::now()),
+                Some(msg) => core.proto.pipe_message(id, msg, scope_now()),
                 None => {
                     slot.tp.recv_aio(&slot.recv_aio);
                     return;
@@ -886,7 +886,7 @@ impl SocketInner {
                 if core.closed || !core.pipes.contains_key(&id) {
                     return;
                 }
-                core.proto.pipe_message(id, msg, Instant::now());
+                core.proto.pipe_message(id, msg, scope_now());
                 self.feed_from_pipe(&mut core, id);
             }
             Err(e) => {
@@ -908,7 +908,7 @@ impl SocketInner {
                 if core.closed || !core.pipes.contains_key(&id) {
                     return;
                 }
-                core.proto.pipe_writable(id, Instant::now());
+                core.proto.pipe_writable(id, scope_now());
                 self.process(&mut core);
             }
             Err(_) => {

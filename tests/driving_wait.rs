@@ -211,6 +211,10 @@ fn a_send_between_driven_receives_hands_the_reads_back() {
         aio.set_timeout(LIMIT);
         a.recv_aio(&aio);
         b.send("pong").unwrap();
-        assert_eq!(rx.recv_timeout(LIMIT).unwrap(), Some(b"pong".to_vec()), "{url}");
+        assert_eq!(
+            rx.recv_timeout(LIMIT).unwrap(),
+            Some(b"pong".to_vec()),
+            "{url}"
+        );
     }
 }

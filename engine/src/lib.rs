@@ -29,8 +29,8 @@ mod timeout;
 mod waker;
 
 pub use aio::{
-    at_scope_end, engine_scope, sleep_aio, Aio, Cancel, CancelHook, OpToken, ScopeEndJob,
-    SendAttempt,
+    at_scope_end, engine_scope, scope_now, sleep_aio, Aio, Cancel, CancelHook, OpToken,
+    ScopeEndJob, SendAttempt,
 };
 pub use error::{Error, Result};
 pub use io::{IoOp, IoSource};
