@@ -239,7 +239,9 @@ fn driving_and_callback_receives_interleaved_lose_and_repeat_nothing() {
         let (tx, rx) = mpsc::channel();
         let tx = std::sync::Mutex::new(tx);
         let cb = nanoport::Aio::new(move |aio| {
-            let r = aio.result().map(|_| aio.take_msg().unwrap().body().to_vec());
+            let r = aio
+                .result()
+                .map(|_| aio.take_msg().unwrap().body().to_vec());
             tx.lock().unwrap().send(r).unwrap();
         })
         .unwrap();

@@ -15,6 +15,17 @@ fn open_fds() -> usize {
         .unwrap_or(0)
 }
 
+/// What each open fd is (for the failure message).
+fn fd_targets() -> Vec<String> {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| format!("{:?}", std::fs::read_link(e.path()).unwrap_or_default()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 #[test]
 fn sockets_release_every_fd_when_closed() {
     // Warm up the engine (reactor, poller, workers) so its own fds count in the baseline,
@@ -27,10 +38,14 @@ fn sockets_release_every_fd_when_closed() {
     peer.dial(&url).unwrap();
     peer.send("w").unwrap();
     assert_eq!(warm.recv().unwrap().body(), b"w");
+    // Nothing more is coming, so this receive waits (driving the pipe) and times out.
+    warm.set_recv_timeout(Duration::from_millis(20)).unwrap();
+    assert_eq!(warm.recv().map(|_| ()), Err(Error::TimedOut));
     drop(peer);
     drop(warm);
     // Other tests in this binary run concurrently; keep to this one for a clean count.
     let baseline = open_fds();
+    let before = fd_targets();
     for i in 0..100 {
         let url = if i % 2 == 0 { tcp() } else { ipc("fds") };
         let a = Socket::pair0().unwrap();
@@ -47,8 +62,9 @@ fn sockets_release_every_fd_when_closed() {
     });
     assert!(
         settled.is_some(),
-        "fds: baseline {baseline}, now {}",
-        open_fds()
+        "fds: baseline {baseline} {before:?}, now {}: {:?}",
+        open_fds(),
+        fd_targets()
     );
 }
 

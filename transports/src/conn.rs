@@ -92,22 +92,32 @@ impl IoOp<Socket> for ROp {
                     Err(e) => return fail(aio, token, e.into()),
                 }
             },
-            ROp::Msg { rd, pipe } => match lock(rd).read_with(|b| sys::recv(io, b)) {
-                Ok(Some(payload)) => {
-                    let mut msg = Message::from(payload);
-                    msg.set_pipe(pipe.upgrade().map(|p| {
-                        p.answered.store(true, Ordering::Relaxed);
-                        p.pipe()
-                    }));
-                    let _ = aio.finish_recv(token, msg);
-                    Poll::Ready(())
+            ROp::Msg { rd, pipe } => {
+                // Let go of the reader before the arms (`watch_idle` takes it again).
+                let read = lock(rd).read_with(|b| sys::recv(io, b));
+                match read {
+                    Ok(None) => {
+                        // Parked: if the pipe now sits on buffers, the idle sweep watches it.
+                        if let Some(p) = pipe.upgrade() {
+                            p.watch_idle();
+                        }
+                        Poll::Pending
+                    }
+                    Ok(Some(payload)) => {
+                        let mut msg = Message::from(payload);
+                        msg.set_pipe(pipe.upgrade().map(|p| {
+                            p.answered.store(true, Ordering::Relaxed);
+                            p.pipe()
+                        }));
+                        let _ = aio.finish_recv(token, msg);
+                        Poll::Ready(())
+                    }
+                    Err(e) => {
+                        drop_conn(io, pipe);
+                        fail(aio, token, e.into())
+                    }
                 }
-                Ok(None) => Poll::Pending,
-                Err(e) => {
-                    drop_conn(io, pipe);
-                    fail(aio, token, e.into())
-                }
-            },
+            }
             ROp::Stream { max, buf } => {
                 buf.resize((*max).min(1 << 20), 0);
                 loop {
@@ -318,6 +328,8 @@ pub(crate) struct SpPipe {
     closing: AtomicBool,
     /// A message was read since the last send (see `WriteQueue::answered`).
     answered: AtomicBool,
+    /// Enlisted in the idle sweep (see `idle.rs`).
+    idle_watched: AtomicBool,
 }
 
 /// Bytes `m` takes on the wire.
@@ -356,6 +368,7 @@ impl SpPipe {
                 kick_aio,
                 closing: AtomicBool::new(false),
                 answered: AtomicBool::new(false),
+                idle_watched: AtomicBool::new(false),
             }
         })
     }
@@ -408,6 +421,18 @@ impl SpPipe {
             After::Nothing => {}
             After::FlushNow => self.write_at_scope_end(),
             After::Kick => self.kick(),
+        }
+    }
+
+    /// Enlists the pipe in the idle sweep if it holds buffers and is not enlisted yet.
+    /// Takes the reader's and the queue's locks: call with neither held.
+    fn watch_idle(&self) {
+        if self.idle_watched.load(Ordering::Relaxed) {
+            return;
+        }
+        let holds = lock(&self.rd).buffered_capacity() > 0 || lock(&self.wq).holds_memory();
+        if let (true, Some(me)) = (holds, self.me.upgrade()) {
+            crate::idle::watch_once(&me, &self.idle_watched);
         }
     }
 
@@ -540,6 +565,7 @@ impl SpPipe {
                 if shut {
                     sys::shutdown(io);
                 }
+                self.watch_idle();
                 return Pumped::Done;
             };
             drop(w);
@@ -633,6 +659,26 @@ impl SpPipe {
     }
 }
 
+impl crate::idle::IdleBuffers for SpPipe {
+    fn activity(&self) -> u64 {
+        lock(&self.rd)
+            .reads()
+            .wrapping_add(lock(&self.wq).batches())
+    }
+
+    fn release_idle(&self) -> bool {
+        let mut rd = lock(&self.rd);
+        rd.release_idle();
+        let mut wq = lock(&self.wq);
+        wq.release_idle();
+        rd.buffered_capacity() > 0 || wq.holds_memory()
+    }
+
+    fn unwatched(&self) {
+        self.idle_watched.store(false, Ordering::Release);
+    }
+}
+
 impl ScopeEndJob for SpPipe {
     fn run_at_scope_end(&self) {
         match self.conn.src() {
@@ -717,6 +763,10 @@ impl TransportPipe for SpPipe {
 
     fn try_send_now(&self, msg: Message) -> std::result::Result<(), Message> {
         engine_scope(|| self.try_send_scoped(msg))
+    }
+
+    fn buffered_bytes(&self) -> usize {
+        lock(&self.rd).buffered_capacity() + lock(&self.wq).buffered_bytes()
     }
 
     fn read_readiness(&self) -> Option<nanoport_engine::ReadReadiness> {

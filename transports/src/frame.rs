@@ -356,6 +356,8 @@ pub struct FrameReader {
     /// The last frame was too large for the buffer: read only the next prefix before
     /// deciding, so a stream of large frames is not copied through the buffer.
     last_big: bool,
+    /// Reads that brought bytes, ever (an activity count for the idle sweep).
+    reads: u64,
 }
 
 impl FrameReader {
@@ -372,7 +374,33 @@ impl FrameReader {
             failed: None,
             last_read_full: false,
             last_big: false,
+            reads: 0,
         }
+    }
+
+    /// How many reads have brought bytes so far: unchanged between two looks, the
+    /// connection received nothing in between.
+    pub fn reads(&self) -> u64 {
+        self.reads
+    }
+
+    /// Frees the read buffer if it holds no received bytes; returns the bytes of memory
+    /// freed. The next read goes onto the stack first, as for a new connection, and the
+    /// buffer grows again from [`READ_BUF_MIN`] only if bytes come.
+    ///
+    /// Why: the buffer grows to [`READ_BUF_MAX`] under a burst and nothing else would
+    /// shrink it; thousands of connections that were busy once and then went quiet would
+    /// each pin it for good.
+    pub fn release_idle(&mut self) -> usize {
+        if self.start < self.end || self.big.is_some() {
+            return 0;
+        }
+        let freed = self.buf.capacity();
+        self.buf = Vec::new();
+        self.start = 0;
+        self.end = 0;
+        self.last_read_full = false;
+        freed
     }
 
     /// Whether received bytes of an incomplete or not yet handed out frame are held.
@@ -458,6 +486,7 @@ impl FrameReader {
                 match read(&mut big.body[big.got..]) {
                     Ok(0) => return Err(ReadError::Eof),
                     Ok(n) => {
+                        self.reads += 1;
                         big.got += n;
                         if big.got == big.len {
                             let out = std::mem::take(&mut big.body);
@@ -476,6 +505,7 @@ impl FrameReader {
                 match read(&mut first) {
                     Ok(0) => return Err(ReadError::Eof),
                     Ok(n) => {
+                        self.reads += 1;
                         self.buf.resize(READ_BUF_MIN, 0);
                         self.buf[..n].copy_from_slice(&first[..n]);
                         self.end = n;
@@ -496,6 +526,7 @@ impl FrameReader {
                 match read(&mut self.buf[self.end..upto]) {
                     Ok(0) => return Err(ReadError::Eof),
                     Ok(n) => {
+                        self.reads += 1;
                         self.last_read_full = self.end + n == upto && upto == self.buf.len();
                         self.end += n;
                         continue;
@@ -813,6 +844,40 @@ mod tests {
                 assert!(matches!(r.read_with(|_| Ok(0)), Err(ReadError::Eof)));
             }
         }
+    }
+
+    #[test]
+    fn reader_releases_an_idle_buffer_but_never_a_partial_frame() {
+        let mut wire = Vec::new();
+        for i in 0..200u32 {
+            wire.extend(frame(Framing::Tcp, &i.to_le_bytes().repeat(16)));
+        }
+        let half = frame(Framing::Tcp, &[9u8; 100]);
+        wire.extend(&half[..50]);
+        let mut r = FrameReader::new(Framing::Tcp, 0);
+        let mut src = Src::new(&wire, 4096);
+        let got = drain_reader(&mut r, &mut src).unwrap();
+        assert_eq!(got.len(), 200);
+        assert!(r.reads() > 0);
+        assert!(r.buffered_capacity() > READ_BUF_MIN, "grew under the burst");
+        assert_eq!(r.release_idle(), 0, "half a frame is held: keep it");
+        let rest = &half[50..];
+        let mut src = Src::new(rest, 4096);
+        assert_eq!(
+            drain_reader(&mut r, &mut src).unwrap(),
+            vec![vec![9u8; 100]]
+        );
+        let held = r.buffered_capacity();
+        assert_eq!(r.release_idle(), held);
+        assert_eq!(r.buffered_capacity(), 0);
+        // And it reads on as a new connection would.
+        let next = frame(Framing::Tcp, b"after");
+        let mut src = Src::new(&next, 4096);
+        assert_eq!(
+            drain_reader(&mut r, &mut src).unwrap(),
+            vec![b"after".to_vec()]
+        );
+        assert_eq!(r.buffered_capacity(), READ_BUF_MIN);
     }
 
     #[test]

@@ -25,6 +25,7 @@ use nanoport_engine::{Aio, Error, Message, Pipe, PipeId, PipeOps, Result};
 mod conn;
 pub mod frame;
 pub mod handshake;
+mod idle;
 mod inproc;
 mod sock;
 mod sys;
@@ -101,6 +102,13 @@ pub trait TransportPipe: PipeOps {
     /// no fd (inproc) or one that is closed. The default has none.
     fn read_readiness(&self) -> Option<nanoport_engine::ReadReadiness> {
         None
+    }
+
+    /// Bytes of buffer memory the pipe holds right now (its read buffer, spare and
+    /// queued write buffers), for monitoring. A stream pipe that stays quiet for one to
+    /// two seconds gives its buffers back. The default holds none.
+    fn buffered_bytes(&self) -> usize {
+        0
     }
 }
 

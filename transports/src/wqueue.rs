@@ -194,6 +194,7 @@ pub(crate) struct WriteQueue<W> {
     closed: Option<Error>,
     shutdown_on_release: bool,
     waiters: VecDeque<W>,
+    batches: u64,
 }
 
 impl<W> WriteQueue<W> {
@@ -212,6 +213,7 @@ impl<W> WriteQueue<W> {
             closed: None,
             shutdown_on_release: false,
             waiters: VecDeque::new(),
+            batches: 0,
         }
     }
 
@@ -342,6 +344,7 @@ impl<W> WriteQueue<W> {
 
     /// `n` bytes of `batch` were written; what is left goes back in front, in order.
     pub(crate) fn written(&mut self, mut batch: Vec<Chunk>, n: usize) {
+        self.batches += 1;
         self.unsent -= n;
         let mut left = n;
         let mut done = 0;
@@ -369,6 +372,43 @@ impl<W> WriteQueue<W> {
             }
         }
         self.batch_spare = batch;
+    }
+
+    /// Frees the spare staging buffers when nothing is queued or being written; returns
+    /// the bytes of memory freed (see `FrameReader::release_idle` for why).
+    pub(crate) fn release_idle(&mut self) -> usize {
+        if self.writer != Writer::None || !self.chunks.is_empty() {
+            return 0;
+        }
+        let freed = self.spare.iter().map(Vec::capacity).sum::<usize>()
+            + self.spare.capacity() * std::mem::size_of::<Vec<u8>>()
+            + self.batch_spare.capacity() * std::mem::size_of::<Chunk>();
+        self.spare = Vec::new();
+        self.batch_spare = Vec::new();
+        freed
+    }
+
+    /// Whether it holds memory beyond its bookkeeping: queued frames or spare buffers.
+    pub(crate) fn holds_memory(&self) -> bool {
+        !self.chunks.is_empty() || !self.spare.is_empty()
+    }
+
+    /// Bytes of buffer memory held: spare staging buffers and queued copies.
+    pub(crate) fn buffered_bytes(&self) -> usize {
+        let staged: usize = self
+            .chunks
+            .iter()
+            .map(|c| match c {
+                Chunk::Bytes { buf, .. } => buf.capacity(),
+                Chunk::Msg { .. } => 0,
+            })
+            .sum();
+        staged + self.spare.iter().map(Vec::capacity).sum::<usize>()
+    }
+
+    /// Batches written so far (an activity count for the idle sweep).
+    pub(crate) fn batches(&self) -> u64 {
+        self.batches
     }
 
     /// The kernel would block: the reactor takes the role over.
@@ -664,6 +704,29 @@ mod tests {
             assert!(out == want, "step {step}: stream differs");
             assert!(w.spare.len() <= SPARE_STAGES);
         }
+    }
+
+    #[test]
+    fn idle_spares_are_released_only_when_nothing_is_queued() {
+        let mut w = q();
+        w.writer = Writer::Reactor;
+        for _ in 0..3000 {
+            w.push(Message::from(&[1u8; 40][..]));
+        }
+        assert_eq!(w.release_idle(), 0, "queued frames: keep everything");
+        let mut out = Vec::new();
+        w.writer = Writer::Thread;
+        drain(&mut w, &mut out, |_| usize::MAX);
+        assert!(w.batches() > 0);
+        assert!(!w.spare.is_empty(), "written stages are kept for reuse");
+        assert!(w.release_idle() >= STAGE);
+        assert!(w.spare.is_empty());
+        // Still works afterwards.
+        assert_eq!(w.admit(64, Instant::now), Admit::Direct);
+        w.push(Message::from(&b"x"[..]));
+        let mut out = Vec::new();
+        drain(&mut w, &mut out, |_| usize::MAX);
+        assert_eq!(out, frame(b"x"));
     }
 
     #[test]

@@ -3,6 +3,8 @@
 mod common;
 use common::*;
 
+use std::time::Duration;
+
 use nanoport_engine::Message;
 use nanoport_transports::{BoxPipe, EndpointOptions};
 
@@ -148,4 +150,38 @@ fn pipe_options() {
         d.option("remote-address").unwrap(),
         format!("inproc://{name}")
     );
+}
+
+#[test]
+fn a_pipe_that_goes_quiet_gives_its_buffers_back() {
+    // A burst grows the receiver's read buffer and leaves the sender spare staging
+    // buffers; after one to two seconds of silence the idle sweep frees both, and the
+    // pipe still works afterwards.
+    for url in ["tcp://127.0.0.1:0".to_string(), ipc_path("idle")] {
+        let (a, b, _l) = connect(&url, EndpointOptions::default());
+        let n = 5000;
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for i in 0..n {
+                    send(&a, Message::from(payload(i, 64))).expect("send");
+                }
+            });
+            for i in 0..n {
+                assert_eq!(recv(&b).unwrap().body(), &payload(i, 64)[..]);
+            }
+        });
+        assert!(
+            b.buffered_bytes() > 0 || a.buffered_bytes() > 0,
+            "{url}: the burst left no buffer to give back"
+        );
+        assert!(
+            eventually(Duration::from_secs(10), || a.buffered_bytes() == 0
+                && b.buffered_bytes() == 0),
+            "{url}: still held after 10 s: sender {} B, receiver {} B",
+            a.buffered_bytes(),
+            b.buffered_bytes()
+        );
+        send(&a, Message::from(&b"after"[..])).unwrap();
+        assert_eq!(recv(&b).unwrap().body(), b"after");
+    }
 }

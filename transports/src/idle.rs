@@ -1,0 +1,164 @@
+//! The idle sweep: gives back the buffers of connections that went quiet.
+//!
+//! A stream pipe's read buffer grows to 64 KiB under a burst, and its write queue keeps a
+//! few 16 KiB staging buffers for reuse; nothing in the data path shrinks them, since a
+//! busy connection needs them again at once. Without a clock a quiet connection cannot be
+//! told from a busy one, so a connection holding such memory enlists here, and once a
+//! second ([`SWEEP_EVERY`]) a worker looks at each: one whose activity count did not
+//! move since the previous look frees what it holds and leaves the list. A connection
+//! is thus released after one to two seconds of silence; the sweep's timer runs only
+//! while some connection is enlisted.
+
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::time::Duration;
+
+use nanoport_engine::{sleep_aio, Aio};
+
+/// How often enlisted connections are looked at.
+pub(crate) const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// What the sweep needs of a connection.
+pub(crate) trait IdleBuffers: Send + Sync + 'static {
+    /// A count that moves whenever the connection reads or writes.
+    fn activity(&self) -> u64;
+    /// Frees the buffers it can; returns whether memory is still held (a partial frame,
+    /// queued frames), so the sweep should keep watching.
+    fn release_idle(&self) -> bool;
+    /// The sweep no longer watches it (it may enlist again).
+    fn unwatched(&self);
+}
+
+struct Entry {
+    who: Weak<dyn IdleBuffers>,
+    /// Activity at the previous look (`None`: not looked at yet).
+    seen: Option<u64>,
+}
+
+struct List {
+    entries: Vec<Entry>,
+    /// The sweep's timer is running.
+    armed: bool,
+}
+
+struct Sweeper {
+    list: Mutex<List>,
+    aio: Aio,
+}
+
+static SWEEPER: OnceLock<Sweeper> = OnceLock::new();
+
+fn sweeper() -> &'static Sweeper {
+    SWEEPER.get_or_init(|| Sweeper {
+        list: Mutex::new(List {
+            entries: Vec::new(),
+            armed: false,
+        }),
+        aio: Aio::new(|_| tick()).expect("nanoport: cannot make the idle sweep's aio"),
+    })
+}
+
+fn lock(m: &Mutex<List>) -> MutexGuard<'_, List> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Enlists `who` (the caller makes sure it is not enlisted twice).
+pub(crate) fn watch(who: Weak<dyn IdleBuffers>) {
+    let s = sweeper();
+    let mut l = lock(&s.list);
+    l.entries.push(Entry { who, seen: None });
+    if !l.armed {
+        l.armed = true;
+        drop(l);
+        sleep_aio(SWEEP_EVERY, &s.aio);
+    }
+}
+
+/// One look at every enlisted connection (on a worker, as the sweep aio's callback).
+fn tick() {
+    let s = sweeper();
+    let entries = std::mem::take(&mut lock(&s.list).entries);
+    let mut kept = Vec::with_capacity(entries.len());
+    for mut e in entries {
+        let Some(who) = e.who.upgrade() else { continue };
+        let now = who.activity();
+        if e.seen == Some(now) && !who.release_idle() {
+            who.unwatched();
+            continue;
+        }
+        e.seen = Some(now);
+        kept.push(e);
+    }
+    let mut l = lock(&s.list);
+    l.entries.append(&mut kept);
+    if l.entries.is_empty() {
+        l.armed = false;
+    } else {
+        drop(l);
+        sleep_aio(SWEEP_EVERY, &s.aio);
+    }
+}
+
+/// Enlists `who` if `flag` says it is not enlisted yet (`flag` is the owner's "watched"
+/// bit, cleared again by [`IdleBuffers::unwatched`]).
+pub(crate) fn watch_once<T: IdleBuffers>(who: &Arc<T>, flag: &std::sync::atomic::AtomicBool) {
+    use std::sync::atomic::Ordering;
+    if flag.load(Ordering::Relaxed) || flag.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let weak: Weak<T> = Arc::downgrade(who);
+    watch(weak);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+
+    struct Fake {
+        activity: AtomicU64,
+        released: AtomicUsize,
+        watched: AtomicBool,
+    }
+
+    impl IdleBuffers for Fake {
+        fn activity(&self) -> u64 {
+            self.activity.load(Ordering::SeqCst)
+        }
+        fn release_idle(&self) -> bool {
+            self.released.fetch_add(1, Ordering::SeqCst);
+            false
+        }
+        fn unwatched(&self) {
+            self.watched.store(false, Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn a_quiet_connection_is_released_and_a_busy_one_is_not() {
+        let fake = || {
+            Arc::new(Fake {
+                activity: AtomicU64::new(0),
+                released: AtomicUsize::new(0),
+                watched: AtomicBool::new(false),
+            })
+        };
+        let (quiet, busy) = (fake(), fake());
+        watch_once(&quiet, &quiet.watched);
+        watch_once(&quiet, &quiet.watched); // enlisted once only
+        watch_once(&busy, &busy.watched);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while quiet.released.load(Ordering::SeqCst) == 0 {
+            assert!(std::time::Instant::now() < deadline, "never released");
+            busy.activity.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(quiet.released.load(Ordering::SeqCst), 1);
+        assert!(
+            !quiet.watched.load(Ordering::SeqCst),
+            "unwatched after release"
+        );
+        assert_eq!(busy.released.load(Ordering::SeqCst), 0, "busy: kept");
+        assert!(busy.watched.load(Ordering::SeqCst));
+        drop(busy); // a dropped connection simply leaves the list
+    }
+}
