@@ -551,7 +551,7 @@ impl SocketInner {
             });
             aio.set_msg(msg);
             let held = if self.driven.load(Ordering::Relaxed) {
-                self.lone_pipe_readiness()
+                self.lone_pipe_readiness(Dir::Recv)
             } else {
                 None
             };
@@ -559,7 +559,15 @@ impl SocketInner {
                 Some(rr) => rr.holding_reads(|| self.send_aio(ctx, aio)),
                 None => self.send_aio(ctx, aio),
             }
-            aio.wait();
+            // Blocked on a full pipe: write it out from here as room comes.
+            match aio
+                .busy()
+                .then(|| self.lone_pipe_readiness(Dir::Send))
+                .flatten()
+            {
+                Some(w) => aio.wait_driving(&w),
+                None => aio.wait(),
+            }
             match aio.result() {
                 Ok(()) => Ok(()),
                 Err(e) => {
@@ -582,7 +590,11 @@ impl SocketInner {
                 Timeout::Default
             });
             self.recv_aio(ctx, aio);
-            match aio.busy().then(|| self.lone_pipe_readiness()).flatten() {
+            match aio
+                .busy()
+                .then(|| self.lone_pipe_readiness(Dir::Recv))
+                .flatten()
+            {
                 Some(rr) => {
                     self.driven.store(true, Ordering::Relaxed);
                     aio.wait_driving(&rr)
@@ -600,17 +612,22 @@ impl SocketInner {
         })
     }
 
-    /// On a socket with exactly one pipe, that pipe's read side: a blocked receive reads
-    /// its answer itself ([`Aio::wait_driving`]), and a send of a thread that does so
-    /// holds the reads meanwhile ([`ReadReadiness::holding_reads`]). With several pipes
-    /// the answer may come from any of them, and the caller waits for whichever thread
-    /// reads it.
-    fn lone_pipe_readiness(&self) -> Option<nanoport_engine::ReadReadiness> {
+    /// On a socket with exactly one pipe, one side of that pipe's fd: a blocked receive
+    /// reads its answer itself and a send blocked on a full pipe writes it out itself
+    /// ([`Aio::wait_driving`]), and a send of a thread that drives its receives holds the
+    /// reads meanwhile ([`Readiness::holding_reads`]). With several pipes the answer (or
+    /// the room) may come from any of them, and the caller waits for whichever thread
+    /// sees it.
+    fn lone_pipe_readiness(&self, dir: Dir) -> Option<nanoport_engine::Readiness> {
         let core = self.lock();
         if core.pipes.len() != 1 {
             return None;
         }
-        core.pipes.values().next()?.tp.read_readiness()
+        let tp = &core.pipes.values().next()?.tp;
+        match dir {
+            Dir::Recv => tp.read_readiness(),
+            Dir::Send => tp.write_readiness(),
+        }
     }
 
     pub(crate) fn send_aio(&self, ctx: CtxId, aio: &Aio) {

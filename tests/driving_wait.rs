@@ -25,19 +25,24 @@ fn my_syscall_file() -> String {
 /// Waits until the thread whose syscall file is `path` sits in `poll(fds, 2, -1)`: the
 /// driving wait (x86_64 syscall 7; elsewhere, skip the check and give it a moment).
 fn until_driving(path: &str) {
+    until_one_drives(&[path]);
+}
+
+/// As [`until_driving`], for whichever of several threads gets to drive the fd.
+fn until_one_drives(paths: &[&str]) {
     if !cfg!(all(target_os = "linux", target_arch = "x86_64")) {
         thread::sleep(Duration::from_millis(50));
         return;
     }
-    let seen = eventually(Duration::from_secs(10), || {
-        let s = std::fs::read_to_string(path).ok()?;
+    let polling = |path: &&str| {
+        let s = std::fs::read_to_string(path).unwrap_or_default();
         let f: Vec<&str> = s.split_whitespace().collect();
-        (f.first() == Some(&"7") && f.get(2) == Some(&"0x2")).then_some(())
+        f.first() == Some(&"7") && f.get(2) == Some(&"0x2")
+    };
+    let seen = eventually(Duration::from_secs(10), || {
+        paths.iter().any(polling).then_some(())
     });
-    assert!(
-        seen.is_some(),
-        "the receiver never reached its driving poll"
-    );
+    assert!(seen.is_some(), "no thread reached its driving poll");
 }
 
 /// A connected pair0 pair over `url`, the pipe up on both sides.
@@ -147,8 +152,8 @@ fn two_threads_blocked_on_one_pipe_both_get_their_message() {
         b.send("0").unwrap();
         assert_eq!(a.recv().unwrap().body(), b"0");
         let (p1, rx1, h1) = blocked_recv(&a);
-        let (_p2, rx2, h2) = blocked_recv(&a);
-        until_driving(&p1);
+        let (p2, rx2, h2) = blocked_recv(&a);
+        until_one_drives(&[&p1, &p2]);
         b.send("1").unwrap();
         b.send("2").unwrap();
         let mut got = vec![
@@ -287,5 +292,79 @@ fn closing_races_a_receive_on_its_way_to_driving() {
         let h = thread::spawn(move || a2.recv().map(|_| ()));
         a.close().unwrap();
         assert_eq!(h.join().unwrap(), Err(Error::Closed));
+    }
+}
+
+/// A push socket dialed to a pull socket over `url`, the pipe up on both sides.
+fn push_pull(url: &str) -> (Socket, Socket) {
+    let pull = Socket::pull0().unwrap();
+    pull.listen(url).unwrap();
+    let push = Socket::push0().unwrap();
+    push.dial(url).unwrap();
+    push.send("up").unwrap();
+    assert_eq!(pull.recv().unwrap().body(), b"up");
+    (push, pull)
+}
+
+/// Sends 64 KiB messages numbered from 0 on `push` in a thread until `n` are sent or
+/// one fails; returns where its syscall shows and the thread (which yields the count
+/// sent and the error that stopped it, if any).
+fn blocked_sender(push: &Socket, n: u32) -> (String, thread::JoinHandle<(u32, Option<Error>)>) {
+    let (path_tx, path_rx) = mpsc::channel();
+    let push = push.clone();
+    let h = thread::spawn(move || {
+        path_tx.send(my_syscall_file()).unwrap();
+        for i in 0..n {
+            let mut body = vec![0u8; 65536];
+            body[..4].copy_from_slice(&i.to_le_bytes());
+            if let Err(e) = push.send(body) {
+                return (i, Some(e));
+            }
+        }
+        (n, None)
+    });
+    (path_rx.recv().unwrap(), h)
+}
+
+#[test]
+fn a_send_blocked_on_a_full_pipe_writes_it_out_itself() {
+    // Nobody reads until the sender sits in its driving poll (the kernel buffers and the
+    // pipe's write queue are full by then); then everything arrives, in order.
+    for url in [tcp(), ipc("drive-send")] {
+        let (push, pull) = push_pull(&url);
+        let n = 200;
+        let (path, h) = blocked_sender(&push, n);
+        until_driving(&path);
+        for i in 0..n {
+            let m = pull.recv().unwrap();
+            assert_eq!(m.len(), 65536, "{url}");
+            assert_eq!(
+                u32::from_le_bytes(m.body()[..4].try_into().unwrap()),
+                i,
+                "{url}"
+            );
+        }
+        assert_eq!(h.join().unwrap(), (n, None), "{url}");
+    }
+}
+
+#[test]
+fn the_send_timeout_and_a_close_end_a_driving_send() {
+    for url in [tcp(), ipc("drive-send-end")] {
+        let (push, _pull) = push_pull(&url);
+        push.set_send_timeout(Duration::from_millis(100)).unwrap();
+        let (_path, h) = blocked_sender(&push, 10_000);
+        let (sent, err) = h.join().unwrap();
+        assert!(
+            sent < 10_000,
+            "{url}: a peer that never reads took everything"
+        );
+        assert_eq!(err, Some(Error::TimedOut), "{url}");
+
+        push.set_send_timeout(nanoport::Timeout::Infinite).unwrap();
+        let (path, h) = blocked_sender(&push, 10_000);
+        until_driving(&path);
+        push.close().unwrap();
+        assert_eq!(h.join().unwrap().1, Some(Error::Closed), "{url}");
     }
 }

@@ -477,6 +477,10 @@ fn pipe_notify_sees_add_and_remove_and_can_reject() {
     });
     pull.listen(&url).unwrap();
     let push1 = Socket::push0().unwrap();
+    // Its pipe is rejected and it would redial after the reconnect time (100 ms), adding
+    // a third pipe if the checks below came late: keep it from redialing.
+    push1.set_reconnect_min_time(Duration::from_secs(3600));
+    push1.set_reconnect_max_time(Duration::from_secs(3600));
     push1.dial(&url).unwrap();
     let push2 = Socket::push0().unwrap();
     push2.dial(&url).unwrap();

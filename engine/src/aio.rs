@@ -36,7 +36,7 @@ use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
 use crate::pool::{pool, run_guarded, Job};
-use crate::reactor::{reactor, ReadReadiness, TimerKey};
+use crate::reactor::{reactor, Readiness, TimerKey};
 use crate::waker::ThreadWaker;
 use crate::{Error, Message, Result, Timeout};
 
@@ -261,6 +261,36 @@ fn deliver_owed(core: &Arc<AioCore>, (cv, poller): (bool, Option<Arc<ThreadWaker
     if let Some(w) = poller {
         wake_later(Wake::Fd(w));
     }
+}
+
+thread_local! {
+    /// This thread is running a handler for a driving wait (see [`in_driving_wait`]).
+    static DRIVING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` marked as a driving wait's handler run.
+pub(crate) fn driving<R>(f: impl FnOnce() -> R) -> R {
+    struct Unmark(bool);
+    impl Drop for Unmark {
+        fn drop(&mut self) {
+            DRIVING.with(|d| d.set(self.0));
+        }
+    }
+    let _unmark = Unmark(DRIVING.with(|d| d.replace(true)));
+    f()
+}
+
+/// Whether the calling thread is running an fd's handler for its own blocked operation
+/// ([`Aio::wait_driving`]) rather than as the reactor. A handler that limits its work
+/// to spare the reactor (which serves every fd) may do a full share here.
+///
+/// # Examples
+///
+/// ```
+/// assert!(!nanoport_engine::in_driving_wait());
+/// ```
+pub fn in_driving_wait() -> bool {
+    DRIVING.with(|d| d.get())
 }
 
 thread_local! {
@@ -623,8 +653,8 @@ impl Aio {
     }
 
     /// Like [`wait`](Aio::wait), but while it waits the calling thread drives `source`
-    /// itself: it takes the fd's read interest from the reactor, polls the fd, and runs
-    /// its read handler when it is readable, so the operation that this aio waits for
+    /// itself: it takes the fd's interest (read or write) from the reactor, polls the fd,
+    /// and runs its handler when it is ready, so the operation that this aio waits for
     /// can complete on this very thread with no other thread woken.
     ///
     /// Meant for a blocking receive whose answer will most likely come through `source`
@@ -638,11 +668,11 @@ impl Aio {
     /// A blocking receive on a socket does this when the socket has one pipe:
     ///
     /// ```no_run
-    /// # fn f(aio: &nanoport_engine::Aio, rr: &nanoport_engine::ReadReadiness) {
+    /// # fn f(aio: &nanoport_engine::Aio, rr: &nanoport_engine::Readiness) {
     /// aio.wait_driving(rr); // returns once the receive has completed, as `wait` does
     /// # }
     /// ```
-    pub fn wait_driving(&self, source: &ReadReadiness) {
+    pub fn wait_driving(&self, source: &Readiness) {
         let Some(me) = ThreadWaker::current() else {
             return self.wait();
         };
@@ -666,7 +696,7 @@ impl Aio {
                 return self.wait();
             }
             source.set_driver();
-            let ready = me.poll_with(source.fd());
+            let ready = me.poll_with(source.fd(), source.is_write());
             source.give_back(ready);
         }
     }

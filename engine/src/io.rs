@@ -208,12 +208,21 @@ where
 
     /// The read side of the registration, for a caller that waits by driving reads
     /// itself ([`Aio::wait_driving`]); `None` if the fd could not be registered.
-    pub fn read_readiness(&self) -> Option<crate::ReadReadiness> {
+    pub fn read_readiness(&self) -> Option<crate::Readiness> {
         self.inner
             .reg
             .as_ref()
             .ok()
             .map(Registration::read_readiness)
+    }
+
+    /// The write side, likewise ([`Registration::write_readiness`]).
+    pub fn write_readiness(&self) -> Option<crate::Readiness> {
+        self.inner
+            .reg
+            .as_ref()
+            .ok()
+            .map(Registration::write_readiness)
     }
 
     /// Whether [`close`](IoSource::close) was called or a stream error closed it.

@@ -29,8 +29,8 @@ mod timeout;
 mod waker;
 
 pub use aio::{
-    at_scope_end, engine_scope, scope_now, sleep_aio, Aio, Cancel, CancelHook, OpToken,
-    ScopeEndJob, SendAttempt,
+    at_scope_end, engine_scope, in_driving_wait, scope_now, sleep_aio, Aio, Cancel, CancelHook,
+    OpToken, ScopeEndJob, SendAttempt,
 };
 pub use error::{Error, Result};
 pub use io::{IoOp, IoSource};
@@ -38,6 +38,6 @@ pub use message::{Message, MAX_HEADER};
 pub use pipe::{Pipe, PipeId, PipeOps};
 pub use pool::{callback_panics, set_worker_threads, spawn, worker_threads};
 pub use reactor::{
-    armed_timers, registered_sources, Interest, ReadReadiness, ReadyHandler, Registration,
+    armed_timers, registered_sources, Interest, Readiness, ReadyHandler, Registration,
 };
 pub use timeout::Timeout;

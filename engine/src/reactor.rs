@@ -107,9 +107,9 @@ struct RegInner {
 struct Armed {
     interest: Interest,
     live: bool,
-    /// A blocked thread took the read interest over ([`ReadReadiness::borrow`]): it polls
-    /// the fd itself and runs the handler, so the poller leaves reads alone meanwhile.
-    borrowed: bool,
+    /// Directions a blocked thread took over ([`Readiness::borrow`]): it polls the fd
+    /// itself and runs the handler, so the poller leaves them alone meanwhile.
+    borrowed: Interest,
     /// The thread that last waited by driving reads ([`Aio::wait_driving`]).
     driver: Option<std::thread::ThreadId>,
 }
@@ -358,7 +358,7 @@ impl Registration {
             armed: Mutex::new(Armed {
                 interest: Interest::NONE,
                 live: true,
-                borrowed: false,
+                borrowed: Interest::NONE,
                 driver: None,
             }),
             handler,
@@ -379,12 +379,8 @@ impl Registration {
     /// The poller's error (the fd was closed under us, say).
     pub fn arm(&self, interest: Interest) -> Result<()> {
         let mut armed = lock(&self.inner.armed);
-        // A borrower already watches reads (and gives the interest back when it stops).
-        let interest = if armed.borrowed {
-            interest.minus(Interest::READ)
-        } else {
-            interest
-        };
+        // A borrower already watches its direction (and gives it back when it stops).
+        let interest = interest.minus(armed.borrowed);
         let want = armed.interest.union(interest);
         if want != armed.interest {
             // `live` holds: `self` is the registration, so it has not been dropped.
@@ -401,42 +397,60 @@ impl Registration {
 
     /// A handle with which a blocked thread can wait for this fd's read readiness itself,
     /// in place of the reactor (see [`Aio::wait_driving`](crate::Aio::wait_driving)).
-    pub fn read_readiness(&self) -> ReadReadiness {
-        ReadReadiness {
+    pub fn read_readiness(&self) -> Readiness {
+        Readiness {
             inner: self.inner.clone(),
+            dir: Interest::READ,
+        }
+    }
+
+    /// As [`read_readiness`](Registration::read_readiness), for writability: a sender
+    /// blocked on a full pipe writes the pipe out itself when the fd can take more.
+    pub fn write_readiness(&self) -> Readiness {
+        Readiness {
+            inner: self.inner.clone(),
+            dir: Interest::WRITE,
         }
     }
 }
 
-/// The read side of a registration, for a thread that drives it while it waits.
+/// One direction of a registration, for a thread that drives it while it waits.
 ///
 /// Why: when a caller blocks for a message, the reactor would be woken by the data, run
 /// the read, complete the caller's aio and wake the caller: two thread wake-ups per
-/// message where a blocking `read` has one. A caller that borrows the read interest
-/// polls the fd itself, so the kernel wakes it directly and it runs the read handler on
-/// its own thread; the reactor sees no event for the fd meanwhile.
+/// message where a blocking `read` has one. A caller that borrows the interest polls the
+/// fd itself, so the kernel wakes it directly and it runs the handler on its own thread;
+/// the reactor sees no event for that direction meanwhile. The same holds for a sender
+/// waiting for room.
 #[derive(Clone)]
-pub struct ReadReadiness {
+pub struct Readiness {
     inner: Arc<RegInner>,
+    /// `Interest::READ` or `Interest::WRITE`.
+    dir: Interest,
 }
 
-impl std::fmt::Debug for ReadReadiness {
+impl std::fmt::Debug for Readiness {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReadReadiness")
+        f.debug_struct("Readiness")
             .field("fd", &self.inner.fd)
+            .field("dir", &self.dir)
             .finish()
     }
 }
 
-impl ReadReadiness {
-    /// Takes the armed read interest from the reactor. False (nothing changes) when no
-    /// read is parked on the fd, another thread borrowed it, or the fd was deregistered.
+impl Readiness {
+    /// Takes this direction's armed interest from the reactor. False (nothing changes)
+    /// when no operation is parked on it, another thread borrowed it, or the fd was
+    /// deregistered.
     pub(crate) fn borrow(&self) -> bool {
         let mut armed = lock(&self.inner.armed);
-        if !armed.live || armed.borrowed || !armed.interest.read {
+        if !armed.live
+            || !armed.borrowed.intersect(self.dir).is_none()
+            || armed.interest.intersect(self.dir).is_none()
+        {
             return false;
         }
-        let rest = armed.interest.minus(Interest::READ);
+        let rest = armed.interest.minus(self.dir);
         // `live` holds under the lock, so the fd is open (see `Armed`).
         if reactor()
             .modify(self.inner.fd, self.inner.key, rest)
@@ -445,20 +459,28 @@ impl ReadReadiness {
             return false;
         }
         armed.interest = rest;
-        armed.borrowed = true;
+        armed.borrowed = armed.borrowed.union(self.dir);
         true
     }
 
+    /// Whether this is the write side (poll for writability).
+    pub(crate) fn is_write(&self) -> bool {
+        self.dir.write
+    }
+
     /// Notes that the calling thread waits by driving this fd (see
-    /// [`holding_reads`](ReadReadiness::holding_reads)).
+    /// [`holding_reads`](Readiness::holding_reads)).
     pub(crate) fn set_driver(&self) {
-        lock(&self.inner.armed).driver = Some(std::thread::current().id());
+        if self.dir.read {
+            lock(&self.inner.armed).driver = Some(std::thread::current().id());
+        }
     }
 
     /// Runs `f`, a send that starts without waiting, with the read interest taken from
     /// the reactor; afterwards runs the read handler once on this thread (reading what
-    /// arrived meanwhile, else arming reads again). Only for a thread that last waited by
-    /// driving this fd (a request/reply loop); otherwise it just runs `f`.
+    /// arrived meanwhile, else arming reads again). Only on the read side, and for a
+    /// thread that last waited by driving this fd (a request/reply loop); otherwise it
+    /// just runs `f`.
     ///
     /// Why: the answer to a send may arrive before the sender is back in its receive. On
     /// one CPU it always does, since the send wakes the peer, which preempts the sender
@@ -471,17 +493,20 @@ impl ReadReadiness {
     /// # Examples
     ///
     /// ```no_run
-    /// # fn f(rr: &nanoport_engine::ReadReadiness, send: impl FnOnce()) {
+    /// # fn f(rr: &nanoport_engine::Readiness, send: impl FnOnce()) {
     /// rr.holding_reads(send); // `send` starts the operation; wait for it afterwards
     /// # }
     /// ```
     pub fn holding_reads<R>(&self, f: impl FnOnce() -> R) -> R {
+        if !self.dir.read {
+            return f();
+        }
         let mine = lock(&self.inner.armed).driver == Some(std::thread::current().id());
         if !mine || !self.borrow() {
             return f();
         }
         // Gives the interest back even if `f` panics, or the fd would never be read again.
-        struct GiveBack<'a>(&'a ReadReadiness);
+        struct GiveBack<'a>(&'a Readiness);
         impl Drop for GiveBack<'_> {
             fn drop(&mut self) {
                 self.0.give_back(true);
@@ -497,21 +522,21 @@ impl ReadReadiness {
         self.inner.fd
     }
 
-    /// Ends a borrow. `ready`: the fd polled readable, so the borrower runs the read
-    /// handler here, as the reactor would have (the readiness is consumed, as one-shot).
-    /// Otherwise the read interest goes back to the reactor.
+    /// Ends a borrow. `ready`: the fd polled ready, so the borrower runs the handler here,
+    /// as the reactor would have (the readiness is consumed, as one-shot). Otherwise the
+    /// interest goes back to the reactor.
     pub(crate) fn give_back(&self, ready: bool) {
         {
             let mut armed = lock(&self.inner.armed);
-            if !armed.borrowed {
+            if armed.borrowed.intersect(self.dir).is_none() {
                 return;
             }
-            armed.borrowed = false;
+            armed.borrowed = armed.borrowed.minus(self.dir);
             if !armed.live {
                 return;
             }
             if !ready {
-                let want = armed.interest.union(Interest::READ);
+                let want = armed.interest.union(self.dir);
                 if reactor()
                     .modify(self.inner.fd, self.inner.key, want)
                     .is_ok()
@@ -522,7 +547,9 @@ impl ReadReadiness {
             }
         }
         if let Some(h) = self.inner.handler.upgrade() {
-            crate::aio::engine_scope(|| run_guarded(|| h.on_ready(Interest::READ)));
+            crate::aio::engine_scope(|| {
+                crate::aio::driving(|| run_guarded(|| h.on_ready(self.dir)));
+            });
         }
     }
 }

@@ -67,14 +67,14 @@ impl ThreadWaker {
         unsafe { libc::write(self.fd, (&one as *const u64).cast(), 8) };
     }
 
-    /// Waits until `fd` is readable (or hung up, or in error) or this waker is woken.
-    /// Returns whether `fd` was ready; a wake-up is consumed. Interrupted: returns false,
-    /// the caller re-checks and waits again.
-    pub(crate) fn poll_with(&self, fd: RawFd) -> bool {
+    /// Waits until `fd` is readable (`write`: writable), hung up or in error, or this
+    /// waker is woken. Returns whether `fd` was ready; a wake-up is consumed.
+    /// Interrupted: returns false, the caller re-checks and waits again.
+    pub(crate) fn poll_with(&self, fd: RawFd, write: bool) -> bool {
         let mut fds = [
             libc::pollfd {
                 fd,
-                events: libc::POLLIN,
+                events: if write { libc::POLLOUT } else { libc::POLLIN },
                 revents: 0,
             },
             libc::pollfd {

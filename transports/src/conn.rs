@@ -612,8 +612,13 @@ impl SpPipe {
             self.let_parked_in();
             rounds += 1;
             // The reactor writes one round only: it serves every connection, and a
-            // stream that keeps it writing would serialise the whole process on it.
-            let budget = if op.is_some() { 1 } else { FLUSH_ROUNDS };
+            // stream that keeps it writing would serialise the whole process on it. A
+            // sender driving its own blocked send serves only itself: a full share.
+            let budget = if op.is_some() && !nanoport_engine::in_driving_wait() {
+                1
+            } else {
+                FLUSH_ROUNDS
+            };
             if rounds >= budget {
                 let mut w = lock(&self.wq);
                 if !w.closing() {
@@ -769,11 +774,18 @@ impl TransportPipe for SpPipe {
         lock(&self.rd).buffered_capacity() + lock(&self.wq).buffered_bytes()
     }
 
-    fn read_readiness(&self) -> Option<nanoport_engine::ReadReadiness> {
+    fn read_readiness(&self) -> Option<nanoport_engine::Readiness> {
         if self.closing.load(Ordering::Acquire) {
             return None;
         }
         self.conn.src()?.read_readiness()
+    }
+
+    fn write_readiness(&self) -> Option<nanoport_engine::Readiness> {
+        if self.closing.load(Ordering::Acquire) {
+            return None;
+        }
+        self.conn.src()?.write_readiness()
     }
 
     fn try_recv_now(&self) -> Option<Message> {
