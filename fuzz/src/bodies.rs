@@ -69,26 +69,37 @@ pub fn frame(data: &[u8], framing: Framing) {
         }
         pos = end;
     }
-    frame_reader(rest, framing, recv_max, chunk, &frames, error);
+    // Whether the reader's source pauses (would-block) every few reads, and the reader
+    // then gives its idle buffer back, as the idle sweep does between bursts.
+    let pause_every = (sel as usize >> 5) % 4;
+    frame_reader(rest, framing, recv_max, chunk, pause_every, &frames, error);
 }
 
 /// [`FrameReader`] over the same bytes, `chunk` bytes per read: the same frames, then the
 /// same error (or a clean would-block/EOF), holding no more than its buffer plus what
-/// arrived.
+/// arrived. With `pause_every` > 0 the source would-blocks after every `pause_every`
+/// reads, and at each pause the reader is told to release its idle buffer, which must
+/// never lose a byte.
 fn frame_reader(
     wire: &[u8],
     framing: Framing,
     recv_max: usize,
     chunk: usize,
+    pause_every: usize,
     want: &[Vec<u8>],
     want_err: Option<nanoport_transports::frame::FrameError>,
 ) {
     let mut r = FrameReader::new(framing, recv_max);
     let mut pos = 0usize;
     let mut got = Vec::new();
+    let mut reads = 0usize;
     let err = loop {
         let res = r.read_with(|b| {
             if pos == wire.len() {
+                return Err(std::io::ErrorKind::WouldBlock.into());
+            }
+            reads += 1;
+            if pause_every > 0 && reads % (pause_every + 1) == 0 {
                 return Err(std::io::ErrorKind::WouldBlock.into());
             }
             let n = b.len().min(chunk).min(wire.len() - pos);
@@ -102,6 +113,12 @@ fn frame_reader(
         );
         match res {
             Ok(Some(f)) => got.push(f),
+            Ok(None) if pos < wire.len() => {
+                let (held, had_bytes) = (r.buffered_capacity(), r.in_frame());
+                let freed = r.release_idle();
+                assert!(freed == 0 || freed == held, "a partial release");
+                assert!(freed == 0 || !had_bytes, "released a buffer holding bytes");
+            }
             Ok(None) => break None,
             Err(ReadError::Frame(e)) => break Some(e),
             Err(e) => panic!("unexpected read error {e:?}"),
