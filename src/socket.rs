@@ -816,7 +816,7 @@ impl SocketInner {
         if core.closed {
             return;
         }
-        let now = Instant::now();
+        let now = scope_now();
         if core.proto.next_timer().is_some_and(|t| t <= now) {
             core.proto.timer(now);
         }
@@ -1083,7 +1083,7 @@ impl SocketInner {
 }
 
 fn attempt_send(core: &mut Core, ctx: CtxId, aio: &Aio, token: OpToken) -> SendAttempt {
-    let now = Instant::now();
+    let now = scope_now();
     let proto = &mut core.proto;
     aio.attempt_send(token, |m| match proto.try_send(ctx, m, now) {
         Ok(()) => Ok(()),
@@ -1114,7 +1114,7 @@ fn retry_send(core: &mut Core, ctx: CtxId) {
 }
 
 fn retry_recv(core: &mut Core, ctx: CtxId) {
-    let now = Instant::now();
+    let now = scope_now();
     loop {
         let Some(q) = core.waiters.get_mut(&(ctx, Dir::Recv)) else {
             return;

@@ -6,7 +6,6 @@ use std::io::{ErrorKind, IoSlice};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::Poll;
-use std::time::Instant;
 
 use nanoport_engine::{
     at_scope_end, engine_scope, Aio, Cancel, CancelHook, Error, IoOp, IoSource, Message, OpToken,
@@ -107,6 +106,10 @@ impl IoOp<Socket> for ROp {
                         let mut msg = Message::from(payload);
                         msg.set_pipe(pipe.upgrade().map(|p| {
                             p.answered.store(true, Ordering::Relaxed);
+                            // A reader that never catches up with its writer never parks,
+                            // and may go quiet holding what the burst grew: enlist here
+                            // too (one atomic load once enlisted).
+                            p.watch_idle();
                             p.pipe()
                         }));
                         let _ = aio.finish_recv(token, msg);
@@ -394,7 +397,7 @@ impl SpPipe {
         aio.attempt_send(token, |m| {
             let mut w = lock(&self.wq);
             self.note_answer(&mut w);
-            match w.admit(frame_len(framing, &m), Instant::now) {
+            match w.admit(frame_len(framing, &m), nanoport_engine::scope_now) {
                 Admit::Closed(e) => Err((m, Some(e))),
                 Admit::Full => {
                     w.park((aio.provider_handle(), token));
@@ -459,7 +462,7 @@ impl SpPipe {
     fn try_send_scoped(&self, msg: Message) -> std::result::Result<(), Message> {
         let mut w = lock(&self.wq);
         self.note_answer(&mut w);
-        match w.admit(frame_len(self.framing(), &msg), Instant::now) {
+        match w.admit(frame_len(self.framing(), &msg), nanoport_engine::scope_now) {
             Admit::Closed(_) | Admit::Full => Err(msg),
             Admit::Queue => {
                 let after = w.push(msg);
@@ -558,7 +561,7 @@ impl SpPipe {
         loop {
             let mut w = lock(&self.wq);
             let Some(batch) = w.next_batch() else {
-                w.wrote_at(Instant::now());
+                w.wrote_at(nanoport_engine::scope_now());
                 finish_op(Ok(()));
                 let shut = w.take_shutdown();
                 drop(w);
@@ -622,7 +625,7 @@ impl SpPipe {
             if rounds >= budget {
                 let mut w = lock(&self.wq);
                 if !w.closing() {
-                    w.wrote_at(Instant::now());
+                    w.wrote_at(nanoport_engine::scope_now());
                     let after = w.hand_off();
                     finish_op(Ok(()));
                     drop(w);
