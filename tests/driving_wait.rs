@@ -74,6 +74,24 @@ fn blocked_recv(
     (path_rx.recv().unwrap(), rx, h)
 }
 
+/// Starts a callback receive on `a` (which only the reactor can serve once no thread
+/// drives the pipe), sends `body` from `b`, and returns what the callback got.
+fn callback_receives(a: &Socket, b: &Socket, body: &str) -> Vec<u8> {
+    let (tx, rx) = mpsc::channel();
+    let tx = std::sync::Mutex::new(tx);
+    let aio = nanoport::Aio::new(move |aio| {
+        let body = aio.take_msg().map(|m| m.body().to_vec());
+        tx.lock().unwrap().send(body).unwrap();
+    })
+    .unwrap();
+    aio.set_timeout(LIMIT);
+    a.recv_aio(&aio);
+    b.send(body).unwrap();
+    rx.recv_timeout(LIMIT)
+        .expect("the callback never ran")
+        .expect("the callback got no message")
+}
+
 const LIMIT: Duration = Duration::from_secs(10);
 
 #[test]
@@ -175,21 +193,7 @@ fn a_cancelled_driving_wait_gives_the_fd_back_to_the_reactor() {
         let (a, b) = connected(&url);
         a.set_recv_timeout(Duration::from_millis(50)).unwrap();
         assert_eq!(a.recv().map(|_| ()), Err(Error::TimedOut));
-        let (tx, rx) = mpsc::channel();
-        let tx = std::sync::Mutex::new(tx);
-        let aio = nanoport::Aio::new(move |aio| {
-            let body = aio.take_msg().map(|m| m.body().to_vec());
-            tx.lock().unwrap().send(body).unwrap();
-        })
-        .unwrap();
-        aio.set_timeout(LIMIT);
-        a.recv_aio(&aio);
-        b.send("cb").unwrap();
-        assert_eq!(
-            rx.recv_timeout(LIMIT).unwrap(),
-            Some(b"cb".to_vec()),
-            "{url}"
-        );
+        assert_eq!(callback_receives(&a, &b, "cb"), b"cb", "{url}");
     }
 }
 
@@ -206,21 +210,7 @@ fn a_send_between_driven_receives_hands_the_reads_back() {
         assert_eq!(b.recv().unwrap().body(), b"ping", "{url}");
         a.send("ping2").unwrap();
         assert_eq!(b.recv().unwrap().body(), b"ping2", "{url}");
-        let (tx, rx) = mpsc::channel();
-        let tx = std::sync::Mutex::new(tx);
-        let aio = nanoport::Aio::new(move |aio| {
-            let body = aio.take_msg().map(|m| m.body().to_vec());
-            tx.lock().unwrap().send(body).unwrap();
-        })
-        .unwrap();
-        aio.set_timeout(LIMIT);
-        a.recv_aio(&aio);
-        b.send("pong").unwrap();
-        assert_eq!(
-            rx.recv_timeout(LIMIT).unwrap(),
-            Some(b"pong".to_vec()),
-            "{url}"
-        );
+        assert_eq!(callback_receives(&a, &b, "pong"), b"pong", "{url}");
     }
 }
 
