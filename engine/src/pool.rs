@@ -120,9 +120,9 @@ fn prefer_not_to_preempt() {
     #[cfg(target_os = "linux")]
     {
         let param = libc::sched_param { sched_priority: 0 };
-        // SAFETY: `param` is a valid sched_param for the call; pid 0 is this thread.
         // SCHED_BATCH at priority 0 needs no privilege; on failure the thread keeps the
         // normal policy, which is correct, only slower in bursts.
+        // SAFETY: `param` is a valid sched_param for the call; pid 0 is this thread.
         unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) };
     }
 }
