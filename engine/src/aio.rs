@@ -661,7 +661,8 @@ impl Aio {
     /// (a socket with one pipe). It is only a way of waiting: when the answer comes from
     /// elsewhere (a timer, a cancel, another pipe), the completer wakes this thread
     /// through its own eventfd. It falls back to [`wait`](Aio::wait) for an aio with a
-    /// callback, when no read is parked on the fd, or when another thread drives it.
+    /// callback, when no operation is parked on that side of the fd, or when another thread
+    /// drives it.
     ///
     /// # Examples
     ///
@@ -695,7 +696,6 @@ impl Aio {
                 self.lock().poller = None;
                 return self.wait();
             }
-            source.set_driver();
             let ready = me.poll_with(source.fd(), source.is_write());
             source.give_back(ready);
         }

@@ -443,8 +443,15 @@ impl Readiness {
     /// when no operation is parked on it, another thread borrowed it, or the fd was
     /// deregistered.
     pub(crate) fn borrow(&self) -> bool {
+        self.borrow_if(|_| true)
+    }
+
+    /// [`borrow`](Readiness::borrow), only if `cond` holds of the registration's state
+    /// (checked under the same lock).
+    fn borrow_if(&self, cond: impl FnOnce(&Armed) -> bool) -> bool {
         let mut armed = lock(&self.inner.armed);
-        if !armed.live
+        if !cond(&armed)
+            || !armed.live
             || !armed.borrowed.intersect(self.dir).is_none()
             || armed.interest.intersect(self.dir).is_none()
         {
@@ -460,20 +467,16 @@ impl Readiness {
         }
         armed.interest = rest;
         armed.borrowed = armed.borrowed.union(self.dir);
+        if self.dir.read {
+            // This thread now waits by driving the fd (see `holding_reads`).
+            armed.driver = Some(std::thread::current().id());
+        }
         true
     }
 
     /// Whether this is the write side (poll for writability).
     pub(crate) fn is_write(&self) -> bool {
         self.dir.write
-    }
-
-    /// Notes that the calling thread waits by driving this fd (see
-    /// [`holding_reads`](Readiness::holding_reads)).
-    pub(crate) fn set_driver(&self) {
-        if self.dir.read {
-            lock(&self.inner.armed).driver = Some(std::thread::current().id());
-        }
     }
 
     /// Runs `f`, a send that starts without waiting, with the read interest taken from
@@ -501,8 +504,8 @@ impl Readiness {
         if !self.dir.read {
             return f();
         }
-        let mine = lock(&self.inner.armed).driver == Some(std::thread::current().id());
-        if !mine || !self.borrow() {
+        let me = std::thread::current().id();
+        if !self.borrow_if(|armed| armed.driver == Some(me)) {
             return f();
         }
         // Gives the interest back even if `f` panics, or the fd would never be read again.
