@@ -365,15 +365,17 @@ fn np_recv_aios(n: usize) {
     });
     let got = done.wait_for(1);
     let drained = t1.elapsed();
-    println!(
-        "  recv_aio x {n} on one pull0: started in {:.1} ms ({:.2} us each); VmRSS {rss0} -> {rss1} KiB ({:.0} B per aio); \
-         {} of {n} completed {:.1} ms after the first send ({:.0} msg/s)",
-        started.as_secs_f64() * 1e3,
-        started.as_secs_f64() * 1e6 / n as f64,
-        (rss1.saturating_sub(rss0)) as f64 * 1024.0 / n as f64,
-        if got > 0 { n } else { n - left.load(Ordering::Acquire) },
-        drained.as_secs_f64() * 1e3,
-        n as f64 / drained.as_secs_f64()
+    report_aios(
+        "recv_aio",
+        n,
+        started,
+        (rss0, rss1),
+        if got > 0 {
+            n
+        } else {
+            n - left.load(Ordering::Acquire)
+        },
+        drained,
     );
     let push = sender.join().unwrap();
     let _ = push.close();
@@ -547,15 +549,13 @@ mod libnng_scale {
         });
         run.done.wait_for(1);
         let drained = t1.elapsed();
-        println!(
-            "  nng_socket_recv x {n} on one pull0: started in {:.1} ms ({:.2} us each); VmRSS {rss0} -> {rss1} KiB ({:.0} B per aio); \
-             {} of {n} completed {:.1} ms after the first send ({:.0} msg/s)",
-            started.as_secs_f64() * 1e3,
-            started.as_secs_f64() * 1e6 / n as f64,
-            (rss1.saturating_sub(rss0)) as f64 * 1024.0 / n as f64,
+        crate::report_aios(
+            "nng_socket_recv",
+            n,
+            started,
+            (rss0, rss1),
             n - run.left.load(Ordering::Acquire),
-            drained.as_secs_f64() * 1e3,
-            n as f64 / drained.as_secs_f64()
+            drained,
         );
         let _ = sender.join();
         push.close();
@@ -684,4 +684,24 @@ fn main() {
             }
         }
     }
+}
+
+/// Prints one library's "many receives in flight" line (the same for both libraries).
+fn report_aios(
+    what: &str,
+    n: usize,
+    started: Duration,
+    (rss0, rss1): (u64, u64),
+    completed: usize,
+    drained: Duration,
+) {
+    println!(
+        "  {what} x {n} on one pull0: started in {:.1} ms ({:.2} us each); VmRSS {rss0} -> {rss1} KiB ({:.0} B per aio); \
+         {completed} of {n} completed {:.1} ms after the first send ({:.0} msg/s)",
+        started.as_secs_f64() * 1e3,
+        started.as_secs_f64() * 1e6 / n as f64,
+        (rss1.saturating_sub(rss0)) as f64 * 1024.0 / n as f64,
+        drained.as_secs_f64() * 1e3,
+        n as f64 / drained.as_secs_f64()
+    );
 }
