@@ -4,7 +4,7 @@
 //!
 //! ```sh
 //! cargo build --release --example push_pull_rate
-//! target/release/examples/push_pull_rate [tcp|ipc|inproc|URL] [count] [size]
+//! target/release/examples/push_pull_rate [tcp|ipc|inproc|URL] [count] [size] [clone|copy]
 //! strace -f -c -o /tmp/x.txt target/release/examples/push_pull_rate tcp 200000 64
 //! ```
 
@@ -17,6 +17,9 @@ fn main() {
     let which = args.get(1).map_or("tcp", String::as_str);
     let n: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(200_000);
     let size: usize = args.get(3).and_then(|s| s.parse().ok()).unwrap_or(64);
+    // `clone` (the default) sends one shared message again and again; `copy` sends a byte
+    // slice, so each send copies into a fresh message, as libnng's `nng_send` does.
+    let copy = args.get(4).is_some_and(|s| s == "copy");
     let url = match which {
         "tcp" => {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -35,10 +38,15 @@ fn main() {
     pull.listen(&url).unwrap();
     let push = Socket::push0().unwrap();
     push.dial(&url).unwrap();
-    let body = Message::from(vec![7u8; size]);
+    let bytes = vec![7u8; size];
+    let body = Message::from(bytes.clone());
     let sender = std::thread::spawn(move || {
         for _ in 0..n {
-            push.send(body.clone()).unwrap();
+            if copy {
+                push.send(&bytes[..]).unwrap();
+            } else {
+                push.send(body.clone()).unwrap();
+            }
         }
         push
     });

@@ -16,9 +16,11 @@
 #![warn(missing_docs, missing_debug_implementations)]
 
 pub mod aio;
+pub mod buffers;
 #[cfg(target_os = "linux")]
 mod epoll;
 mod error;
+pub mod idle;
 pub mod io;
 mod message;
 mod pipe;

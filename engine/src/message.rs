@@ -16,10 +16,20 @@ pub const MAX_HEADER: usize = 64;
 /// Body bytes kept free in front of the data so `prepend` rarely moves anything.
 const HEADROOM: usize = 32;
 
+/// The bytes before `start` are headroom: never exposed, so they may hold stale bytes of
+/// an earlier message when `buf` came from the buffer cache.
 #[derive(Clone, Default)]
 struct Body {
     buf: Vec<u8>,
     start: usize,
+}
+
+impl Drop for Body {
+    fn drop(&mut self) {
+        if self.buf.capacity() >= crate::buffers::MIN_CACHED {
+            crate::buffers::recycle(std::mem::take(&mut self.buf));
+        }
+    }
 }
 
 /// A message: an SP protocol header and a body (`nng_msg`).
@@ -330,6 +340,16 @@ impl Default for Message {
 
 impl From<&[u8]> for Message {
     fn from(data: &[u8]) -> Message {
+        if HEADROOM + data.len() >= crate::buffers::MIN_CACHED {
+            // A large copy goes into a reused buffer (see `buffers`); every byte after the
+            // headroom is overwritten here.
+            let mut buf = crate::buffers::take(HEADROOM + data.len());
+            buf[HEADROOM..].copy_from_slice(data);
+            return Message::from_body(Body {
+                buf,
+                start: HEADROOM,
+            });
+        }
         let mut m = Message::with_capacity(data.len());
         m.append(data);
         m
@@ -382,6 +402,24 @@ impl fmt::Debug for Message {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn large_copies_in_reused_buffers_expose_only_their_own_bytes() {
+        for _ in 0..8 {
+            crate::buffers::recycle(vec![0xEE; 64 * 1024 + HEADROOM]);
+        }
+        let data: Vec<u8> = (0..64 * 1024).map(|i| (i % 251) as u8).collect();
+        let mut m = Message::from(&data[..]);
+        assert_eq!(m.body(), &data[..]);
+        m.prepend(b"head");
+        assert_eq!(&m.body()[..4], b"head");
+        assert_eq!(&m.body()[4..], &data[..]);
+        m.clear();
+        assert!(m.is_empty());
+        // A dropped large body goes back to the cache, a small one does not.
+        drop(Message::from(&data[..]));
+        drop(Message::from(&data[..100]));
+    }
 
     #[test]
     fn append_prepend_trim_chop() {

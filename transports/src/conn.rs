@@ -435,7 +435,7 @@ impl SpPipe {
         }
         let holds = lock(&self.rd).buffered_capacity() > 0 || lock(&self.wq).holds_memory();
         if let (true, Some(me)) = (holds, self.me.upgrade()) {
-            crate::idle::watch_once(&me, &self.idle_watched);
+            nanoport_engine::idle::watch_once(&me, &self.idle_watched);
         }
     }
 
@@ -667,7 +667,7 @@ impl SpPipe {
     }
 }
 
-impl crate::idle::IdleBuffers for SpPipe {
+impl nanoport_engine::idle::IdleBuffers for SpPipe {
     fn activity(&self) -> u64 {
         lock(&self.rd)
             .reads()

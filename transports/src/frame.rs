@@ -447,15 +447,17 @@ impl FrameReader {
             return Ok(Some(payload));
         }
         if self.last_big {
-            // Too large for the buffer: move what arrived into the frame's own vector.
-            let body = avail[plen..].to_vec();
+            // Too large for the buffer: move what arrived into the frame's own vector,
+            // with room for the first read (the growth rule of `read_with`). The vector
+            // comes from the buffer cache, stale bytes and all: the frame is handed out
+            // only once reads have overwritten every one of its bytes.
+            let got = avail.len() - plen;
+            let room = (len - got).min(FIRST_CHUNK.max(got));
+            let mut body = nanoport_engine::buffers::take(got + room);
+            body[..got].copy_from_slice(&avail[plen..]);
             self.start = 0;
             self.end = 0;
-            self.big = Some(BigFrame {
-                got: body.len(),
-                body,
-                len,
-            });
+            self.big = Some(BigFrame { got, body, len });
         }
         Ok(None)
     }
@@ -897,6 +899,27 @@ mod tests {
             Some(b"late".to_vec())
         );
         assert_eq!(r.buffered_capacity(), READ_BUF_MIN);
+    }
+
+    #[test]
+    fn reader_big_frames_in_reused_buffers_carry_only_their_own_bytes() {
+        // Stale buffers in the cache, as earlier messages leave them: a large frame read
+        // into one must come out with its own bytes only, however the reads are cut.
+        for _ in 0..8 {
+            nanoport_engine::buffers::recycle(vec![0xEE; 80 * 1024]);
+            nanoport_engine::buffers::recycle(vec![0xEE; 64 * 1024]);
+        }
+        for max in [1000, 4096, 65_536, usize::MAX] {
+            let bodies: Vec<Vec<u8>> = [65_536usize, 70_000, 65_529, 100_000]
+                .iter()
+                .enumerate()
+                .map(|(k, &n)| (0..n).map(|i| (i * 7 + k) as u8).collect())
+                .collect();
+            let wire: Vec<u8> = bodies.iter().flat_map(|b| frame(Framing::Ipc, b)).collect();
+            let mut r = FrameReader::new(Framing::Ipc, 0);
+            let mut src = Src::new(&wire, max);
+            assert_eq!(drain_reader(&mut r, &mut src).unwrap(), bodies, "max {max}");
+        }
     }
 
     #[test]

@@ -25,7 +25,6 @@ use nanoport_engine::{Aio, Error, Message, Pipe, PipeId, PipeOps, Result};
 mod conn;
 pub mod frame;
 pub mod handshake;
-mod idle;
 mod inproc;
 mod sock;
 mod sys;

@@ -1,25 +1,52 @@
-//! The idle sweep: gives back the buffers of connections that went quiet.
+//! The idle sweep: gives back memory that a burst left behind once things go quiet.
 //!
-//! A stream pipe's read buffer grows to 64 KiB under a burst, and its write queue keeps a
-//! few 16 KiB staging buffers for reuse; nothing in the data path shrinks them, since a
-//! busy connection needs them again at once. Without a clock a quiet connection cannot be
-//! told from a busy one, so a connection holding such memory enlists here, and once a
-//! second ([`SWEEP_EVERY`]) a worker looks at each: one whose activity count did not
-//! move since the previous look frees what it holds and leaves the list. A connection
-//! is thus released after one to two seconds of silence; the sweep's timer runs only
-//! while some connection is enlisted.
+//! A stream pipe's read buffer grows to 64 KiB under a burst, its write queue keeps a few
+//! 16 KiB staging buffers, and the message buffer cache ([`crate::buffers`]) keeps a few
+//! large message bodies; nothing in the data path shrinks them, since a busy connection
+//! needs them again at once. Without a clock a quiet holder cannot be told from a busy
+//! one, so a holder of such memory enlists here, and once a second ([`SWEEP_EVERY`]) a
+//! worker looks at each: one whose activity count did not move since the previous look
+//! frees what it holds and leaves the list. Memory is thus released after one to two
+//! seconds of silence; the sweep's timer runs only while something is enlisted.
+//!
+//! # Examples
+//!
+//! ```
+//! use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+//! use std::sync::{Arc, Mutex};
+//! use nanoport_engine::idle::{watch_once, IdleBuffers};
+//!
+//! struct Scratch {
+//!     uses: AtomicU64,
+//!     buf: Mutex<Vec<u8>>,
+//!     watched: AtomicBool,
+//! }
+//! impl IdleBuffers for Scratch {
+//!     fn activity(&self) -> u64 { self.uses.load(Ordering::Relaxed) }
+//!     fn release_idle(&self) -> bool { *self.buf.lock().unwrap() = Vec::new(); false }
+//!     fn unwatched(&self) { self.watched.store(false, Ordering::Release) }
+//! }
+//!
+//! let s = Arc::new(Scratch {
+//!     uses: AtomicU64::new(0),
+//!     buf: Mutex::new(vec![0; 1 << 16]),
+//!     watched: AtomicBool::new(false),
+//! });
+//! watch_once(&s, &s.watched); // freed one to two seconds after `uses` stops moving
+//! ```
 
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
 
-use nanoport_engine::{sleep_aio, Aio};
+use crate::{sleep_aio, Aio};
 
 /// How often enlisted connections are looked at.
-pub(crate) const SWEEP_EVERY: Duration = Duration::from_secs(1);
+pub const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
-/// What the sweep needs of a connection.
-pub(crate) trait IdleBuffers: Send + Sync + 'static {
-    /// A count that moves whenever the connection reads or writes.
+/// What the sweep needs of a holder of idle memory (a connection, a cache).
+pub trait IdleBuffers: Send + Sync + 'static {
+    /// A count that moves whenever the holder uses its memory (a connection reads or
+    /// writes).
     fn activity(&self) -> u64;
     /// Frees the buffers it can; returns whether memory is still held (a partial frame,
     /// queued frames), so the sweep should keep watching.
@@ -61,8 +88,8 @@ fn lock(m: &Mutex<List>) -> MutexGuard<'_, List> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Enlists `who` (the caller makes sure it is not enlisted twice).
-pub(crate) fn watch(who: Weak<dyn IdleBuffers>) {
+/// Enlists `who` (the caller makes sure it is not enlisted twice; [`watch_once`] does).
+pub fn watch(who: Weak<dyn IdleBuffers>) {
     let s = sweeper();
     let mut l = lock(&s.list);
     l.entries.push(Entry { who, seen: None });
@@ -73,7 +100,7 @@ pub(crate) fn watch(who: Weak<dyn IdleBuffers>) {
     }
 }
 
-/// One look at every enlisted connection (on a worker, as the sweep aio's callback).
+/// One look at every enlisted holder (on a worker, as the sweep aio's callback).
 fn tick() {
     let s = sweeper();
     let entries = std::mem::take(&mut lock(&s.list).entries);
@@ -100,7 +127,7 @@ fn tick() {
 
 /// Enlists `who` if `flag` says it is not enlisted yet (`flag` is the owner's "watched"
 /// bit, cleared again by [`IdleBuffers::unwatched`]).
-pub(crate) fn watch_once<T: IdleBuffers>(who: &Arc<T>, flag: &std::sync::atomic::AtomicBool) {
+pub fn watch_once<T: IdleBuffers>(who: &Arc<T>, flag: &std::sync::atomic::AtomicBool) {
     use std::sync::atomic::Ordering;
     if flag.load(Ordering::Relaxed) || flag.swap(true, Ordering::AcqRel) {
         return;
