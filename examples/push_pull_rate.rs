@@ -4,7 +4,7 @@
 //!
 //! ```sh
 //! cargo build --release --example push_pull_rate
-//! target/release/examples/push_pull_rate [tcp|ipc|inproc|URL] [count] [size] [clone|copy]
+//! target/release/examples/push_pull_rate [tcp|ipc|inproc|URL] [count] [size] [clone|copy] [sendbuf]
 //! strace -f -c -o /tmp/x.txt target/release/examples/push_pull_rate tcp 200000 64
 //! ```
 
@@ -20,6 +20,8 @@ fn main() {
     // `clone` (the default) sends one shared message again and again; `copy` sends a byte
     // slice, so each send copies into a fresh message, as libnng's `nng_send` does.
     let copy = args.get(4).is_some_and(|s| s == "copy");
+    // The push socket's send buffer depth in messages (default: the socket's own, 0).
+    let sendbuf: Option<i32> = args.get(5).and_then(|s| s.parse().ok());
     let url = match which {
         "tcp" => {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -37,6 +39,9 @@ fn main() {
     let pull = Socket::pull0().unwrap();
     pull.listen(&url).unwrap();
     let push = Socket::push0().unwrap();
+    if let Some(n) = sendbuf {
+        push.set_send_buffer(n).unwrap();
+    }
     push.dial(&url).unwrap();
     let bytes = vec![7u8; size];
     let body = Message::from(bytes.clone());

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use nng_sys as sys;
 
-use crate::np::PUSH_SEND_BUFFER;
+use crate::np::push_send_buffer;
 use crate::{remove_ipc_file, RoundTrip, Stream, Transport};
 
 /// An NNG error code, displayed with `nng_strerror`.
@@ -348,7 +348,7 @@ impl NngStream {
         let port = pull.listen(&url).expect("listen");
         let url = t.dial_url(&url, port);
         let push = NngSocket::open(Proto::Push0).expect("push0");
-        push.set_int(sys::NNG_OPT_SENDBUF, PUSH_SEND_BUFFER)
+        push.set_int(sys::NNG_OPT_SENDBUF, push_send_buffer())
             .expect("send buffer");
         push.dial(&url).expect("dial");
         NngStream {

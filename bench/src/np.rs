@@ -10,7 +10,19 @@ use nanoport::Socket;
 use crate::{remove_ipc_file, RoundTrip, Stream, Transport};
 
 /// `send-buffer` of the pushing socket, in messages; the same value is set on libnng's.
+/// 128, as NNG's perf tools set on their throughput sockets.
 pub const PUSH_SEND_BUFFER: i32 = 128;
+
+/// The push send-buffer depth the throughput benchmarks use on both libraries:
+/// [`PUSH_SEND_BUFFER`], or `NPBENCH_SENDBUF` when set (0 is push0's default). With 64 KiB
+/// messages 128 queued messages are 8 MiB, four times this machine's L2 cache, so the
+/// copy into the kernel reads cold memory; the raw floor queues nothing in user space.
+pub fn push_send_buffer() -> i32 {
+    std::env::var("NPBENCH_SENDBUF")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(PUSH_SEND_BUFFER)
+}
 
 /// Listens on a fresh address for `t`; returns the URL a peer should dial.
 fn listen(s: &Socket, t: Transport) -> String {
@@ -87,7 +99,8 @@ impl NpStream {
         let pull = Socket::pull0().expect("pull0");
         let url = listen(&pull, t);
         let push = Socket::push0().expect("push0");
-        push.set_send_buffer(PUSH_SEND_BUFFER).expect("send buffer");
+        push.set_send_buffer(push_send_buffer())
+            .expect("send buffer");
         push.dial(&url).expect("dial");
         NpStream {
             push,
