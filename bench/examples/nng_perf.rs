@@ -18,9 +18,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use nanoport_bench::nng::{NngMsg, NngSocket, Proto};
+use nanoport_bench::perf_tool::{perf_main, PerfResult, Roles};
 use nng_sys::{NNG_OPT_RECVBUF, NNG_OPT_RECVTIMEO, NNG_OPT_SENDBUF};
-
-type PerfResult<T> = Result<T, String>;
 
 fn e(what: &'static str) -> impl Fn(nanoport_bench::nng::NngError) -> String {
     move |err| format!("{what}: {err}")
@@ -101,60 +100,14 @@ fn remote_thr(url: &str, size: usize, count: u32) -> PerfResult<()> {
     Ok(())
 }
 
-/// NNG perf's `parse_int`: a decimal integer in `0..=1_000_000_000`.
-fn parse_int(arg: &str, what: &str) -> PerfResult<u32> {
-    match arg.parse::<i64>() {
-        Ok(v) if (0..=1_000_000_000).contains(&v) => Ok(v as u32),
-        _ => Err(format!("Invalid {what}")),
-    }
-}
-
-fn run(args: &[String]) -> PerfResult<String> {
-    let [mode, url, size, count] = args else {
-        return Err(
-            "Usage: nng_perf local_lat|remote_lat|local_thr|remote_thr URL SIZE COUNT".into(),
-        );
-    };
-    let size = parse_int(size, "message size")? as usize;
-    let lat = mode.ends_with("_lat");
-    let count = parse_int(count, if lat { "round trips" } else { "count" })?;
-    match mode.as_str() {
-        "local_lat" => local_lat(url, size, count).map(|()| String::new()),
-        "remote_lat" => remote_lat(url, size, count).map(|t| {
-            format!(
-                "total time: {:.3} [s]\nmessage size: {} [B]\nround trip count: {}\naverage latency: {:.3} [us]\n",
-                t.as_secs_f64(),
-                size,
-                count,
-                t.as_secs_f64() * 1e6 / (2.0 * f64::from(count.max(1)))
-            )
-        }),
-        "local_thr" => local_thr(url, size, count).map(|t| {
-            let msgs = f64::from(count) / t.as_secs_f64().max(f64::MIN_POSITIVE);
-            format!(
-                "total time: {:.3} [s]\nmessage size: {} [B]\nmessage count: {}\nthroughput: {:.0} [msg/s]\nthroughput: {:.3} [Mb/s]\n",
-                t.as_secs_f64(),
-                size,
-                count,
-                msgs,
-                msgs * 8.0 * size as f64 / (1024.0 * 1024.0)
-            )
-        }),
-        "remote_thr" => remote_thr(url, size, count).map(|()| String::new()),
-        other => Err(format!("unknown mode {other}")),
-    }
-}
-
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match run(&args) {
-        Ok(out) => {
-            print!("{out}");
-            ExitCode::SUCCESS
-        }
-        Err(err) => {
-            eprintln!("nng_perf: {err}");
-            ExitCode::from(2)
-        }
-    }
+    perf_main(
+        "nng_perf",
+        &Roles {
+            local_lat,
+            remote_lat,
+            local_thr,
+            remote_thr,
+        },
+    )
 }

@@ -5,6 +5,7 @@
 //! * [`raw`]: the floor: blocking `std` sockets with the same 8-byte length framing, so
 //!   the cost of the kernel alone can be read next to a messaging library.
 //! * [`np`]: nanoport contenders; [`nng`] (feature `libnng`): the same shapes on libnng.
+//! * [`perf_tool`]: the command line of the two-process perf tools (NNG perf's roles).
 //! * [`rss_kib`], [`raise_nofile`]: the process measurements the scale example needs.
 //!
 //! Every contender implements [`RoundTrip`] (one request outstanding) and [`Stream`]
@@ -17,6 +18,7 @@ use std::time::Duration;
 #[cfg(feature = "libnng")]
 pub mod nng;
 pub mod np;
+pub mod perf_tool;
 pub mod raw;
 
 /// One request/reply exchange with a single request outstanding.

@@ -11,10 +11,16 @@
 //! message of a similar size, already mapped: no allocator call, no page fault, no zero
 //! fill.
 //!
-//! Bounds: only buffers of [`MIN_CACHED`] to [`MAX_CACHED`] bytes are kept, at most 16 of
-//! them and 4 MiB in all; a buffer serves only a request of at least half its capacity,
-//! so a small message never pins a large buffer. A cache left unused for one to two
-//! seconds is emptied by the idle sweep ([`crate::idle`]).
+//! Bounds: only buffers of [`MIN_CACHED`] to [`MAX_CACHED`] bytes are kept, at most
+//! [`DEFAULT_MAX_BYTES`] (32 MiB) of them in all ([`set_max_cached_bytes`] changes it; 0
+//! turns the cache off). A buffer serves only a request of at least half its capacity, so
+//! a small message never pins a large buffer. The cache holds only bodies that were alive
+//! a moment before (a deep send or receive queue of large messages is what fills it), and
+//! the idle sweep ([`crate::idle`]) frees all of it after one to two seconds without use.
+//! Why that much: a socket with a 128-message queue of 64 KiB messages frees 8 MiB in a
+//! burst, and every buffer the cache turned away went back to glibc and was faulted in
+//! again (two processes over ipc, 64 KiB: 25–73 k msg/s with a 4 MiB bound, 69–88 k with
+//! room for the whole queue).
 //!
 //! A buffer from [`take`] holds stale bytes of an earlier message: callers overwrite every
 //! byte they expose.
@@ -31,7 +37,7 @@
 //! assert_eq!(again.len(), 60 * 1024);
 //! ```
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
 use crate::idle::{self, IdleBuffers};
@@ -43,14 +49,23 @@ pub const MIN_CACHED: usize = 16 * 1024;
 /// The largest buffer kept.
 pub const MAX_CACHED: usize = 1024 * 1024;
 
-/// At most this many buffers are kept.
-const SLOTS: usize = 16;
+/// The default bound on the bytes of capacity kept in all ([`set_max_cached_bytes`]).
+pub const DEFAULT_MAX_BYTES: usize = 32 * 1024 * 1024;
 
-/// At most this many bytes of capacity are kept in all.
-const MAX_BYTES: usize = 4 * 1024 * 1024;
+/// How many buffers at the top of a size class a request looks at before giving up.
+const LOOK: usize = 8;
+
+/// Size classes: class `k` holds buffers of capacity `2^(k + 14)` to `2^(k + 15) - 1`.
+const CLASSES: usize = 7;
+
+fn class_of(capacity: usize) -> usize {
+    (capacity.ilog2() as usize).saturating_sub(MIN_CACHED.ilog2() as usize)
+}
 
 struct Kept {
-    bufs: Vec<Vec<u8>>,
+    /// Per size class, a stack: the most recently kept buffer (the likeliest to be in the
+    /// CPU's caches) is reused first.
+    classes: [Vec<Vec<u8>>; CLASSES],
     bytes: usize,
 }
 
@@ -58,6 +73,8 @@ struct Cache {
     kept: Mutex<Kept>,
     /// Moves on every take served and every buffer kept (the idle sweep's activity).
     uses: AtomicU64,
+    /// The bound on `Kept::bytes`.
+    max_bytes: AtomicUsize,
     /// Enlisted in the idle sweep.
     watched: AtomicBool,
     me: Weak<Cache>,
@@ -73,10 +90,11 @@ impl Cache {
     fn new() -> Arc<Cache> {
         Arc::new_cyclic(|me| Cache {
             kept: Mutex::new(Kept {
-                bufs: Vec::new(),
+                classes: Default::default(),
                 bytes: 0,
             }),
             uses: AtomicU64::new(0),
+            max_bytes: AtomicUsize::new(DEFAULT_MAX_BYTES),
             watched: AtomicBool::new(false),
             me: me.clone(),
         })
@@ -87,9 +105,28 @@ impl Cache {
     }
 
     fn take(&self, len: usize) -> Option<Vec<u8>> {
+        let k = class_of(len);
         let mut kept = self.lock();
-        let i = kept.bufs.iter().rposition(|b| serves(b.capacity(), len))?;
-        let mut buf = kept.bufs.swap_remove(i);
+        // In `len`'s own class every buffer is under twice `len`, but some may be smaller
+        // than `len`; in the next class every buffer is large enough, but some may be more
+        // than twice `len`.
+        let mut found = None;
+        for c in [k, k + 1] {
+            let Some(stack) = kept.classes.get(c) else {
+                break;
+            };
+            if let Some(i) = stack
+                .iter()
+                .rev()
+                .take(LOOK)
+                .position(|b| serves(b.capacity(), len))
+            {
+                found = Some((c, stack.len() - 1 - i));
+                break;
+            }
+        }
+        let (c, i) = found?;
+        let mut buf = kept.classes[c].remove(i);
         kept.bytes -= buf.capacity();
         drop(kept);
         self.uses.fetch_add(1, Ordering::Relaxed);
@@ -105,12 +142,12 @@ impl Cache {
             return;
         }
         let mut kept = self.lock();
-        if kept.bufs.len() >= SLOTS || kept.bytes + cap > MAX_BYTES {
+        if kept.bytes + cap > self.max_bytes.load(Ordering::Relaxed) {
             drop(kept);
             return; // `buf` is freed here, outside the lock
         }
         kept.bytes += cap;
-        kept.bufs.push(buf);
+        kept.classes[class_of(cap)].push(buf);
         drop(kept);
         self.uses.fetch_add(1, Ordering::Relaxed);
         self.enlist();
@@ -124,6 +161,16 @@ impl Cache {
 
     fn bytes(&self) -> usize {
         self.lock().bytes
+    }
+
+    /// Frees everything kept.
+    fn clear(&self) {
+        let classes = {
+            let mut kept = self.lock();
+            kept.bytes = 0;
+            std::mem::take(&mut kept.classes)
+        };
+        drop(classes);
     }
 }
 
@@ -168,12 +215,32 @@ pub fn recycle(buf: Vec<u8>) {
     }
 }
 
+/// Sets the most bytes of capacity the cache keeps (default [`DEFAULT_MAX_BYTES`]); 0 turns
+/// it off. Buffers already kept beyond a lowered bound are freed at once.
+///
+/// # Examples
+///
+/// ```
+/// use nanoport_engine::buffers;
+/// buffers::set_max_cached_bytes(4 * 1024 * 1024); // a memory-tight process
+/// assert!(buffers::cached_bytes() <= 4 * 1024 * 1024);
+/// buffers::set_max_cached_bytes(buffers::DEFAULT_MAX_BYTES);
+/// ```
+pub fn set_max_cached_bytes(n: usize) {
+    let c = cache();
+    c.max_bytes.store(n, Ordering::Relaxed);
+    if c.bytes() > n {
+        c.clear();
+    }
+}
+
 /// The bytes of capacity the cache holds now.
 ///
 /// # Examples
 ///
 /// ```
-/// assert!(nanoport_engine::buffers::cached_bytes() <= 4 * 1024 * 1024);
+/// use nanoport_engine::buffers;
+/// assert!(buffers::cached_bytes() <= buffers::DEFAULT_MAX_BYTES);
 /// ```
 pub fn cached_bytes() -> usize {
     cache().bytes()
@@ -185,12 +252,7 @@ impl IdleBuffers for Cache {
     }
 
     fn release_idle(&self) -> bool {
-        let bufs = {
-            let mut kept = self.lock();
-            kept.bytes = 0;
-            std::mem::take(&mut kept.bufs)
-        };
-        drop(bufs);
+        self.clear();
         false
     }
 
@@ -198,7 +260,7 @@ impl IdleBuffers for Cache {
         self.watched.store(false, Ordering::Release);
         // A buffer kept between the sweep's release and the flag's reset found the cache
         // still enlisted; enlist again for it, or it would stay until the next recycle.
-        if !self.lock().bufs.is_empty() {
+        if self.bytes() != 0 {
             self.enlist();
         }
     }
@@ -207,6 +269,10 @@ impl IdleBuffers for Cache {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn count(c: &Cache) -> usize {
+        c.lock().classes.iter().map(Vec::len).sum()
+    }
 
     // A cache of its own, so tests running beside it cannot change what it holds.
     #[test]
@@ -230,6 +296,12 @@ mod tests {
         assert!(c.take(200 * 1024).is_none());
         assert!(c.take(100 * 1024).is_some());
 
+        // The last kept is the first reused.
+        c.keep(vec![1; 64 * 1024]);
+        c.keep(vec![2; 64 * 1024]);
+        assert_eq!(c.take(64 * 1024).unwrap()[0], 2);
+        assert_eq!(c.take(64 * 1024).unwrap()[0], 1);
+
         // A buffer shorter than the request is extended with zeros, never with
         // uninitialized bytes.
         let mut short = Vec::with_capacity(64 * 1024);
@@ -239,16 +311,17 @@ mod tests {
         assert!(got[..40 * 1024].iter().all(|&b| b == 5));
         assert!(got[40 * 1024..].iter().all(|&b| b == 0));
 
-        // Bounded in count and bytes.
+        // Bounded in bytes.
+        c.max_bytes.store(4 * 1024 * 1024, Ordering::Relaxed);
         for _ in 0..40 {
             c.keep(vec![3; 512 * 1024]);
         }
-        assert_eq!(c.bytes(), MAX_BYTES);
+        assert_eq!(c.bytes(), 4 * 1024 * 1024);
+        assert_eq!(count(&c), 8);
         for _ in 0..100 {
             c.keep(vec![3; MIN_CACHED]);
         }
-        assert!(c.lock().bufs.len() <= SLOTS);
-        assert!(c.bytes() <= MAX_BYTES);
+        assert_eq!(c.bytes(), 4 * 1024 * 1024);
 
         // Emptied by the idle sweep once nothing uses it, and then no longer watched.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -259,6 +332,28 @@ mod tests {
             );
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
+        assert_eq!(count(&c), 0);
+    }
+
+    #[test]
+    fn a_request_looks_only_at_its_class_and_the_next() {
+        let c = Cache::new();
+        // Every size class, full of buffers that are too small for 100 KiB except one
+        // buried under more than `LOOK` others: a bounded search does not find it.
+        c.keep(vec![0; 120 * 1024]);
+        for _ in 0..LOOK {
+            c.keep(vec![0; 65 * 1024]); // class of 100 KiB, too small
+        }
+        for _ in 0..LOOK {
+            c.keep(vec![0; 250 * 1024]); // next class, more than twice 100 KiB
+        }
+        assert!(c.take(100 * 1024).is_none());
+        // Found once it is near the top again.
+        c.keep(vec![0; 110 * 1024]);
+        assert_eq!(c.take(100 * 1024).unwrap().capacity(), 110 * 1024);
+        assert_eq!(class_of(MIN_CACHED), 0);
+        assert_eq!(class_of(MAX_CACHED), CLASSES - 1);
+        assert_eq!(class_of(2 * MIN_CACHED - 1), 0);
     }
 
     #[test]
