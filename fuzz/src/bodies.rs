@@ -112,7 +112,16 @@ fn frame_reader(
             "reader grew ahead of the bytes received"
         );
         match res {
-            Ok(Some(f)) => got.push(f),
+            Ok(Some(f)) => {
+                got.push(f);
+                if r.skip_read_if_drained() {
+                    // A skipped read must never leave a complete frame waiting.
+                    assert!(
+                        matches!(r.next_buffered(), Ok(None)),
+                        "skipped a read with a frame buffered"
+                    );
+                }
+            }
             Ok(None) if pos < wire.len() => {
                 let (held, had_bytes) = (r.buffered_capacity(), r.in_frame());
                 let freed = r.release_idle();

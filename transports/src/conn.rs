@@ -93,7 +93,14 @@ impl IoOp<Socket> for ROp {
             },
             ROp::Msg { rd, pipe } => {
                 // Let go of the reader before the arms (`watch_idle` takes it again).
-                let read = lock(rd).read_with(|b| sys::recv(io, b));
+                let read = {
+                    let mut r = lock(rd);
+                    if r.skip_read_if_drained() {
+                        Ok(None) // wait for readiness (level-triggered) without the EAGAIN
+                    } else {
+                        r.read_with(|b| sys::recv(io, b))
+                    }
+                };
                 match read {
                     Ok(None) => {
                         // Parked: if the pipe now sits on buffers, the idle sweep watches it.

@@ -358,6 +358,9 @@ pub struct FrameReader {
     last_big: bool,
     /// Reads that brought bytes, ever (an activity count for the idle sweep).
     reads: u64,
+    /// The last read brought fewer bytes than it had room for: the kernel held no more at
+    /// that moment (see [`FrameReader::skip_read_if_drained`]).
+    drained: bool,
 }
 
 impl FrameReader {
@@ -375,6 +378,7 @@ impl FrameReader {
             last_read_full: false,
             last_big: false,
             reads: 0,
+            drained: false,
         }
     }
 
@@ -401,6 +405,35 @@ impl FrameReader {
         self.end = 0;
         self.last_read_full = false;
         freed
+    }
+
+    /// Whether the next [`read_with`](FrameReader::read_with) would only read to find
+    /// nothing: no complete frame is buffered and the last read came back short, so the
+    /// kernel had drained at that moment. Answers true once per short read; the caller
+    /// then waits for readiness without that read, which is safe as long as the wait is
+    /// level-triggered (`poll`, or an epoll arming, which reports data already there).
+    ///
+    /// Why: after each message a reader otherwise makes one more `recv` that fails with
+    /// `EAGAIN`; in a request/reply exchange that is one syscall in three per side.
+    pub fn skip_read_if_drained(&mut self) -> bool {
+        if !self.drained || self.failed.is_some() {
+            return false;
+        }
+        self.drained = false;
+        if self.big.is_some() {
+            return true;
+        }
+        let avail = &self.buf[self.start..self.end];
+        let plen = self.framing.prefix_len();
+        if avail.len() < plen {
+            return true;
+        }
+        // A frame complete in the buffer (or a bad prefix, for `read_with` to report)
+        // must not wait for more bytes.
+        match check_prefix(self.framing, self.recv_max, avail) {
+            Ok(len) => avail.len() - plen < len,
+            Err(_) => false,
+        }
     }
 
     /// Whether received bytes of an incomplete or not yet handed out frame are held.
@@ -485,10 +518,12 @@ impl FrameReader {
                     let chunk = (big.len - big.got).min(FIRST_CHUNK.max(big.got));
                     big.body.resize(big.got + chunk, 0);
                 }
+                let room = big.body.len() - big.got;
                 match read(&mut big.body[big.got..]) {
                     Ok(0) => return Err(ReadError::Eof),
                     Ok(n) => {
                         self.reads += 1;
+                        self.drained = n < room;
                         big.got += n;
                         if big.got == big.len {
                             let out = std::mem::take(&mut big.body);
@@ -508,6 +543,7 @@ impl FrameReader {
                     Ok(0) => return Err(ReadError::Eof),
                     Ok(n) => {
                         self.reads += 1;
+                        self.drained = n < READ_BUF_MIN;
                         self.buf.resize(READ_BUF_MIN, 0);
                         self.buf[..n].copy_from_slice(&first[..n]);
                         self.end = n;
@@ -529,6 +565,7 @@ impl FrameReader {
                     Ok(0) => return Err(ReadError::Eof),
                     Ok(n) => {
                         self.reads += 1;
+                        self.drained = self.end + n < upto;
                         self.last_read_full = self.end + n == upto && upto == self.buf.len();
                         self.end += n;
                         continue;
@@ -899,6 +936,53 @@ mod tests {
             Some(b"late".to_vec())
         );
         assert_eq!(r.buffered_capacity(), READ_BUF_MIN);
+    }
+
+    #[test]
+    fn reader_skips_the_read_after_a_short_one_only_when_nothing_is_buffered() {
+        // One frame, read short: the kernel had nothing more, so the next read is skipped
+        // once (and only once).
+        let wire = frame(Framing::Tcp, b"one");
+        let mut r = FrameReader::new(Framing::Tcp, 0);
+        let mut src = Src::new(&wire, usize::MAX);
+        assert_eq!(r.read_with(|b| src.read(b)).unwrap().unwrap(), b"one");
+        assert!(r.skip_read_if_drained());
+        assert!(!r.skip_read_if_drained(), "once per short read");
+        assert!(matches!(r.read_with(|b| src.read(b)), Ok(None)));
+
+        // Two frames in one short read: the second is buffered, so no skip.
+        let mut wire = frame(Framing::Tcp, b"a");
+        wire.extend(frame(Framing::Tcp, b"b"));
+        let mut r = FrameReader::new(Framing::Tcp, 0);
+        let mut src = Src::new(&wire, usize::MAX);
+        assert_eq!(r.read_with(|b| src.read(b)).unwrap().unwrap(), b"a");
+        assert!(!r.skip_read_if_drained());
+        assert_eq!(r.next_buffered().unwrap().unwrap(), b"b");
+
+        // A bad prefix already buffered is reported, not skipped over.
+        let mut wire = frame(Framing::Tcp, b"a");
+        wire.extend([0x80, 0, 0, 0, 0, 0, 0, 1, 0]);
+        let mut r = FrameReader::new(Framing::Tcp, 0);
+        let mut src = Src::new(&wire, usize::MAX);
+        assert_eq!(r.read_with(|b| src.read(b)).unwrap().unwrap(), b"a");
+        assert!(!r.skip_read_if_drained());
+        assert!(r.read_with(|b| src.read(b)).is_err());
+
+        // A read that filled all the room it had says nothing about the kernel: no skip.
+        let wire = frame(Framing::Tcp, &[7u8; 3 * READ_BUF_MIN]);
+        let mut r = FrameReader::new(Framing::Tcp, 0);
+        let mut src = Src::new(&wire[..2 * READ_BUF_MIN], READ_BUF_MIN);
+        assert!(matches!(r.read_with(|b| src.read(b)), Ok(None)));
+        assert!(!r.skip_read_if_drained());
+
+        // A large frame read short waits for the rest without an extra read.
+        let wire = frame(Framing::Tcp, &[7u8; 100_000]);
+        let mut r = FrameReader::new(Framing::Tcp, 0);
+        let mut src = Src::new(&wire[..50_000], usize::MAX);
+        assert!(matches!(r.read_with(|b| src.read(b)), Ok(None)));
+        let calls = src.calls;
+        assert!(r.skip_read_if_drained());
+        assert_eq!(src.calls, calls);
     }
 
     #[test]
