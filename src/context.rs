@@ -64,7 +64,7 @@ impl Context {
 
     /// Starts an asynchronous receive (`nng_ctx_recv`).
     pub fn recv_aio(&self, aio: &Aio) {
-        self.sock.recv_aio(self.id, aio)
+        self.sock.recv_aio_callback(self.id, aio)
     }
 
     /// Closes the context (`nng_ctx_close`): its waiting operations complete with `Closed`.

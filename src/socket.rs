@@ -438,7 +438,7 @@ impl Socket {
 
     /// Starts an asynchronous receive (`nng_recv_aio`); the message arrives on the aio.
     pub fn recv_aio(&self, aio: &Aio) {
-        self.inner.recv_aio(0, aio)
+        self.inner.recv_aio_callback(0, aio)
     }
 
     /// Opens a context (`nng_ctx_open`): an independent protocol state on this socket
@@ -634,6 +634,18 @@ impl SocketInner {
         self.start_user_op(ctx, Dir::Send, aio, |core, token| {
             attempt_send(core, ctx, aio, token) != SendAttempt::Pending
         })
+    }
+
+    /// A receive through a callback (`Socket::recv_aio`, `Context::recv_aio`): no thread
+    /// waits to drive the pipe, so a read that a thread holds between its own blocking
+    /// receives goes back to the reactor now rather than at the hold sweep.
+    pub(crate) fn recv_aio_callback(&self, ctx: CtxId, aio: &Aio) {
+        self.recv_aio(ctx, aio);
+        if self.driven.load(Ordering::Relaxed) && aio.busy() {
+            if let Some(rr) = self.lone_pipe_readiness(Dir::Recv) {
+                rr.end_hold();
+            }
+        }
     }
 
     pub(crate) fn recv_aio(&self, ctx: CtxId, aio: &Aio) {

@@ -646,6 +646,13 @@ impl Aio {
                 st = self.lock();
                 continue;
             }
+            if crate::reactor::holds_reads() {
+                // Nobody would read the fd this thread holds while it sleeps here.
+                drop(st);
+                crate::reactor::end_this_threads_hold();
+                st = self.lock();
+                continue;
+            }
             st.waiters += 1;
             st = self.core.cv.wait(st).unwrap_or_else(|e| e.into_inner());
             st.waiters -= 1;

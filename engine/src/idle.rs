@@ -35,6 +35,7 @@
 //! watch_once(&s, &s.watched); // freed one to two seconds after `uses` stops moving
 //! ```
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
 
@@ -72,68 +73,116 @@ struct Sweeper {
     aio: Aio,
 }
 
-static SWEEPER: OnceLock<Sweeper> = OnceLock::new();
-
-fn sweeper() -> &'static Sweeper {
-    SWEEPER.get_or_init(|| Sweeper {
-        list: Mutex::new(List {
-            entries: Vec::new(),
-            armed: false,
-        }),
-        aio: Aio::new(|_| tick()).expect("nanoport: cannot make the idle sweep's aio"),
-    })
+/// A sweep: holders enlist, and every `period` a worker looks at each; one whose activity
+/// did not move since the previous look is asked to let go. The idle sweep of buffers is
+/// one (once a second); the reactor runs another, faster one for fds whose reads a
+/// thread holds between its receives.
+pub struct Sweep {
+    period: Duration,
+    state: OnceLock<Sweeper>,
 }
+
+impl std::fmt::Debug for Sweep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sweep")
+            .field("period", &self.period)
+            .finish()
+    }
+}
+
+/// The idle sweep of buffers.
+static IDLE: Sweep = Sweep::new(SWEEP_EVERY);
 
 fn lock(m: &Mutex<List>) -> MutexGuard<'_, List> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Enlists `who` (the caller makes sure it is not enlisted twice; [`watch_once`] does).
-pub fn watch(who: Weak<dyn IdleBuffers>) {
-    let s = sweeper();
-    let mut l = lock(&s.list);
-    l.entries.push(Entry { who, seen: None });
-    if !l.armed {
-        l.armed = true;
-        drop(l);
-        sleep_aio(SWEEP_EVERY, &s.aio);
-    }
-}
-
-/// One look at every enlisted holder (on a worker, as the sweep aio's callback).
-fn tick() {
-    let s = sweeper();
-    let entries = std::mem::take(&mut lock(&s.list).entries);
-    let mut kept = Vec::with_capacity(entries.len());
-    for mut e in entries {
-        let Some(who) = e.who.upgrade() else { continue };
-        let now = who.activity();
-        if e.seen == Some(now) && !who.release_idle() {
-            who.unwatched();
-            continue;
+impl Sweep {
+    /// A sweep looking every `period`; its timer runs only while something is enlisted.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use nanoport_engine::idle::Sweep;
+    /// static FAST: Sweep = Sweep::new(Duration::from_millis(10));
+    /// ```
+    pub const fn new(period: Duration) -> Sweep {
+        Sweep {
+            period,
+            state: OnceLock::new(),
         }
-        e.seen = Some(now);
-        kept.push(e);
     }
-    let mut l = lock(&s.list);
-    l.entries.append(&mut kept);
-    if l.entries.is_empty() {
-        l.armed = false;
-    } else {
-        drop(l);
-        sleep_aio(SWEEP_EVERY, &s.aio);
+
+    fn sweeper(&'static self) -> &'static Sweeper {
+        self.state.get_or_init(|| Sweeper {
+            list: Mutex::new(List {
+                entries: Vec::new(),
+                armed: false,
+            }),
+            aio: Aio::new(move |_| self.tick()).expect("nanoport: cannot make a sweep's aio"),
+        })
+    }
+
+    /// Enlists `who` (the caller makes sure it is not enlisted twice;
+    /// [`watch_once`](Sweep::watch_once) does).
+    pub fn watch(&'static self, who: Weak<dyn IdleBuffers>) {
+        let s = self.sweeper();
+        let mut l = lock(&s.list);
+        l.entries.push(Entry { who, seen: None });
+        if !l.armed {
+            l.armed = true;
+            drop(l);
+            sleep_aio(self.period, &s.aio);
+        }
+    }
+
+    /// Enlists `who` if `flag` says it is not enlisted yet (`flag` is the owner's
+    /// "watched" bit, cleared again by [`IdleBuffers::unwatched`]).
+    pub fn watch_once<T: IdleBuffers>(&'static self, who: &Arc<T>, flag: &AtomicBool) {
+        if flag.load(Ordering::Relaxed) || flag.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let weak: Weak<T> = Arc::downgrade(who);
+        self.watch(weak);
+    }
+
+    /// One look at every enlisted holder (on a worker, as the sweep aio's callback).
+    fn tick(&'static self) {
+        let s = self.sweeper();
+        let entries = std::mem::take(&mut lock(&s.list).entries);
+        let mut kept = Vec::with_capacity(entries.len());
+        for mut e in entries {
+            let Some(who) = e.who.upgrade() else { continue };
+            let now = who.activity();
+            if e.seen == Some(now) && !who.release_idle() {
+                who.unwatched();
+                continue;
+            }
+            e.seen = Some(now);
+            kept.push(e);
+        }
+        let mut l = lock(&s.list);
+        l.entries.append(&mut kept);
+        if l.entries.is_empty() {
+            l.armed = false;
+        } else {
+            drop(l);
+            sleep_aio(self.period, &s.aio);
+        }
     }
 }
 
-/// Enlists `who` if `flag` says it is not enlisted yet (`flag` is the owner's "watched"
-/// bit, cleared again by [`IdleBuffers::unwatched`]).
-pub fn watch_once<T: IdleBuffers>(who: &Arc<T>, flag: &std::sync::atomic::AtomicBool) {
-    use std::sync::atomic::Ordering;
-    if flag.load(Ordering::Relaxed) || flag.swap(true, Ordering::AcqRel) {
-        return;
-    }
-    let weak: Weak<T> = Arc::downgrade(who);
-    watch(weak);
+/// Enlists `who` in the idle sweep (the caller makes sure it is not enlisted twice;
+/// [`watch_once`] does).
+pub fn watch(who: Weak<dyn IdleBuffers>) {
+    IDLE.watch(who);
+}
+
+/// Enlists `who` in the idle sweep if `flag` says it is not enlisted yet (`flag` is the
+/// owner's "watched" bit, cleared again by [`IdleBuffers::unwatched`]).
+pub fn watch_once<T: IdleBuffers>(who: &Arc<T>, flag: &AtomicBool) {
+    IDLE.watch_once(who, flag);
 }
 
 #[cfg(test)]

@@ -40,6 +40,7 @@ pub use message::{Message, MAX_HEADER};
 pub use pipe::{Pipe, PipeId, PipeOps};
 pub use pool::{callback_panics, set_worker_threads, spawn, worker_threads};
 pub use reactor::{
-    armed_timers, registered_sources, Interest, Readiness, ReadyHandler, Registration,
+    armed_timers, poller_modifications, registered_sources, Interest, Readiness, ReadyHandler,
+    Registration, HOLD_SWEEP_EVERY,
 };
 pub use timeout::Timeout;

@@ -14,10 +14,11 @@
 //!   steps (try the syscall, move bytes, complete an aio), and completions go to the worker
 //!   pool, so a user callback never runs here.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::io;
 use std::os::fd::{BorrowedFd, RawFd};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::thread;
 use std::time::Instant;
@@ -26,6 +27,7 @@ use crate::poller::{Event, Events, Poller};
 use slab::Slab;
 
 use crate::aio::AioCore;
+use crate::idle::{IdleBuffers, Sweep};
 use crate::pool::run_guarded;
 use crate::Result;
 
@@ -95,6 +97,14 @@ struct RegInner {
     key: usize,
     armed: Mutex<Armed>,
     handler: Weak<dyn ReadyHandler>,
+    /// Moves each time a thread starts driving the fd's reads (the hold sweep's activity).
+    drives: AtomicU64,
+    /// Enlisted in the hold sweep.
+    hold_swept: AtomicBool,
+    me: Weak<RegInner>,
+    /// Tests that step through the hold by hand keep the sweep off their registration.
+    #[cfg(test)]
+    sweep_exempt: AtomicBool,
 }
 
 /// What a registration's fd is armed for, and whether the fd is still registered.
@@ -110,8 +120,22 @@ struct Armed {
     /// Directions a blocked thread took over ([`Readiness::borrow`]): it polls the fd
     /// itself and runs the handler, so the poller leaves them alone meanwhile.
     borrowed: Interest,
+    /// Of `borrowed`, the directions whose borrower is inside a wait or a held send now
+    /// (polling, or running the handler). A read borrowed but not driven is *held*: the
+    /// thread went back to its own work and will most likely be back for the next message
+    /// (see `Readiness`).
+    driving: Interest,
+    /// Arms that came while their direction was borrowed: an operation is parked on it.
+    wanted: Interest,
     /// The thread that last waited by driving reads ([`Aio::wait_driving`]).
     driver: Option<std::thread::ThreadId>,
+}
+
+impl Armed {
+    /// The directions borrowed and not driven now: held by a thread between its waits.
+    fn held(&self) -> Interest {
+        self.borrowed.minus(self.driving)
+    }
 }
 
 /// A registered fd. Dropping it removes the fd from the poller; drop it before the fd
@@ -285,6 +309,7 @@ impl Reactor {
     }
 
     fn modify(&self, fd: RawFd, key: usize, i: Interest) -> io::Result<()> {
+        MODIFICATIONS.fetch_add(1, Ordering::Relaxed);
         // Callers hold the registration's `armed` lock and saw it `live`; `drop` clears
         // `live` under that lock before deleting the fd, and the owner closes the fd after.
         // SAFETY: so `fd` is open and still this registration's for the whole call.
@@ -352,16 +377,23 @@ impl Registration {
         }
         let gen = (r.next_gen.fetch_add(1, Ordering::Relaxed) & 0x7fff_ffff) as u32;
         let key = ((gen as usize) << INDEX_BITS) | index;
-        let inner = Arc::new(RegInner {
+        let inner = Arc::new_cyclic(|me| RegInner {
             fd,
             key,
             armed: Mutex::new(Armed {
                 interest: Interest::NONE,
                 live: true,
                 borrowed: Interest::NONE,
+                driving: Interest::NONE,
+                wanted: Interest::NONE,
                 driver: None,
             }),
             handler,
+            drives: AtomicU64::new(0),
+            hold_swept: AtomicBool::new(false),
+            me: me.clone(),
+            #[cfg(test)]
+            sweep_exempt: AtomicBool::new(false),
         });
         // SAFETY: the caller promises the fd stays open while the registration lives, and
         // `Registration::drop` deletes it from the poller before the slot is freed.
@@ -379,7 +411,14 @@ impl Registration {
     /// The poller's error (the fd was closed under us, say).
     pub fn arm(&self, interest: Interest) -> Result<()> {
         let mut armed = lock(&self.inner.armed);
-        // A borrower already watches its direction (and gives it back when it stops).
+        // A borrower inside its wait watches its direction: it will run the handler.
+        let absorbed = interest.intersect(armed.driving);
+        armed.wanted = armed.wanted.union(absorbed);
+        // A read held by a thread that went off to its own work is watched by nobody:
+        // whoever arms it now needs the reactor, so the hold ends here.
+        let held = interest.intersect(armed.held());
+        armed.borrowed = armed.borrowed.minus(held);
+        armed.wanted = armed.wanted.minus(held);
         let interest = interest.minus(armed.borrowed);
         let want = armed.interest.union(interest);
         if want != armed.interest {
@@ -449,27 +488,41 @@ impl Readiness {
     /// [`borrow`](Readiness::borrow), only if `cond` holds of the registration's state
     /// (checked under the same lock).
     fn borrow_if(&self, cond: impl FnOnce(&Armed) -> bool) -> bool {
+        let me = std::thread::current().id();
         let mut armed = lock(&self.inner.armed);
-        if !cond(&armed)
-            || !armed.live
-            || !armed.borrowed.intersect(self.dir).is_none()
-            || armed.interest.intersect(self.dir).is_none()
-        {
+        if !cond(&armed) || !armed.live || !armed.driving.intersect(self.dir).is_none() {
             return false;
         }
-        let rest = armed.interest.minus(self.dir);
-        // `live` holds under the lock, so the fd is open (see `Armed`).
-        if reactor()
-            .modify(self.inner.fd, self.inner.key, rest)
-            .is_err()
-        {
-            return false;
+        if !armed.held().intersect(self.dir).is_none() {
+            // Held since a wait ended (by this thread, or by one that went elsewhere):
+            // drive it again with no poller call at all. Only for a parked operation,
+            // or the poll would report the same bytes over and over with nobody to read
+            // them.
+            if armed.wanted.intersect(self.dir).is_none() {
+                return false;
+            }
+        } else {
+            if armed.interest.intersect(self.dir).is_none() {
+                return false;
+            }
+            let rest = armed.interest.minus(self.dir);
+            // `live` holds under the lock, so the fd is open (see `Armed`).
+            if reactor()
+                .modify(self.inner.fd, self.inner.key, rest)
+                .is_err()
+            {
+                return false;
+            }
+            armed.interest = rest;
+            armed.borrowed = armed.borrowed.union(self.dir);
+            // The arming that parked the operation moves along with the interest.
+            armed.wanted = armed.wanted.union(self.dir);
         }
-        armed.interest = rest;
-        armed.borrowed = armed.borrowed.union(self.dir);
+        armed.driving = armed.driving.union(self.dir);
         if self.dir.read {
             // This thread now waits by driving the fd (see `holding_reads`).
-            armed.driver = Some(std::thread::current().id());
+            armed.driver = Some(me);
+            self.inner.drives.fetch_add(1, Ordering::Relaxed);
         }
         true
     }
@@ -480,16 +533,16 @@ impl Readiness {
     }
 
     /// Runs `f`, a send that starts without waiting, with the read interest taken from
-    /// the reactor; afterwards runs the read handler once on this thread (reading what
-    /// arrived meanwhile, else arming reads again). Only on the read side, and for a
-    /// thread that last waited by driving this fd (a request/reply loop); otherwise it
-    /// just runs `f`.
+    /// the reactor, and keeps holding it afterwards (see [`end_hold`](Readiness::end_hold)):
+    /// the thread's next receive finds the answer with one `poll`. Only on the read side,
+    /// and for a thread that last waited by driving this fd (a request/reply loop);
+    /// otherwise it just runs `f`.
     ///
     /// Why: the answer to a send may arrive before the sender is back in its receive. On
     /// one CPU it always does, since the send wakes the peer, which preempts the sender
     /// and answers at once. With reads armed, that answer wakes the reactor (two context
-    /// switches, and the sender's receive then waits for it); held, the sender reads it
-    /// itself when `f` returns and its receive completes without waiting.
+    /// switches, and the sender's receive then waits for it); held, the sender's receive
+    /// reads it itself.
     ///
     /// `f` must not block: the fd's reads are not watched while it runs.
     ///
@@ -512,7 +565,7 @@ impl Readiness {
         struct GiveBack<'a>(&'a Readiness);
         impl Drop for GiveBack<'_> {
             fn drop(&mut self) {
-                self.0.give_back(true);
+                self.0.give_back(false);
             }
         }
         let _back = GiveBack(self);
@@ -531,28 +584,162 @@ impl Readiness {
     pub(crate) fn give_back(&self, ready: bool) {
         {
             let mut armed = lock(&self.inner.armed);
-            if armed.borrowed.intersect(self.dir).is_none() {
+            if armed.driving.intersect(self.dir).is_none() {
                 return;
             }
-            armed.borrowed = armed.borrowed.minus(self.dir);
             if !armed.live {
+                armed.borrowed = armed.borrowed.minus(self.dir);
+                armed.driving = armed.driving.minus(self.dir);
                 return;
             }
-            if !ready {
-                let want = armed.interest.union(self.dir);
-                if reactor()
-                    .modify(self.inner.fd, self.inner.key, want)
-                    .is_ok()
-                {
-                    armed.interest = want;
+            if ready {
+                // Consumed, as a one-shot event: the handler arms again (absorbed while
+                // this thread drives) if its operation still waits.
+                armed.wanted = armed.wanted.minus(self.dir);
+            }
+            if self.dir.write {
+                // A writer lets go at once: the write side is borrowed only for a blocked
+                // send, and its handler may arm writes for the reactor.
+                armed.borrowed = armed.borrowed.minus(self.dir);
+                armed.driving = armed.driving.minus(self.dir);
+                let wanted = !armed.wanted.intersect(self.dir).is_none();
+                armed.wanted = armed.wanted.minus(self.dir);
+                if !ready && wanted {
+                    let want = armed.interest.union(self.dir);
+                    if reactor()
+                        .modify(self.inner.fd, self.inner.key, want)
+                        .is_ok()
+                    {
+                        armed.interest = want;
+                    }
                 }
-                return;
             }
         }
-        if let Some(h) = self.inner.handler.upgrade() {
-            crate::aio::engine_scope(|| {
-                crate::aio::driving(|| run_guarded(|| h.on_ready(self.dir)));
-            });
+        if ready {
+            if let Some(h) = self.inner.handler.upgrade() {
+                crate::aio::engine_scope(|| {
+                    crate::aio::driving(|| run_guarded(|| h.on_ready(self.dir)));
+                });
+            }
+        }
+        if self.dir.read {
+            self.hold();
+        }
+    }
+
+    /// Ends this thread's drive of the reads but keeps them from the reactor: the thread
+    /// is most likely back for the next message before it arrives, and then resumes with
+    /// no poller call. Something else needing the reads watched ends the hold at once
+    /// (an arm, a blocking wait of this thread, a drive of another fd); otherwise the
+    /// hold sweep ends it once the thread has stayed away for 10–20 ms.
+    fn hold(&self) {
+        {
+            let mut armed = lock(&self.inner.armed);
+            armed.driving = armed.driving.minus(Interest::READ);
+        }
+        HELD_READS.with(|h| {
+            let mut h = h.borrow_mut();
+            if let Some(prev) = h.as_ref() {
+                if !Arc::ptr_eq(&prev.inner, &self.inner) {
+                    prev.end_hold();
+                }
+            }
+            *h = Some(self.clone());
+        });
+        HOLD_SWEEP.watch_once(&self.inner, &self.inner.hold_swept);
+    }
+
+    /// Gives a read this or another thread holds between its receives back to the
+    /// reactor; nothing if it is not held, or a thread drives it right now.
+    ///
+    /// A thread that waited by driving an fd's reads keeps them from the reactor when its
+    /// wait ends, so its next receive needs no poller call. Whatever else comes to need the
+    /// reads watched ends the hold: an arming of reads, that thread blocking in a wait
+    /// that does not drive the fd, or its driving another fd; after that the hold sweep
+    /// ends any hold left alone for 10–20 ms. A receive that completes through a callback
+    /// calls this, so it need not wait for the sweep.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// # fn f(rr: &nanoport_engine::Readiness) {
+    /// rr.end_hold(); // the reactor watches the reads again
+    /// # }
+    /// ```
+    pub fn end_hold(&self) {
+        self.inner.end_hold();
+    }
+}
+
+impl RegInner {
+    fn end_hold(&self) {
+        let mut armed = lock(&self.armed);
+        if !armed.live || armed.held().intersect(Interest::READ).is_none() {
+            return;
+        }
+        armed.borrowed = armed.borrowed.minus(Interest::READ);
+        if armed.wanted.read {
+            armed.wanted = armed.wanted.minus(Interest::READ);
+            let want = armed.interest.union(Interest::READ);
+            // `live` holds under the lock, so the fd is open (see `Armed`).
+            if reactor().modify(self.fd, self.key, want).is_ok() {
+                armed.interest = want;
+            }
+        }
+    }
+}
+
+/// How often the hold sweep looks at held reads: a thread away from its receives for
+/// one to two periods gives them back to the reactor.
+pub const HOLD_SWEEP_EVERY: std::time::Duration = std::time::Duration::from_millis(10);
+
+static HOLD_SWEEP: Sweep = Sweep::new(HOLD_SWEEP_EVERY);
+
+thread_local! {
+    /// The read this thread holds between its receives, if any (at most one).
+    static HELD_READS: RefCell<Option<Readiness>> = const { RefCell::new(None) };
+}
+
+/// Whether this thread holds a read between its receives.
+pub(crate) fn holds_reads() -> bool {
+    HELD_READS.with(|h| h.borrow().is_some())
+}
+
+/// Gives the read this thread holds back to the reactor: called before the thread blocks
+/// in a wait that does not drive it, since nobody would read the fd meanwhile.
+pub(crate) fn end_this_threads_hold() {
+    if let Some(r) = HELD_READS.with(|h| h.borrow_mut().take()) {
+        r.end_hold();
+    }
+}
+
+impl IdleBuffers for RegInner {
+    fn activity(&self) -> u64 {
+        self.drives.load(Ordering::Relaxed)
+    }
+
+    fn release_idle(&self) -> bool {
+        #[cfg(test)]
+        if self.sweep_exempt.load(Ordering::Relaxed) {
+            return true;
+        }
+        // A thread driving now lets go by itself when its wait ends, and enlists again.
+        self.end_hold();
+        false
+    }
+
+    fn unwatched(&self) {
+        self.hold_swept.store(false, Ordering::Release);
+        // A hold that began after the sweep's look but before this reset found the flag
+        // still set; enlist it now, or it would stay held until the next drive.
+        let held = {
+            let armed = lock(&self.armed);
+            armed.live && !armed.held().intersect(Interest::READ).is_none()
+        };
+        if held {
+            if let Some(me) = self.me.upgrade() {
+                HOLD_SWEEP.watch_once(&me, &self.hold_swept);
+            }
         }
     }
 }
@@ -574,6 +761,22 @@ impl Drop for Registration {
             sources.remove(index);
         }
     }
+}
+
+static MODIFICATIONS: AtomicU64 = AtomicU64::new(0);
+
+/// How many times the reactor has changed an fd's armed interest in the poller so far
+/// (one `epoll_ctl` each), over the whole process: a diagnostic, as
+/// [`armed_timers`] is.
+///
+/// # Examples
+///
+/// ```
+/// let before = nanoport_engine::poller_modifications();
+/// assert!(nanoport_engine::poller_modifications() >= before);
+/// ```
+pub fn poller_modifications() -> u64 {
+    MODIFICATIONS.load(Ordering::Relaxed)
 }
 
 /// How many timers are armed right now: a deadline of a pending aio each.
@@ -626,6 +829,90 @@ mod tests {
             rx.recv_timeout(Duration::from_secs(5)).unwrap(),
             Interest::READ
         );
+    }
+
+    fn state(reg: &Registration) -> (Interest, Interest, Interest) {
+        let a = lock(&reg.inner.armed);
+        (a.interest, a.held(), a.wanted)
+    }
+
+    #[test]
+    fn a_held_read_resumes_without_the_poller_and_goes_back_when_armed_or_ended() {
+        let (a, mut b) = UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        let (h, rx) = handler();
+        let reg = Registration::new(a.as_raw_fd(), Arc::downgrade(&h)).unwrap();
+        // Stepped through by hand: the sweep must not end a hold between two steps.
+        reg.inner.sweep_exempt.store(true, Ordering::Relaxed);
+        let rr = reg.read_readiness();
+        assert!(!rr.borrow(), "nothing parked: nothing to borrow");
+        reg.arm(Interest::READ).unwrap();
+        assert!(rr.borrow());
+        assert!(!rr.borrow(), "one driver at a time");
+        rr.give_back(false); // the wait ended some other way: the read is held
+        assert_eq!(state(&reg), (Interest::NONE, Interest::READ, Interest::READ));
+        // Resumed straight from the hold, with the operation still parked.
+        assert!(rr.borrow());
+        assert_eq!(state(&reg).1, Interest::NONE, "driven, not held");
+        rr.give_back(false);
+
+        // Someone arms the read while it is held: the reactor takes it back and tells
+        // the handler when the byte comes.
+        reg.arm(Interest::READ).unwrap();
+        assert_eq!(state(&reg), (Interest::READ, Interest::NONE, Interest::NONE));
+        b.write_all(b"x").unwrap();
+        assert_eq!(
+            rx.recv_timeout(Duration::from_secs(5)).unwrap(),
+            Interest::READ
+        );
+
+        // Held again, then ended: the same.
+        reg.arm(Interest::READ).unwrap();
+        assert!(rr.borrow());
+        rr.give_back(false);
+        rr.end_hold();
+        assert_eq!(state(&reg).1, Interest::NONE);
+        assert_eq!(
+            rx.recv_timeout(Duration::from_secs(5)).unwrap(),
+            Interest::READ,
+            "the byte still there is reported once the reactor watches again"
+        );
+
+        // A ready poll consumes the arming, as a one-shot event; with no operation
+        // parked again, a held read cannot be borrowed (its poll would spin).
+        reg.arm(Interest::READ).unwrap();
+        assert!(rr.borrow());
+        rr.give_back(true); // runs the handler, which arms nothing
+        assert_eq!(
+            rx.recv_timeout(Duration::from_secs(5)).unwrap(),
+            Interest::READ
+        );
+        assert_eq!(state(&reg), (Interest::NONE, Interest::READ, Interest::NONE));
+        assert!(!rr.borrow());
+        end_this_threads_hold();
+        assert_eq!(state(&reg), (Interest::NONE, Interest::NONE, Interest::NONE));
+    }
+
+    #[test]
+    fn a_held_read_left_alone_goes_back_through_the_hold_sweep() {
+        let (a, mut b) = UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        let (h, rx) = handler();
+        let reg = Registration::new(a.as_raw_fd(), Arc::downgrade(&h)).unwrap();
+        reg.arm(Interest::READ).unwrap();
+        let rr = reg.read_readiness();
+        let holder = std::thread::spawn(move || {
+            assert!(rr.borrow());
+            rr.give_back(false); // held, and this thread ends
+        });
+        holder.join().unwrap();
+        b.write_all(b"x").unwrap();
+        assert_eq!(
+            rx.recv_timeout(Duration::from_secs(10)).unwrap(),
+            Interest::READ,
+            "the hold was never given back"
+        );
+        assert_eq!(state(&reg).1, Interest::NONE);
     }
 
     #[test]
