@@ -15,16 +15,13 @@
 //! throughput sender sends an empty start frame and then COUNT + 1 frames; the receiver
 //! times COUNT frames after the start frame and answers with an empty frame when done.
 
-use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use nanoport_bench::perf_tool::{perf_main, PerfResult, Roles};
-
-trait Conn: Read + Write {}
-impl<T: Read + Write> Conn for T {}
+use nanoport_bench::raw::{recv_frame, send_frame, Conn};
 
 /// `ipc:///path` or `tcp://host:port`.
 enum Addr {
@@ -75,36 +72,25 @@ fn connect(url: &str) -> PerfResult<Box<dyn Conn>> {
     }
 }
 
-/// Writes one frame: the prefix and `body` copied into `frame`, then one `write_all`.
-fn send_frame(s: &mut dyn Conn, frame: &mut Vec<u8>, body: &[u8]) -> PerfResult<()> {
-    frame.clear();
-    frame.extend_from_slice(&(body.len() as u64).to_be_bytes());
-    frame.extend_from_slice(body);
-    s.write_all(frame).map_err(|e| format!("write: {e}"))
+fn send(s: &mut dyn Conn, frame: &mut Vec<u8>, body: &[u8]) -> PerfResult<()> {
+    send_frame(s, frame, body).map_err(|e| format!("write: {e}"))
 }
 
-/// Reads one frame into `buf` (resized to the body) and returns its length.
-fn recv_frame(s: &mut dyn Conn, buf: &mut Vec<u8>) -> PerfResult<usize> {
-    let mut len = [0u8; 8];
-    s.read_exact(&mut len).map_err(|e| format!("read: {e}"))?;
-    let n = usize::try_from(u64::from_be_bytes(len)).map_err(|_| "frame too large")?;
-    if n > 1 << 30 {
-        return Err(format!("frame too large: {n}"));
-    }
-    buf.resize(n, 0);
-    s.read_exact(buf).map_err(|e| format!("read: {e}"))?;
-    Ok(n)
+/// Reads one frame into `buf` and returns its length.
+fn recv(s: &mut dyn Conn, buf: &mut Vec<u8>) -> PerfResult<usize> {
+    recv_frame(s, buf).map_err(|e| format!("read: {e}"))?;
+    Ok(buf.len())
 }
 
 fn local_lat(url: &str, size: usize, trips: u32) -> PerfResult<()> {
     let mut s = accept(url)?;
     let (mut buf, mut frame) = (Vec::new(), Vec::new());
     for _ in 0..trips {
-        let n = recv_frame(&mut *s, &mut buf)?;
+        let n = recv(&mut *s, &mut buf)?;
         if n != size {
             return Err(format!("wrong message size: {n} != {size}"));
         }
-        send_frame(&mut *s, &mut frame, &buf)?;
+        send(&mut *s, &mut frame, &buf)?;
     }
     Ok(())
 }
@@ -116,8 +102,8 @@ fn remote_lat(url: &str, size: usize, trips: u32) -> PerfResult<Duration> {
     let (mut buf, mut frame) = (Vec::new(), Vec::new());
     let start = Instant::now();
     for _ in 0..trips {
-        send_frame(&mut *s, &mut frame, &body)?;
-        recv_frame(&mut *s, &mut buf)?;
+        send(&mut *s, &mut frame, &body)?;
+        recv(&mut *s, &mut buf)?;
     }
     Ok(start.elapsed())
 }
@@ -125,17 +111,17 @@ fn remote_lat(url: &str, size: usize, trips: u32) -> PerfResult<Duration> {
 fn local_thr(url: &str, size: usize, count: u32) -> PerfResult<Duration> {
     let mut s = accept(url)?;
     let (mut buf, mut frame) = (Vec::new(), Vec::new());
-    recv_frame(&mut *s, &mut buf)?; // the start frame
+    recv(&mut *s, &mut buf)?; // the start frame
     let start = Instant::now();
     for _ in 0..count {
-        let n = recv_frame(&mut *s, &mut buf)?;
+        let n = recv(&mut *s, &mut buf)?;
         if n != size {
             return Err(format!("wrong message size: {n} != {size}"));
         }
     }
     let total = start.elapsed();
-    recv_frame(&mut *s, &mut buf)?; // the extra frame perf.c's sender sends
-    send_frame(&mut *s, &mut frame, b"")?;
+    recv(&mut *s, &mut buf)?; // the extra frame perf.c's sender sends
+    send(&mut *s, &mut frame, b"")?;
     Ok(total)
 }
 
@@ -143,11 +129,11 @@ fn remote_thr(url: &str, size: usize, count: u32) -> PerfResult<()> {
     let mut s = connect(url)?;
     let body = vec![0u8; size];
     let (mut buf, mut frame) = (Vec::new(), Vec::new());
-    send_frame(&mut *s, &mut frame, b"")?;
+    send(&mut *s, &mut frame, b"")?;
     for _ in 0..=count {
-        send_frame(&mut *s, &mut frame, &body)?;
+        send(&mut *s, &mut frame, &body)?;
     }
-    recv_frame(&mut *s, &mut buf)?;
+    recv(&mut *s, &mut buf)?;
     Ok(())
 }
 

@@ -44,7 +44,7 @@ pub fn pair(t: Transport) -> (Box<dyn Conn>, Box<dyn Conn>) {
 
 /// Writes one frame (length + body) with a single `write` where the kernel takes it all.
 /// `frame` is scratch space reused between calls.
-fn send_frame(s: &mut dyn Conn, frame: &mut Vec<u8>, body: &[u8]) -> std::io::Result<()> {
+pub fn send_frame(s: &mut dyn Conn, frame: &mut Vec<u8>, body: &[u8]) -> std::io::Result<()> {
     frame.clear();
     frame.extend_from_slice(&(body.len() as u64).to_be_bytes());
     frame.extend_from_slice(body);
@@ -52,7 +52,7 @@ fn send_frame(s: &mut dyn Conn, frame: &mut Vec<u8>, body: &[u8]) -> std::io::Re
 }
 
 /// Reads one frame into `buf` (resized to the body).
-fn recv_frame(s: &mut dyn Conn, buf: &mut Vec<u8>) -> std::io::Result<()> {
+pub fn recv_frame(s: &mut dyn Conn, buf: &mut Vec<u8>) -> std::io::Result<()> {
     let mut len = [0u8; 8];
     s.read_exact(&mut len)?;
     buf.resize(u64::from_be_bytes(len) as usize, 0);

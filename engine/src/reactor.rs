@@ -850,7 +850,10 @@ mod tests {
         assert!(rr.borrow());
         assert!(!rr.borrow(), "one driver at a time");
         rr.give_back(false); // the wait ended some other way: the read is held
-        assert_eq!(state(&reg), (Interest::NONE, Interest::READ, Interest::READ));
+        assert_eq!(
+            state(&reg),
+            (Interest::NONE, Interest::READ, Interest::READ)
+        );
         // Resumed straight from the hold, with the operation still parked.
         assert!(rr.borrow());
         assert_eq!(state(&reg).1, Interest::NONE, "driven, not held");
@@ -859,7 +862,10 @@ mod tests {
         // Someone arms the read while it is held: the reactor takes it back and tells
         // the handler when the byte comes.
         reg.arm(Interest::READ).unwrap();
-        assert_eq!(state(&reg), (Interest::READ, Interest::NONE, Interest::NONE));
+        assert_eq!(
+            state(&reg),
+            (Interest::READ, Interest::NONE, Interest::NONE)
+        );
         b.write_all(b"x").unwrap();
         assert_eq!(
             rx.recv_timeout(Duration::from_secs(5)).unwrap(),
@@ -887,10 +893,16 @@ mod tests {
             rx.recv_timeout(Duration::from_secs(5)).unwrap(),
             Interest::READ
         );
-        assert_eq!(state(&reg), (Interest::NONE, Interest::READ, Interest::NONE));
+        assert_eq!(
+            state(&reg),
+            (Interest::NONE, Interest::READ, Interest::NONE)
+        );
         assert!(!rr.borrow());
         end_this_threads_hold();
-        assert_eq!(state(&reg), (Interest::NONE, Interest::NONE, Interest::NONE));
+        assert_eq!(
+            state(&reg),
+            (Interest::NONE, Interest::NONE, Interest::NONE)
+        );
     }
 
     #[test]
