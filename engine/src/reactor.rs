@@ -478,10 +478,23 @@ impl std::fmt::Debug for Readiness {
 }
 
 impl Readiness {
-    /// Takes this direction's armed interest from the reactor. False (nothing changes)
-    /// when no operation is parked on it, another thread borrowed it, or the fd was
-    /// deregistered.
+    /// Takes this direction's armed interest from the reactor (or resumes a held read).
+    /// False (nothing changes) when no operation is parked on it, another thread drives
+    /// it, or the fd was deregistered. A read this thread holds on another fd goes back
+    /// to the reactor first: the thread is about to wait here, not there.
     pub(crate) fn borrow(&self) -> bool {
+        if self.dir.read {
+            let other = HELD_READS.with(|h| {
+                let mut h = h.borrow_mut();
+                match h.as_ref() {
+                    Some(prev) if !Arc::ptr_eq(&prev.inner, &self.inner) => h.take(),
+                    _ => None,
+                }
+            });
+            if let Some(prev) = other {
+                prev.end_hold();
+            }
+        }
         self.borrow_if(|_| true)
     }
 
@@ -871,18 +884,22 @@ mod tests {
             rx.recv_timeout(Duration::from_secs(5)).unwrap(),
             Interest::READ
         );
+        // Read it, or the reactor could fire again at the next arming and take it first.
+        std::io::Read::read(&mut &a, &mut [0u8; 1]).unwrap();
 
         // Held again, then ended: the same.
         reg.arm(Interest::READ).unwrap();
         assert!(rr.borrow());
         rr.give_back(false);
+        b.write_all(b"y").unwrap();
         rr.end_hold();
         assert_eq!(state(&reg).1, Interest::NONE);
         assert_eq!(
             rx.recv_timeout(Duration::from_secs(5)).unwrap(),
             Interest::READ,
-            "the byte still there is reported once the reactor watches again"
+            "a byte that came while held is reported once the reactor watches again"
         );
+        std::io::Read::read(&mut &a, &mut [0u8; 1]).unwrap();
 
         // A ready poll consumes the arming, as a one-shot event; with no operation
         // parked again, a held read cannot be borrowed (its poll would spin).
@@ -903,6 +920,36 @@ mod tests {
             state(&reg),
             (Interest::NONE, Interest::NONE, Interest::NONE)
         );
+    }
+
+    #[test]
+    fn driving_another_fd_ends_this_threads_hold_first() {
+        let pairs = [UnixStream::pair().unwrap(), UnixStream::pair().unwrap()];
+        let (h, _rx) = handler();
+        let regs: Vec<Registration> = pairs
+            .iter()
+            .map(|(a, _)| {
+                a.set_nonblocking(true).unwrap();
+                let reg = Registration::new(a.as_raw_fd(), Arc::downgrade(&h)).unwrap();
+                reg.inner.sweep_exempt.store(true, Ordering::Relaxed);
+                reg.arm(Interest::READ).unwrap();
+                reg
+            })
+            .collect();
+        let (r1, r2) = (regs[0].read_readiness(), regs[1].read_readiness());
+        assert!(r1.borrow());
+        r1.give_back(false);
+        assert_eq!(state(&regs[0]).1, Interest::READ, "held");
+        assert!(r2.borrow());
+        assert_eq!(
+            state(&regs[0]),
+            (Interest::READ, Interest::NONE, Interest::NONE),
+            "back with the reactor before this thread waits on the other fd"
+        );
+        r2.give_back(false);
+        assert_eq!(state(&regs[1]).1, Interest::READ);
+        end_this_threads_hold();
+        assert_eq!(state(&regs[1]).0, Interest::READ);
     }
 
     #[test]
