@@ -583,6 +583,13 @@ impl SocketInner {
     }
 
     pub(crate) fn recv_blocking(&self, ctx: CtxId, nonblock: bool) -> Result<Message> {
+        if nonblock && self.driven.load(Ordering::Relaxed) {
+            // A thread polling without waiting drives nothing: a read held since its last
+            // blocking receive goes back to the reactor, which fills the queue meanwhile.
+            if let Some(rr) = self.lone_pipe_readiness(Dir::Recv) {
+                rr.end_hold();
+            }
+        }
         with_blocking_aio(|aio| {
             aio.set_timeout(if nonblock {
                 Timeout::After(Duration::ZERO)

@@ -120,6 +120,22 @@ fn a_callback_receive_after_blocking_ones_gets_its_message() {
 }
 
 #[test]
+fn a_nonblocking_poll_after_a_blocking_receive_gets_its_message() {
+    let url = ipc("held-poll");
+    let a = Socket::pair1().unwrap();
+    a.listen(&url).unwrap();
+    let b = Socket::pair1().unwrap();
+    b.dial(&url).unwrap();
+    b.send("first").unwrap();
+    assert_eq!(a.recv().unwrap().body(), b"first"); // a blocking receive: reads held
+    b.send("second").unwrap();
+    let got = eventually(Duration::from_secs(10), || a.try_recv().ok());
+    assert_eq!(got.expect("never polled the message").body(), b"second");
+    a.close().unwrap();
+    b.close().unwrap();
+}
+
+#[test]
 fn a_server_that_held_one_pipe_serves_a_second_one() {
     let url = ipc("held-two");
     let (rep, server) = echo_server(&url);

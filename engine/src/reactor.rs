@@ -97,7 +97,8 @@ struct RegInner {
     key: usize,
     armed: Mutex<Armed>,
     handler: Weak<dyn ReadyHandler>,
-    /// Moves each time a thread starts driving the fd's reads (the hold sweep's activity).
+    /// Moves each time a thread starts a wait driving the fd's reads (the hold sweep's
+    /// activity).
     drives: AtomicU64,
     /// Enlisted in the hold sweep.
     hold_swept: AtomicBool,
@@ -495,7 +496,16 @@ impl Readiness {
                 prev.end_hold();
             }
         }
-        self.borrow_if(|_| true)
+        if !self.borrow_if(|_| true) {
+            return false;
+        }
+        if self.dir.read {
+            // A wait that polls the fd: what the hold sweep counts as the thread still
+            // coming back for its reads. A held send does not count, so a thread that
+            // only sends after one receive lets the sweep give the reads back.
+            self.inner.drives.fetch_add(1, Ordering::Relaxed);
+        }
+        true
     }
 
     /// [`borrow`](Readiness::borrow), only if `cond` holds of the registration's state
@@ -535,7 +545,6 @@ impl Readiness {
         if self.dir.read {
             // This thread now waits by driving the fd (see `holding_reads`).
             armed.driver = Some(me);
-            self.inner.drives.fetch_add(1, Ordering::Relaxed);
         }
         true
     }
@@ -920,6 +929,32 @@ mod tests {
             state(&reg),
             (Interest::NONE, Interest::NONE, Interest::NONE)
         );
+    }
+
+    #[test]
+    fn only_driving_waits_count_as_coming_back_for_the_reads() {
+        let (a, _b) = UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        let (h, _rx) = handler();
+        let reg = Registration::new(a.as_raw_fd(), Arc::downgrade(&h)).unwrap();
+        reg.inner.sweep_exempt.store(true, Ordering::Relaxed);
+        reg.arm(Interest::READ).unwrap();
+        let rr = reg.read_readiness();
+        let drives = || reg.inner.drives.load(Ordering::Relaxed);
+        assert!(rr.borrow());
+        rr.give_back(false);
+        assert_eq!(drives(), 1);
+        // Held sends by the same thread keep the reads held but are not waits for them:
+        // a thread that only sends lets the sweep give the reads back.
+        for _ in 0..3 {
+            rr.holding_reads(|| ());
+        }
+        assert_eq!(drives(), 1);
+        assert_eq!(state(&reg).1, Interest::READ, "still held");
+        assert!(rr.borrow());
+        rr.give_back(false);
+        assert_eq!(drives(), 2);
+        end_this_threads_hold();
     }
 
     #[test]
