@@ -485,13 +485,18 @@ impl Readiness {
     /// to the reactor first: the thread is about to wait here, not there.
     pub(crate) fn borrow(&self) -> bool {
         if self.dir.read {
-            let other = HELD_READS.with(|h| {
-                let mut h = h.borrow_mut();
-                match h.as_ref() {
-                    Some(prev) if !Arc::ptr_eq(&prev.inner, &self.inner) => h.take(),
-                    _ => None,
-                }
-            });
+            // `try_with`: an aio dropped by another thread-local's destructor may wait
+            // here after this one is gone; there is then nothing held to give back.
+            let other = HELD_READS
+                .try_with(|h| {
+                    let mut h = h.borrow_mut();
+                    match h.as_ref() {
+                        Some(prev) if !Arc::ptr_eq(&prev.inner, &self.inner) => h.take(),
+                        _ => None,
+                    }
+                })
+                .ok()
+                .flatten();
             if let Some(prev) = other {
                 prev.end_hold();
             }
@@ -659,7 +664,7 @@ impl Readiness {
             let mut armed = lock(&self.inner.armed);
             armed.driving = armed.driving.minus(Interest::READ);
         }
-        HELD_READS.with(|h| {
+        let recorded = HELD_READS.try_with(|h| {
             let mut h = h.borrow_mut();
             if let Some(prev) = h.as_ref() {
                 if !Arc::ptr_eq(&prev.inner, &self.inner) {
@@ -668,6 +673,11 @@ impl Readiness {
             }
             *h = Some(self.clone());
         });
+        if recorded.is_err() {
+            // The thread is exiting: nobody will come back for these reads.
+            self.end_hold();
+            return;
+        }
         HOLD_SWEEP.watch_once(&self.inner, &self.inner.hold_swept);
     }
 
@@ -724,13 +734,19 @@ thread_local! {
 
 /// Whether this thread holds a read between its receives.
 pub(crate) fn holds_reads() -> bool {
-    HELD_READS.with(|h| h.borrow().is_some())
+    HELD_READS
+        .try_with(|h| h.borrow().is_some())
+        .unwrap_or(false)
 }
 
 /// Gives the read this thread holds back to the reactor: called before the thread blocks
 /// in a wait that does not drive it, since nobody would read the fd meanwhile.
 pub(crate) fn end_this_threads_hold() {
-    if let Some(r) = HELD_READS.with(|h| h.borrow_mut().take()) {
+    if let Some(r) = HELD_READS
+        .try_with(|h| h.borrow_mut().take())
+        .ok()
+        .flatten()
+    {
         r.end_hold();
     }
 }
