@@ -591,3 +591,32 @@ fn a_device_loop_is_broken_by_the_ttl() {
         "the request should go round until its backtrace reaches ttl-max"
     );
 }
+
+#[test]
+fn blocking_calls_keep_their_place_behind_pending_callback_operations() {
+    // A blocking receive that finds a message queued takes it without an aio; it must
+    // still not overtake a callback receive that was waiting first.
+    let url = tcp();
+    let pull = Socket::pull0().unwrap();
+    pull.listen(&url).unwrap();
+    let push = Socket::push0().unwrap();
+    push.dial(&url).unwrap();
+    let (tx, rx) = mpsc::channel();
+    let aio = Aio::new(move |a: &Aio| {
+        let _ = tx.send(a.take_msg().map(|m| m.body().to_vec()));
+    })
+    .unwrap();
+    pull.recv_aio(&aio);
+    push.send("first").unwrap();
+    push.send("second").unwrap();
+    assert_eq!(pull.recv().unwrap().body(), b"second");
+    let first = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(first.as_deref(), Some(&b"first"[..]));
+
+    // A blocking send that the protocol takes at once behaves as one on an aio: sent,
+    // or refused with the protocol's error (rep0 with no request to answer).
+    let rep = Socket::rep0().unwrap();
+    assert_eq!(rep.send("no request").unwrap_err(), Error::State);
+    push.send("third").unwrap();
+    assert_eq!(pull.recv().unwrap().body(), b"third");
+}
