@@ -128,6 +128,16 @@ pub(crate) struct Core {
     pub(crate) frames_malformed: u64,
 }
 
+impl Core {
+    /// Whether a user call on `ctx` in `dir` may complete at once, without an aio: the
+    /// socket is open, the context exists, and no earlier call waits ahead of it.
+    fn may_go_ahead(&self, ctx: CtxId, dir: Dir) -> bool {
+        !self.closed
+            && self.ctxs.contains_key(&ctx)
+            && self.waiters.get(&(ctx, dir)).is_none_or(|q| q.is_empty())
+    }
+}
+
 pub(crate) struct SocketInner {
     pub(crate) id: u32,
     pub(crate) protocol: Protocol,
@@ -645,13 +655,7 @@ impl SocketInner {
         }
         engine_scope(|| {
             let mut core = self.lock();
-            if core.closed
-                || !core.ctxs.contains_key(&ctx)
-                || !core
-                    .waiters
-                    .get(&(ctx, Dir::Send))
-                    .is_none_or(|q| q.is_empty())
-            {
+            if !core.may_go_ahead(ctx, Dir::Send) {
                 return SendNow::Wait(msg);
             }
             let out = match core.proto.try_send(ctx, msg, scope_now()) {
@@ -680,13 +684,7 @@ impl SocketInner {
         }
         engine_scope(|| {
             let mut core = self.lock();
-            if core.closed
-                || !core.ctxs.contains_key(&ctx)
-                || !core
-                    .waiters
-                    .get(&(ctx, Dir::Recv))
-                    .is_none_or(|q| q.is_empty())
-            {
+            if !core.may_go_ahead(ctx, Dir::Recv) {
                 return None;
             }
             let got = core.proto.try_recv(ctx, scope_now()).ok().flatten();
