@@ -646,10 +646,10 @@ impl Aio {
                 st = self.lock();
                 continue;
             }
-            if crate::reactor::holds_reads() {
+            if let Some(held) = crate::reactor::take_this_threads_hold() {
                 // Nobody would read the fd this thread holds while it sleeps here.
                 drop(st);
-                crate::reactor::end_this_threads_hold();
+                held.end_hold();
                 st = self.lock();
                 continue;
             }

@@ -210,9 +210,7 @@ pub fn take(len: usize) -> Vec<u8> {
 /// buffers::recycle(vec![1u8; 32 * 1024]); // kept, if the cache has room
 /// ```
 pub fn recycle(buf: Vec<u8>) {
-    if (MIN_CACHED..=MAX_CACHED).contains(&buf.capacity()) {
-        cache().keep(buf);
-    }
+    cache().keep(buf);
 }
 
 /// Sets the most bytes of capacity the cache keeps (default [`DEFAULT_MAX_BYTES`]); 0 turns

@@ -485,19 +485,7 @@ impl Readiness {
     /// to the reactor first: the thread is about to wait here, not there.
     pub(crate) fn borrow(&self) -> bool {
         if self.dir.read {
-            // `try_with`: an aio dropped by another thread-local's destructor may wait
-            // here after this one is gone; there is then nothing held to give back.
-            let other = HELD_READS
-                .try_with(|h| {
-                    let mut h = h.borrow_mut();
-                    match h.as_ref() {
-                        Some(prev) if !Arc::ptr_eq(&prev.inner, &self.inner) => h.take(),
-                        _ => None,
-                    }
-                })
-                .ok()
-                .flatten();
-            if let Some(prev) = other {
+            if let Some(prev) = take_held(Some(&self.inner)) {
                 prev.end_hold();
             }
         }
@@ -664,16 +652,13 @@ impl Readiness {
             let mut armed = lock(&self.inner.armed);
             armed.driving = armed.driving.minus(Interest::READ);
         }
-        let recorded = HELD_READS.try_with(|h| {
-            let mut h = h.borrow_mut();
-            if let Some(prev) = h.as_ref() {
-                if !Arc::ptr_eq(&prev.inner, &self.inner) {
-                    prev.end_hold();
-                }
-            }
-            *h = Some(self.clone());
-        });
-        if recorded.is_err() {
+        if let Some(prev) = take_held(Some(&self.inner)) {
+            prev.end_hold();
+        }
+        if HELD_READS
+            .try_with(|h| *h.borrow_mut() = Some(self.clone()))
+            .is_err()
+        {
             // The thread is exiting: nobody will come back for these reads.
             self.end_hold();
             return;
@@ -732,23 +717,27 @@ thread_local! {
     static HELD_READS: RefCell<Option<Readiness>> = const { RefCell::new(None) };
 }
 
-/// Whether this thread holds a read between its receives.
-pub(crate) fn holds_reads() -> bool {
+/// Takes the read this thread holds, if any, unless it is `keep`'s own (the thread is
+/// back on that fd). The caller gives it back with [`Readiness::end_hold`], outside any
+/// lock. `try_with`: an aio dropped by another thread-local's destructor may wait after
+/// this one is gone; there is then nothing held.
+fn take_held(keep: Option<&Arc<RegInner>>) -> Option<Readiness> {
     HELD_READS
-        .try_with(|h| h.borrow().is_some())
-        .unwrap_or(false)
-}
-
-/// Gives the read this thread holds back to the reactor: called before the thread blocks
-/// in a wait that does not drive it, since nobody would read the fd meanwhile.
-pub(crate) fn end_this_threads_hold() {
-    if let Some(r) = HELD_READS
-        .try_with(|h| h.borrow_mut().take())
+        .try_with(|h| {
+            let mut h = h.borrow_mut();
+            match (h.as_ref(), keep) {
+                (Some(held), Some(k)) if Arc::ptr_eq(&held.inner, k) => None,
+                _ => h.take(),
+            }
+        })
         .ok()
         .flatten()
-    {
-        r.end_hold();
-    }
+}
+
+/// The read this thread holds, taken from it: called before the thread blocks in a wait
+/// that does not drive it, since nobody would read the fd meanwhile.
+pub(crate) fn take_this_threads_hold() -> Option<Readiness> {
+    take_held(None)
 }
 
 impl IdleBuffers for RegInner {
@@ -869,6 +858,12 @@ mod tests {
         );
     }
 
+    fn end_this_threads_hold_for_test() {
+        if let Some(r) = take_this_threads_hold() {
+            r.end_hold();
+        }
+    }
+
     fn state(reg: &Registration) -> (Interest, Interest, Interest) {
         let a = lock(&reg.inner.armed);
         (a.interest, a.held(), a.wanted)
@@ -940,7 +935,7 @@ mod tests {
             (Interest::NONE, Interest::READ, Interest::NONE)
         );
         assert!(!rr.borrow());
-        end_this_threads_hold();
+        end_this_threads_hold_for_test();
         assert_eq!(
             state(&reg),
             (Interest::NONE, Interest::NONE, Interest::NONE)
@@ -970,7 +965,7 @@ mod tests {
         assert!(rr.borrow());
         rr.give_back(false);
         assert_eq!(drives(), 2);
-        end_this_threads_hold();
+        end_this_threads_hold_for_test();
     }
 
     #[test]
@@ -999,7 +994,7 @@ mod tests {
         );
         r2.give_back(false);
         assert_eq!(state(&regs[1]).1, Interest::READ);
-        end_this_threads_hold();
+        end_this_threads_hold_for_test();
         assert_eq!(state(&regs[1]).0, Interest::READ);
     }
 
