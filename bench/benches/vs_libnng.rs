@@ -9,8 +9,9 @@
 //!   at the receiver. Criterion reports messages/s (`Throughput::Elements`).
 //!
 //! Contenders in each group: `nanoport`; `libnng` (NNG 2.0.0, only with the `libnng`
-//! feature); `raw` (blocking std Unix/TCP streams with an 8-byte length prefix; ipc and
-//! tcp only). Both libraries: push `send-buffer` 128, pull and req/rep at their defaults,
+//! feature); `raw`, the floor: over ipc and tcp blocking std Unix/TCP streams with an
+//! 8-byte length prefix, over inproc two threads handing the body over through a mutex and
+//! condition variable (`bench/src/handoff.rs`; a queue as deep as push's send buffer). Both libraries: push `send-buffer` 128, pull and req/rep at their defaults,
 //! a copy of the body per send (`send(&[u8])` / `nng_send`). Threads: nanoport 2 workers +
 //! 1 reactor; libnng set to 2 task + 1 expire + 1 poller thread (see bench/src/nng.rs).
 //!
@@ -29,7 +30,8 @@ use std::time::Duration;
 
 use criterion::measurement::WallTime;
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
-use nanoport_bench::np::{NpRoundTrip, NpStream};
+use nanoport_bench::handoff::{HandoffRoundTrip, HandoffStream};
+use nanoport_bench::np::{push_send_buffer, NpRoundTrip, NpStream};
 use nanoport_bench::raw::{RawRoundTrip, RawStream};
 use nanoport_bench::{RoundTrip, Stream, Transport};
 
@@ -70,7 +72,9 @@ fn reqrep(c: &mut Criterion) {
                 "libnng",
                 nanoport_bench::nng::NngRoundTrip::new(t, size),
             );
-            if t != Transport::Inproc {
+            if t == Transport::Inproc {
+                bench_round_trip(&mut g, "raw", HandoffRoundTrip::new(size));
+            } else {
                 bench_round_trip(&mut g, "raw", RawRoundTrip::new(t, size));
             }
             g.finish();
@@ -91,7 +95,10 @@ fn pushpull(c: &mut Criterion) {
                 "libnng",
                 nanoport_bench::nng::NngStream::new(t, size),
             );
-            if t != Transport::Inproc {
+            if t == Transport::Inproc {
+                let depth = usize::try_from(push_send_buffer()).unwrap_or(0);
+                bench_stream(&mut g, "raw", HandoffStream::new(size, depth));
+            } else {
                 bench_stream(&mut g, "raw", RawStream::new(t, size));
             }
             g.finish();

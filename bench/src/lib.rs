@@ -4,6 +4,8 @@
 //!   tests on the same machine) never collide on a path or port.
 //! * [`raw`]: the floor: blocking `std` sockets with the same 8-byte length framing, so
 //!   the cost of the kernel alone can be read next to a messaging library.
+//! * [`handoff`]: the in-process floor: two threads handing a body over through a mutex
+//!   and a condition variable, what the inproc transport competes with.
 //! * [`np`]: nanoport contenders; [`nng`] (feature `libnng`): the same shapes on libnng.
 //! * [`perf_tool`]: the command line of the two-process perf tools (NNG perf's roles).
 //! * [`rss_kib`], [`raise_nofile`]: the process measurements the scale example needs.
@@ -15,6 +17,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+pub mod handoff;
 #[cfg(feature = "libnng")]
 pub mod nng;
 pub mod np;
