@@ -8,12 +8,19 @@
 //! * `pushpull/<transport>/<size>`: push0 -> pull0 streaming, one sender thread, counted
 //!   at the receiver. Criterion reports messages/s (`Throughput::Elements`).
 //!
-//! Contenders in each group: `nanoport`; `libnng` (NNG 2.0.0, only with the `libnng`
-//! feature); `raw`, the floor: over ipc and tcp blocking std Unix/TCP streams with an
-//! 8-byte length prefix, over inproc two threads handing the body over through a mutex and
-//! condition variable (`bench/src/handoff.rs`; a queue as deep as push's send buffer). Both libraries: push `send-buffer` 128, pull and req/rep at their defaults,
-//! a copy of the body per send (`send(&[u8])` / `nng_send`). Threads: nanoport 2 workers +
-//! 1 reactor; libnng set to 2 task + 1 expire + 1 poller thread (see bench/src/nng.rs).
+//! Contenders in each group:
+//! * `nanoport`;
+//! * `libnng` (NNG 2.0.0, only with the `libnng` feature);
+//! * `libzmq` (the system's libzmq 4.3, only with the `libzmq` feature);
+//! * `raw`, the floor: over ipc and tcp, blocking std Unix/TCP streams with an 8-byte
+//!   length prefix; over inproc, two threads handing the body over through a mutex and a
+//!   condition variable (`bench/src/handoff.rs`, with a queue as deep as push's send
+//!   buffer).
+//!
+//! Tuned alike: push's send buffer (libzmq: send high-water mark) is 128 messages; pull and
+//! req/rep keep their defaults; every send copies the body (`send(&[u8])`, `nng_send`,
+//! `zmq_send`). Threads: nanoport 2 workers + 1 reactor; libnng set to 2 task + 1 expire +
+//! 1 poller thread (see bench/src/nng.rs); libzmq its default single I/O thread.
 //!
 //! Without the feature this bench still runs (nanoport against the raw floor), so the
 //! default workspace build needs no C toolchain:
@@ -21,6 +28,7 @@
 //! ```text
 //! cargo bench -p nanoport-bench --bench vs_libnng                     # nanoport + raw
 //! cargo bench -p nanoport-bench --bench vs_libnng --features libnng   # + libnng (cmake)
+//! cargo bench -p nanoport-bench --bench vs_libnng --features libnng,libzmq  # + libzmq
 //! taskset -c 0 cargo bench -p nanoport-bench --bench vs_libnng --features libnng -- reqrep
 //! ```
 //!
@@ -72,6 +80,12 @@ fn reqrep(c: &mut Criterion) {
                 "libnng",
                 nanoport_bench::nng::NngRoundTrip::new(t, size),
             );
+            #[cfg(feature = "libzmq")]
+            bench_round_trip(
+                &mut g,
+                "libzmq",
+                nanoport_bench::libzmq::ZmqRoundTrip::new(t, size),
+            );
             if t == Transport::Inproc {
                 bench_round_trip(&mut g, "raw", HandoffRoundTrip::new(size));
             } else {
@@ -94,6 +108,12 @@ fn pushpull(c: &mut Criterion) {
                 &mut g,
                 "libnng",
                 nanoport_bench::nng::NngStream::new(t, size),
+            );
+            #[cfg(feature = "libzmq")]
+            bench_stream(
+                &mut g,
+                "libzmq",
+                nanoport_bench::libzmq::ZmqStream::new(t, size),
             );
             if t == Transport::Inproc {
                 let depth = usize::try_from(push_send_buffer()).unwrap_or(0);

@@ -14,6 +14,10 @@
 //! receiver reads the prefix, then the body into one reused buffer). As in perf.c, the
 //! throughput sender sends an empty start frame and then COUNT + 1 frames; the receiver
 //! times COUNT frames after the start frame and answers with an empty frame when done.
+//!
+//! `RAW_SEND_DEPTH=N` makes the throughput sender write each frame N frames after it built
+//! it, the distance a full N-message send buffer puts between a library's copy and its
+//! write (see `send_depth`).
 
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -21,7 +25,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use nanoport_bench::perf_tool::{perf_main, PerfResult, Roles};
-use nanoport_bench::raw::{recv_frame, send_frame, Conn};
+use nanoport_bench::raw::{build_frame, recv_frame, send_frame, Conn};
 
 /// `ipc:///path` or `tcp://host:port`.
 enum Addr {
@@ -125,13 +129,44 @@ fn local_thr(url: &str, size: usize, count: u32) -> PerfResult<Duration> {
     Ok(total)
 }
 
+/// `RAW_SEND_DEPTH` (default 0): how many built frames the throughput sender holds before
+/// it writes the oldest, so that each frame leaves that many frames after it was built.
+///
+/// The libraries' perf tools give the sending socket a 128-message send buffer (NNG's
+/// setting); when the receiver cannot keep up, as on one shared CPU, that queue stays full
+/// and every message is written 128 messages after its copy was made. At 64 KiB that is
+/// 8 MiB between the copy and the write, more than L2 holds. `RAW_SEND_DEPTH=128` gives the
+/// raw floor the same distance, so the cost of the buffering can be told from the cost of
+/// the library.
+fn send_depth() -> PerfResult<usize> {
+    match std::env::var("RAW_SEND_DEPTH") {
+        Err(_) => Ok(0),
+        Ok(v) => v
+            .parse()
+            .ok()
+            .filter(|&d| d <= 8192)
+            .ok_or_else(|| format!("RAW_SEND_DEPTH must be 0..=8192, not {v:?}")),
+    }
+}
+
 fn remote_thr(url: &str, size: usize, count: u32) -> PerfResult<()> {
+    let depth = send_depth()?;
     let mut s = connect(url)?;
     let body = vec![0u8; size];
     let (mut buf, mut frame) = (Vec::new(), Vec::new());
     send(&mut *s, &mut frame, b"")?;
-    for _ in 0..=count {
-        send(&mut *s, &mut frame, &body)?;
+    // Frame i is built into slot i % (depth + 1) and written once frame i + depth is built.
+    let mut ring: Vec<Vec<u8>> = (0..=depth).map(|_| Vec::with_capacity(size + 8)).collect();
+    let total = count as usize + 1; // as perf.c: COUNT + 1 frames
+    let write = |s: &mut dyn Conn, f: &[u8]| s.write_all(f).map_err(|e| format!("write: {e}"));
+    for i in 0..total {
+        build_frame(&mut ring[i % (depth + 1)], &body);
+        if i >= depth {
+            write(&mut *s, &ring[(i - depth) % (depth + 1)])?;
+        }
+    }
+    for i in total.saturating_sub(depth)..total {
+        write(&mut *s, &ring[i % (depth + 1)])?;
     }
     recv(&mut *s, &mut buf)?;
     Ok(())

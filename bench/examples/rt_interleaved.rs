@@ -7,15 +7,16 @@
 //! back, and the figure that matters is the median over rounds of the per-round ratio.
 //!
 //! ```text
-//! cargo build --release -p nanoport-bench --features libnng --example rt_interleaved
+//! cargo build --release -p nanoport-bench --features libnng,libzmq --example rt_interleaved
 //! target/release/examples/rt_interleaved [inproc|ipc|tcp] [SIZE] [ROUNDS] [BLOCK]
 //! ```
 //!
 //! Defaults: all three transports, 64 B, 15 rounds of 2,000 round trips per contender.
 //! Every round builds fresh contenders (new sockets, new threads). Prints, per transport,
 //! the median, minimum and maximum of each contender's block mean, and of the per-round
-//! ratios nanoport / libnng and nanoport / raw. The inproc `raw` is two threads handing
-//! the body over through a mutex and condition variable (`bench/src/handoff.rs`).
+//! ratios of nanoport to each other contender (libzmq only with the `libzmq` feature).
+//! The inproc `raw` is two threads handing the body over through a mutex and a condition
+//! variable (`bench/src/handoff.rs`).
 
 use std::time::Instant;
 
@@ -47,15 +48,21 @@ fn contenders(t: Transport, size: usize) -> Vec<(&'static str, Box<dyn RoundTrip
         Transport::Inproc => Box::new(HandoffRoundTrip::new(size)),
         _ => Box::new(RawRoundTrip::new(t, size)),
     };
-    vec![
+    let mut v: Vec<(&'static str, Box<dyn RoundTrip>)> = vec![
         ("nanoport", Box::new(NpRoundTrip::new(t, size))),
         ("libnng", Box::new(NngRoundTrip::new(t, size))),
         ("raw", raw),
-    ]
+    ];
+    #[cfg(feature = "libzmq")]
+    v.push((
+        "libzmq",
+        Box::new(nanoport_bench::libzmq::ZmqRoundTrip::new(t, size)),
+    ));
+    v
 }
 
 fn run(t: Transport, size: usize, rounds: usize, n: u32) {
-    let mut means: Vec<Vec<f64>> = (0..3).map(|_| Vec::with_capacity(rounds)).collect();
+    let mut means: Vec<Vec<f64>> = Vec::new();
     let mut names = Vec::new();
     for round in 0..rounds {
         // Fresh sockets and threads every round: where the kernel first puts a pair of
@@ -63,6 +70,7 @@ fn run(t: Transport, size: usize, rounds: usize, n: u32) {
         // life, so one long-lived pair would sample one placement only.
         let mut cs = contenders(t, size);
         names = cs.iter().map(|(name, _)| *name).collect();
+        means.resize_with(cs.len(), || Vec::with_capacity(rounds));
         for (_, c) in &mut cs {
             block(c.as_mut(), n / 4); // warm-up: connections, caches
         }
@@ -77,7 +85,7 @@ fn run(t: Transport, size: usize, rounds: usize, n: u32) {
         let (med, lo, hi) = spread(m);
         println!("  {name:9} median {med:7.1} us  (min {lo:.1}, max {hi:.1})");
     }
-    for (j, against) in [(1, "libnng"), (2, "raw")] {
+    for (j, against) in names.iter().enumerate().skip(1) {
         let ratios: Vec<f64> = means[0].iter().zip(&means[j]).map(|(a, b)| a / b).collect();
         let (med, lo, hi) = spread(&ratios);
         println!("  nanoport/{against:6} per round: median {med:.2} (min {lo:.2}, max {hi:.2})");

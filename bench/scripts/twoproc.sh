@@ -1,6 +1,8 @@
 #!/bin/bash
 # Two-process perf runs: nanoport perf and nng_perf in all four combinations, and the raw
-# socket floor (raw_perf on both sides).
+# socket floor (raw_perf on both sides). Throughput runs add `rawq`: the raw floor whose
+# sender writes each frame 128 frames after building it (RAW_SEND_DEPTH=128), the distance
+# the perf tools' full 128-message send buffer puts between a message's copy and its write.
 # Usage: [SIZE=bytes] twoproc.sh [PIN]   (PIN non-empty: both processes under taskset -c 0)
 # Without PIN: latency and throughput; with PIN: latency, and throughput too when SIZE is
 # given (a large-message stream on one CPU).
@@ -22,7 +24,7 @@ wait_ready() { # URL
 run() { # kind local remote transport
   local kind=$1 lname=$2 rname=$3 tr=$4
   local L R
-  pick() { case $1 in nanoport) echo "$NP" ;; libnng) echo "$NG" ;; raw) echo "$RAW" ;; esac; }
+  pick() { case $1 in nanoport) echo "$NP" ;; libnng) echo "$NG" ;; raw) echo "$RAW" ;; rawq) echo "env RAW_SEND_DEPTH=128 $RAW" ;; esac; }
   L=$(pick $lname)
   R=$(pick $rname)
   port=$((port + 1))
@@ -54,6 +56,7 @@ for kind in $kinds; do
   for tr in ipc tcp; do
     for l in nanoport libnng; do for r in nanoport libnng; do run $kind $l $r $tr; done; done
     run $kind raw raw $tr
+    [ $kind = thr ] && run $kind raw rawq $tr
   done
 done
 uptime

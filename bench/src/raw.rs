@@ -42,12 +42,17 @@ pub fn pair(t: Transport) -> (Box<dyn Conn>, Box<dyn Conn>) {
     }
 }
 
-/// Writes one frame (length + body) with a single `write` where the kernel takes it all.
-/// `frame` is scratch space reused between calls.
-pub fn send_frame(s: &mut dyn Conn, frame: &mut Vec<u8>, body: &[u8]) -> std::io::Result<()> {
+/// Builds the frame for `body` into `frame`: the 8-byte length, then a copy of the body.
+pub fn build_frame(frame: &mut Vec<u8>, body: &[u8]) {
     frame.clear();
     frame.extend_from_slice(&(body.len() as u64).to_be_bytes());
     frame.extend_from_slice(body);
+}
+
+/// Writes one frame (length + body) with a single `write` where the kernel takes it all.
+/// `frame` is scratch space reused between calls.
+pub fn send_frame(s: &mut dyn Conn, frame: &mut Vec<u8>, body: &[u8]) -> std::io::Result<()> {
+    build_frame(frame, body);
     s.write_all(frame)
 }
 
