@@ -620,3 +620,31 @@ fn blocking_calls_keep_their_place_behind_pending_callback_operations() {
     push.send("third").unwrap();
     assert_eq!(pull.recv().unwrap().body(), b"third");
 }
+
+#[test]
+fn a_burst_sent_just_before_close_is_received_whole_over_inproc() {
+    // inproc holds accepted messages for the reader (its stand-in for a socket buffer);
+    // the sender closing right after its last send must not lose what was accepted.
+    let url = inproc("burst-close");
+    let pull = Socket::pull0().unwrap();
+    pull.set_recv_timeout(LIMIT).unwrap();
+    pull.listen(&url).unwrap();
+    let push = Socket::push0().unwrap();
+    push.set_send_timeout(LIMIT).unwrap();
+    push.dial(&url).unwrap();
+    wait_pipes(&push, 1);
+    for i in 0..1000u32 {
+        let mut m = Message::new();
+        m.append_u32(i);
+        push.send(m).unwrap();
+    }
+    push.close().unwrap();
+    for i in 0..1000u32 {
+        let m = pull.recv().unwrap();
+        assert_eq!(m.body(), &i.to_be_bytes()[..], "#{i}");
+    }
+    assert!(
+        eventually(LIMIT, || (pull.pipe_count() == 0).then_some(())).is_some(),
+        "the closed pipe goes once drained"
+    );
+}

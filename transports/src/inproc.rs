@@ -1,8 +1,12 @@
 //! `inproc://`: in-process pipes with no syscalls and no copies.
 //!
-//! A pipe pair shares two rendezvous queues. A send completes only when a receiver takes
-//! the message (no transport buffering); on handoff the header is pulled up into the
-//! body, as NNG does, and the message is tagged with the receiving pipe. Names live in a
+//! A pipe pair shares two queues, one per direction. A send completes once its queue
+//! accepts the message: handed straight to a waiting receive, or held for the reader
+//! while the queue holds less than [`INPROC_BUF`] bytes (the part a kernel socket buffer
+//! plays for tcp and ipc); beyond that sends wait. Messages move, never copied. On
+//! delivery the header is pulled up into the body, as NNG does, and the message is tagged
+//! with the receiving pipe. When one side closes, what it sent before stays readable by
+//! the other side, which then gets `Closed`. Names live in a
 //! process-global registry: a second listener on a name gets `AddrInUse`, a dial with no
 //! listener `ConnRefused`.
 
@@ -48,19 +52,110 @@ impl PipeOps for DeadPipe {
 
 // ----- the pipe pair -------------------------------------------------------------------------
 
+/// Bytes one direction of a pipe holds for its reader before further sends wait; one
+/// larger message is always taken when nothing is held.
+///
+/// Why a buffer at all: with a bare rendezvous every message of a stream costs a wake-up
+/// of the reader and then of the writer (about 45 thousand messages a second on two
+/// CPUs), where tcp and ipc have the kernel's socket buffer between the two threads. This
+/// is that buffer: the writer runs ahead while the reader sleeps, and the reader then
+/// takes everything held without a wake-up per message. The bound is the one a stream
+/// pipe's write buffer has (128 KiB), so backpressure sets in as it does there.
+pub const INPROC_BUF: usize = 128 * 1024;
+
 type Waiter = (usize, Aio, OpToken);
 
+/// What a held message counts against [`INPROC_BUF`].
+fn held_size(m: &Message) -> usize {
+    m.len() + m.header_len()
+}
+
+/// One direction of a pipe pair.
 #[derive(Default)]
 struct Queue {
+    /// Messages accepted for the reader, oldest first.
+    held: VecDeque<Message>,
+    held_bytes: usize,
+    /// Sends waiting for room; never non-empty while `held` is empty.
     senders: VecDeque<Waiter>,
+    /// Receives waiting for a message; never non-empty while `held` is not.
     receivers: VecDeque<(usize, Aio, OpToken, Pipe)>,
+}
+
+impl Queue {
+    fn has_room(&self, size: usize) -> bool {
+        self.held_bytes == 0 || self.held_bytes + size <= INPROC_BUF
+    }
+
+    fn hold(&mut self, m: Message) {
+        self.held_bytes += held_size(&m);
+        self.held.push_back(m);
+    }
+
+    fn take_held(&mut self) -> Option<Message> {
+        let m = self.held.pop_front()?;
+        self.held_bytes -= held_size(&m);
+        Some(m)
+    }
+
+    /// Gives back a message [`take_held`](Queue::take_held) took, at the front.
+    fn unhold(&mut self, m: Message) {
+        self.held_bytes += held_size(&m);
+        self.held.push_front(m);
+    }
+
+    /// Accepts `msg` if the queue can take it now without overtaking a waiting send:
+    /// straight to a waiting receive, else into `held` if there is room.
+    fn offer(&mut self, mut msg: Message) -> std::result::Result<(), Message> {
+        while let Some(r) = self.receivers.pop_front() {
+            match hand_over(msg, &r.1, r.2, &r.3) {
+                Ok(()) => return Ok(()),
+                Err(m) => msg = m, // that receive was cancelled: try the next
+            }
+        }
+        if self.senders.is_empty() && self.has_room(held_size(&msg)) {
+            self.hold(msg);
+            return Ok(());
+        }
+        Err(msg)
+    }
+
+    /// Moves waiting sends into `held` while there is room, completing each.
+    fn admit_senders(&mut self) {
+        while let Some(w) = self.senders.pop_front() {
+            let (held, held_bytes) = (&mut self.held, &mut self.held_bytes);
+            let r = w.1.attempt_send(w.2, |m| {
+                let size = held_size(&m);
+                if *held_bytes == 0 || *held_bytes + size <= INPROC_BUF {
+                    *held_bytes += size;
+                    held.push_back(m);
+                    Ok(())
+                } else {
+                    Err((m, None))
+                }
+            });
+            if r == SendAttempt::Pending {
+                self.senders.push_front(w); // no room for it yet
+                return;
+            }
+            // Done: its message is held. Lost: that send was cancelled or timed out.
+        }
+    }
 }
 
 #[derive(Default)]
 struct PairState {
     /// `q[i]`: messages travelling to side `i`.
     q: [Queue; 2],
-    closed: bool,
+    /// `closed[i]`: side `i` closed its end. Either ends the connection; what side `i`
+    /// sent before the other side closed stays readable by the other side.
+    closed: [bool; 2],
+}
+
+impl PairState {
+    fn any_closed(&self) -> bool {
+        self.closed[0] || self.closed[1]
+    }
 }
 
 #[derive(Default)]
@@ -78,21 +173,28 @@ impl Cancel for Shared {
     }
 }
 
-/// Hands `msg` to receive `token` on `raio` as NNG's inproc does (header pulled up into
-/// the body, tagged with the receiving pipe); on a lost race gives it back unchanged.
+/// Makes `msg` what a receiver gets, as NNG's inproc does: the header pulled up into the
+/// body, tagged with the receiving pipe.
+fn as_received(mut msg: Message, rpipe: &Pipe) -> Message {
+    msg.pull_up_header();
+    msg.set_pipe(Some(rpipe.clone()));
+    msg
+}
+
+/// Hands `msg` to receive `token` on `raio` (see [`as_received`]); on a lost race gives it
+/// back unchanged.
 fn hand_over(
-    mut msg: Message,
+    msg: Message,
     raio: &Aio,
     rtoken: OpToken,
     rpipe: &Pipe,
 ) -> std::result::Result<(), Message> {
     let hlen = msg.header_len();
     let orig_pipe = msg.pipe();
-    msg.pull_up_header();
-    msg.set_pipe(Some(rpipe.clone()));
-    match raio.finish_recv(rtoken, msg) {
+    match raio.finish_recv(rtoken, as_received(msg, rpipe)) {
         Ok(()) => Ok(()),
         Err(mut m) => {
+            // Undo the pull-up, so the message goes back exactly as it came.
             if hlen > 0 {
                 let h: Vec<u8> = m.body()[..hlen].to_vec();
                 let _ = m.trim(hlen);
@@ -105,16 +207,23 @@ fn hand_over(
 }
 
 impl Shared {
-    fn close(&self) {
+    /// Side `side` closes its end: every waiting operation fails with `Closed`, messages
+    /// held for `side` are dropped, messages held for the other side stay readable.
+    fn close(&self, side: usize) {
         let mut aios: Vec<(Aio, OpToken)> = Vec::new();
+        let dropped;
         {
             let mut st = lock(&self.st);
-            st.closed = true;
+            st.closed[side] = true;
             for q in &mut st.q {
                 aios.extend(q.senders.drain(..).map(|w| (w.1, w.2)));
                 aios.extend(q.receivers.drain(..).map(|w| (w.1, w.2)));
             }
+            let q = &mut st.q[side];
+            q.held_bytes = 0;
+            dropped = std::mem::take(&mut q.held);
         }
+        drop(dropped); // outside the lock: dropping messages may free pipes
         for (a, t) in aios {
             a.finish(t, Err(Error::Closed), 0);
         }
@@ -127,25 +236,30 @@ impl Shared {
             return;
         };
         let mut st = lock(&self.st);
-        if st.closed {
+        if st.any_closed() {
             drop(st);
             aio.finish(token, Err(Error::Closed), 0);
             return;
         }
         let q = &mut st.q[to];
-        while let Some(r) = q.receivers.pop_front() {
-            match aio.attempt_send(token, |m| {
-                hand_over(m, &r.1, r.2, &r.3).map_err(|m| (m, None))
-            }) {
-                SendAttempt::Done => return,
-                SendAttempt::Pending => continue, // that receiver was cancelled: try the next
-                SendAttempt::Lost => {
-                    q.receivers.push_front(r);
-                    return;
-                }
-            }
+        if aio.attempt_send(token, |m| q.offer(m).map_err(|m| (m, None))) == SendAttempt::Pending {
+            // No room: wait until the reader's takes make some (`admit_senders`).
+            q.senders.push_back((key, aio.provider_handle(), token));
         }
-        q.senders.push_back((key, aio.provider_handle(), token));
+        // Done: accepted. Lost: cancelled or timed out before we got to it.
+    }
+
+    /// A message held for side `at`, made ready for that side's pipe `me`; lets waiting
+    /// sends into the room it leaves.
+    fn take_now(&self, at: usize, me: &Pipe) -> Option<Message> {
+        let mut st = lock(&self.st);
+        if st.closed[at] {
+            return None;
+        }
+        let q = &mut st.q[at];
+        let m = q.take_held()?;
+        q.admit_senders();
+        Some(as_received(m, me))
     }
 
     fn recv(self: &Arc<Self>, at: usize, aio: &Aio, me: Pipe) {
@@ -155,31 +269,22 @@ impl Shared {
             return;
         };
         let mut st = lock(&self.st);
-        if st.closed {
+        let closed = st.closed[at];
+        let peer_closed = st.any_closed();
+        let q = &mut st.q[at];
+        if !closed {
+            if let Some(m) = q.take_held() {
+                match hand_over(m, aio, token, &me) {
+                    Ok(()) => q.admit_senders(),
+                    Err(m) => q.unhold(m), // this receive lost a race with its cancel
+                }
+                return;
+            }
+        }
+        if peer_closed {
             drop(st);
             aio.finish(token, Err(Error::Closed), 0);
             return;
-        }
-        let q = &mut st.q[at];
-        while let Some(s) = q.senders.pop_front() {
-            let mut delivered = false;
-            let r =
-                s.1.attempt_send(s.2, |m| match hand_over(m, aio, token, &me) {
-                    Ok(()) => {
-                        delivered = true;
-                        Ok(())
-                    }
-                    Err(m) => Err((m, None)),
-                });
-            match r {
-                SendAttempt::Done if delivered => return,
-                SendAttempt::Done | SendAttempt::Lost => continue, // that sender is gone
-                SendAttempt::Pending => {
-                    // Our own receive was cancelled meanwhile: the sender waits on.
-                    q.senders.push_front(s);
-                    return;
-                }
-            }
         }
         q.receivers
             .push_back((key, aio.provider_handle(), token, me));
@@ -201,7 +306,7 @@ impl PipeOps for InprocPipe {
         self.id
     }
     fn close(&self) {
-        engine_scope(|| self.shared.close());
+        engine_scope(|| self.shared.close(self.side));
     }
     fn option(&self, name: &str) -> Result<String> {
         match name {
@@ -221,6 +326,19 @@ impl TransportPipe for InprocPipe {
     fn recv_aio(&self, aio: &Aio) {
         let me = self.pipe();
         engine_scope(|| self.shared.recv(self.side, aio, me));
+    }
+    fn try_send_now(&self, msg: Message) -> std::result::Result<(), Message> {
+        engine_scope(|| {
+            let mut st = lock(&self.shared.st);
+            if st.any_closed() {
+                return Err(msg); // `send_aio` reports it
+            }
+            st.q[1 - self.side].offer(msg)
+        })
+    }
+    fn try_recv_now(&self) -> Option<Message> {
+        let me = self.pipe();
+        engine_scope(|| self.shared.take_now(self.side, &me))
     }
     fn pipe(&self) -> Pipe {
         match self.me.upgrade() {

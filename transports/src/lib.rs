@@ -32,6 +32,7 @@ mod url;
 mod wqueue;
 
 pub use conn::Stream;
+pub use inproc::INPROC_BUF;
 pub use url::Url;
 
 use sock::{SockDialer, SockListener};
@@ -66,7 +67,8 @@ pub trait TransportPipe: PipeOps {
     /// Sends the message on `aio` (header then body on the wire); completes `Ok` (the
     /// message taken off the aio) once the pipe has accepted it: tcp and ipc once it is in
     /// the kernel or in the pipe's bounded write buffer (which a close writes out only as
-    /// far as the kernel takes it at once), inproc once the peer's reader took it. When
+    /// far as the kernel takes it at once), inproc once the peer's receive or the pipe's
+    /// bounded queue toward the peer took it ([`INPROC_BUF`]). When
     /// the buffer is full the send waits. On failure the message stays on the aio.
     fn send_aio(&self, aio: &Aio);
     /// Receives one message: its body holds the whole payload (the SP header still in

@@ -1,0 +1,121 @@
+//! The inproc pipe's queue: sends are accepted while it holds less than `INPROC_BUF`
+//! bytes, then wait for the reader; a close keeps what was sent readable by the peer.
+
+mod common;
+use common::*;
+
+use nanoport_engine::{Error, Message};
+use nanoport_transports::{EndpointOptions, INPROC_BUF};
+
+fn pair() -> (
+    nanoport_transports::BoxPipe,
+    nanoport_transports::BoxPipe,
+    nanoport_transports::TransportListener,
+) {
+    connect(
+        &format!("inproc://{}", unique("queue")),
+        EndpointOptions::default(),
+    )
+}
+
+fn body(tag: u8, size: usize) -> Message {
+    Message::from(&vec![tag; size][..])
+}
+
+#[test]
+fn sends_complete_before_any_receive_while_the_queue_has_room() {
+    let (d, l, _x) = pair();
+    // 100 small sends with nobody receiving: each is accepted at once, half through the
+    // fast path (a rendezvous pipe refuses it), half through an aio.
+    for i in 0..50u8 {
+        assert!(
+            d.try_send_now(body(i, 64)).is_ok(),
+            "accepted into the queue"
+        );
+    }
+    for i in 50..100u8 {
+        send(&d, body(i, 64)).expect("accepted into the queue");
+    }
+    for i in 0..100u8 {
+        assert_eq!(recv(&l).unwrap().body(), &[i; 64][..], "in order");
+    }
+    assert!(l.try_recv_now().is_none(), "nothing left");
+}
+
+#[test]
+fn a_send_waits_once_the_queue_is_full_and_a_receive_lets_it_in() {
+    let (d, l, _x) = pair();
+    let half = INPROC_BUF / 2;
+    send(&d, body(1, half)).unwrap();
+    send(&d, body(2, half)).unwrap(); // exactly at the bound: still taken
+    let third = waitable();
+    third.set_msg(body(3, 10));
+    d.send_aio(&third);
+    assert!(third.busy(), "a send past the bound waits");
+    assert_eq!(recv(&l).unwrap().body()[0], 1);
+    third.wait();
+    assert_eq!(third.result(), Ok(()), "the receive made room");
+    assert_eq!(recv(&l).unwrap().body()[0], 2);
+    assert_eq!(recv(&l).unwrap().body(), &[3; 10][..]);
+}
+
+#[test]
+fn one_message_larger_than_the_bound_is_taken_when_the_queue_is_empty() {
+    let (d, l, _x) = pair();
+    send(&d, body(9, INPROC_BUF * 2)).expect("an empty queue takes any one message");
+    let next = waitable();
+    next.set_msg(body(8, 1));
+    d.send_aio(&next);
+    assert!(next.busy(), "but nothing after it");
+    assert_eq!(recv(&l).unwrap().len(), INPROC_BUF * 2);
+    next.wait();
+    assert_eq!(next.result(), Ok(()));
+    assert_eq!(recv(&l).unwrap().body(), &[8][..]);
+}
+
+#[test]
+fn what_was_sent_before_the_sender_closed_is_still_received_then_closed() {
+    let (d, l, _x) = pair();
+    for i in 0..10u8 {
+        send(&d, body(i, 32)).unwrap();
+    }
+    d.close();
+    for i in 0..10u8 {
+        assert_eq!(recv(&l).unwrap().body(), &[i; 32][..]);
+    }
+    assert_eq!(recv(&l).err(), Some(Error::Closed));
+    assert_eq!(send(&l, body(0, 1)), Err(Error::Closed), "no way back");
+}
+
+#[test]
+fn closing_the_reader_drops_what_it_had_not_taken_and_fails_a_waiting_send() {
+    let (d, l, _x) = pair();
+    send(&d, body(1, INPROC_BUF)).unwrap();
+    let waiting = waitable();
+    waiting.set_msg(body(2, 1));
+    d.send_aio(&waiting);
+    assert!(waiting.busy());
+    l.close();
+    waiting.wait();
+    assert_eq!(waiting.result(), Err(Error::Closed));
+    assert!(waiting.has_msg(), "a failed send keeps its message");
+    assert_eq!(
+        recv(&l).err(),
+        Some(Error::Closed),
+        "the closed side reads nothing"
+    );
+    assert_eq!(send(&d, body(3, 1)), Err(Error::Closed));
+}
+
+#[test]
+fn a_waiting_receive_gets_the_message_directly() {
+    let (d, l, _x) = pair();
+    let r = waitable();
+    l.recv_aio(&r);
+    assert!(r.busy());
+    // The fast path hands it straight to the waiting receive: nothing is held.
+    assert!(d.try_send_now(body(5, 16)).is_ok());
+    r.wait();
+    assert_eq!(r.take_msg().unwrap().body(), &[5; 16][..]);
+    assert!(l.try_recv_now().is_none());
+}
