@@ -63,6 +63,9 @@ impl PipeOps for DeadPipe {
 /// pipe's write buffer has (128 KiB), so backpressure sets in as it does there.
 pub const INPROC_BUF: usize = 128 * 1024;
 
+/// Held bytes at or below which waiting sends are let in (see `Queue::after_take`).
+const ADMIT_AT: usize = INPROC_BUF / 2;
+
 type Waiter = (usize, Aio, OpToken);
 
 /// What a held message counts against [`INPROC_BUF`].
@@ -118,6 +121,19 @@ impl Queue {
             return Ok(());
         }
         Err(msg)
+    }
+
+    /// After the reader took a message: once `held` is down to [`ADMIT_AT`] bytes, lets
+    /// waiting sends in.
+    ///
+    /// Why not at once: a waiting send is the socket's pipe send, whose completion
+    /// costs a callback; let in with room for one message only, it would fill the queue
+    /// again with that one and wait again, so a stream would pay an aio per message.
+    /// From half empty, the socket refills the queue through `try_send_now` instead.
+    fn after_take(&mut self) {
+        if !self.senders.is_empty() && self.held_bytes <= ADMIT_AT {
+            self.admit_senders();
+        }
     }
 
     /// Moves waiting sends into `held` while there is room, completing each.
@@ -258,7 +274,7 @@ impl Shared {
         }
         let q = &mut st.q[at];
         let m = q.take_held()?;
-        q.admit_senders();
+        q.after_take();
         Some(as_received(m, me))
     }
 
@@ -275,7 +291,7 @@ impl Shared {
         if !closed {
             if let Some(m) = q.take_held() {
                 match hand_over(m, aio, token, &me) {
-                    Ok(()) => q.admit_senders(),
+                    Ok(()) => q.after_take(),
                     Err(m) => q.unhold(m), // this receive lost a race with its cancel
                 }
                 return;

@@ -119,3 +119,28 @@ fn a_waiting_receive_gets_the_message_directly() {
     assert_eq!(r.take_msg().unwrap().body(), &[5; 16][..]);
     assert!(l.try_recv_now().is_none());
 }
+
+#[test]
+fn a_waiting_send_is_let_in_once_the_queue_is_half_empty_not_before() {
+    // Letting it in as soon as one message fits would make a stream pay an aio per
+    // message; the queue first drains to half (INPROC_BUF / 2).
+    let (d, l, _x) = pair();
+    let size = INPROC_BUF / 3 - 64;
+    for i in 0..3u8 {
+        send(&d, body(i, size)).unwrap();
+    }
+    let waiting = waitable();
+    waiting.set_msg(body(3, size));
+    d.send_aio(&waiting);
+    assert!(waiting.busy(), "a fourth does not fit");
+    assert_eq!(recv(&l).unwrap().body()[0], 0);
+    assert!(
+        waiting.busy(),
+        "two thirds still held: it fits, but is not let in yet"
+    );
+    assert_eq!(recv(&l).unwrap().body()[0], 1);
+    waiting.wait();
+    assert_eq!(waiting.result(), Ok(()), "one third held: let in");
+    assert_eq!(recv(&l).unwrap().body()[0], 2);
+    assert_eq!(recv(&l).unwrap().body()[0], 3);
+}
