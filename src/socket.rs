@@ -15,8 +15,8 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use nanoport_engine::{
-    engine_scope, scope_now, sleep_aio, Aio, Cancel, CancelHook, Error, Message, OpToken, PipeId,
-    Result, SendAttempt, Timeout,
+    engine_scope, scope_now, sleep_aio, Aio, Cancel, CancelHook, Error, Message, Now, OpToken,
+    PipeId, Result, SendAttempt, Timeout,
 };
 use nanoport_protocols::{Action, CtxId, OptValue, ProtoInfo, ProtocolCore, SendBlock};
 use nanoport_transports::{BoxPipe, EndpointOptions};
@@ -658,7 +658,7 @@ impl SocketInner {
             if !core.may_go_ahead(ctx, Dir::Send) {
                 return SendNow::Wait(msg);
             }
-            let out = match core.proto.try_send(ctx, msg, scope_now()) {
+            let out = match core.proto.try_send(ctx, msg, Now::current()) {
                 Ok(()) => SendNow::Sent,
                 Err(SendBlock::Full(m)) => return SendNow::Wait(m),
                 Err(SendBlock::Fail(e, m)) => {
@@ -687,7 +687,7 @@ impl SocketInner {
             if !core.may_go_ahead(ctx, Dir::Recv) {
                 return None;
             }
-            let got = core.proto.try_recv(ctx, scope_now()).ok().flatten();
+            let got = core.proto.try_recv(ctx, Now::current()).ok().flatten();
             if got.is_some() {
                 // Taking a message may let a paused pipe read again, or the protocol act.
                 self.process(&mut core);
@@ -734,7 +734,7 @@ impl SocketInner {
 
     pub(crate) fn recv_aio(&self, ctx: CtxId, aio: &Aio) {
         self.start_user_op(ctx, Dir::Recv, aio, |core, token| {
-            match core.proto.try_recv(ctx, scope_now()) {
+            match core.proto.try_recv(ctx, Now::current()) {
                 Ok(Some(m)) => {
                     if let Err(m) = aio.finish_recv(token, m) {
                         core.proto.unrecv(ctx, m);
@@ -816,7 +816,7 @@ impl SocketInner {
             match action {
                 Action::SendToPipe(p, msg) => match core.pipes.get(&p) {
                     Some(slot) => match slot.tp.try_send_now(msg) {
-                        Ok(()) => core.proto.pipe_writable(p, scope_now()),
+                        Ok(()) => core.proto.pipe_writable(p, Now::current()),
                         Err(msg) => {
                             slot.send_aio.set_msg(msg);
                             slot.tp.send_aio(&slot.send_aio);
@@ -869,7 +869,7 @@ impl SocketInner {
                 return;
             }
             match slot.tp.try_recv_now() {
-                Some(msg) => core.proto.pipe_message(id, msg, scope_now()),
+                Some(msg) => core.proto.pipe_message(id, msg, Now::current()),
                 None => {
                     slot.tp.recv_aio(&slot.recv_aio);
                     return;
@@ -914,7 +914,7 @@ impl SocketInner {
         }
         let now = scope_now();
         if core.proto.next_timer().is_some_and(|t| t <= now) {
-            core.proto.timer(now);
+            core.proto.timer(Now::at(now));
         }
         self.process(&mut core);
     }
@@ -976,7 +976,7 @@ impl SocketInner {
                     handle,
                 },
             );
-            core.proto.add_pipe(id, Instant::now());
+            core.proto.add_pipe(id, Now::current());
             let wants = core.proto.wants_pipe_message(id);
             if let Some(slot) = core.pipes.get_mut(&id) {
                 if wants {
@@ -999,7 +999,7 @@ impl SocketInner {
                 if core.closed || !core.pipes.contains_key(&id) {
                     return;
                 }
-                core.proto.pipe_message(id, msg, scope_now());
+                core.proto.pipe_message(id, msg, Now::current());
                 self.feed_from_pipe(&mut core, id);
             }
             Err(e) => {
@@ -1021,7 +1021,7 @@ impl SocketInner {
                 if core.closed || !core.pipes.contains_key(&id) {
                     return;
                 }
-                core.proto.pipe_writable(id, scope_now());
+                core.proto.pipe_writable(id, Now::current());
                 self.process(&mut core);
             }
             Err(_) => {
@@ -1038,7 +1038,7 @@ impl SocketInner {
                 return;
             };
             if !core.closed {
-                core.proto.remove_pipe(id, Instant::now());
+                core.proto.remove_pipe(id, Now::current());
                 self.process(&mut core);
             }
             slot
@@ -1189,7 +1189,7 @@ enum SendNow {
 }
 
 fn attempt_send(core: &mut Core, ctx: CtxId, aio: &Aio, token: OpToken) -> SendAttempt {
-    let now = scope_now();
+    let now = Now::current();
     let proto = &mut core.proto;
     aio.attempt_send(token, |m| match proto.try_send(ctx, m, now) {
         Ok(()) => Ok(()),
@@ -1220,7 +1220,7 @@ fn retry_send(core: &mut Core, ctx: CtxId) {
 }
 
 fn retry_recv(core: &mut Core, ctx: CtxId) {
-    let now = scope_now();
+    let now = Now::current();
     loop {
         let Some(q) = core.waiters.get_mut(&(ctx, Dir::Recv)) else {
             return;

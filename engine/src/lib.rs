@@ -32,7 +32,7 @@ mod waker;
 
 pub use aio::{
     at_scope_end, engine_scope, in_driving_wait, scope_now, sleep_aio, Aio, Cancel, CancelHook,
-    OpToken, ScopeEndJob, SendAttempt,
+    Now, OpToken, ScopeEndJob, SendAttempt,
 };
 pub use error::{Error, Result};
 pub use io::{IoOp, IoSource};

@@ -174,38 +174,38 @@ pub fn protocol_inbound(data: &[u8]) {
                 let id = PipeId(1 + (op as u32 >> 3));
                 if !pipes.contains(&id) {
                     pipes.push(id);
-                    proto.add_pipe(id, now);
+                    proto.add_pipe(id, now.into());
                 }
             }
             1 if !pipes.is_empty() => {
                 let id = pipes.remove((op as usize >> 3) % pipes.len());
                 busy.retain(|b| *b != id);
-                proto.remove_pipe(id, now);
+                proto.remove_pipe(id, now.into());
             }
             2 | 3 if !pipes.is_empty() => {
                 let id = pipes[(op as usize >> 3) % pipes.len()];
                 let n = ops.first().map_or(0, |&b| b as usize % 24);
                 let body = ops.get(1..1 + n).unwrap_or(&ops[ops.len().min(1)..]);
                 ops = &ops[(1 + n).min(ops.len())..];
-                proto.pipe_message(id, Message::from(body), now);
+                proto.pipe_message(id, Message::from(body), now.into());
             }
             4 => {
-                let _ = proto.try_recv(0, now);
+                let _ = proto.try_recv(0, now.into());
             }
             5 => {
                 let mut m = Message::from(&b"user"[..]);
                 if raw {
                     let _ = m.header_append(&ops[..ops.len().min(8)]);
                 }
-                let _ = proto.try_send(0, m, now);
+                let _ = proto.try_send(0, m, now.into());
             }
             6 => {
                 now += Duration::from_millis(op as u64 * 40);
-                proto.timer(now);
+                proto.timer(now.into());
             }
             _ => {
                 if let Some(id) = busy.pop() {
-                    proto.pipe_writable(id, now);
+                    proto.pipe_writable(id, now.into());
                 }
             }
         }
@@ -226,7 +226,7 @@ pub fn protocol_inbound(data: &[u8]) {
                     if pipes.contains(&id) {
                         pipes.retain(|x| *x != id);
                         busy.retain(|x| *x != id);
-                        proto.remove_pipe(id, now);
+                        proto.remove_pipe(id, now.into());
                     }
                 }
                 Action::RecvReady(_) | Action::SendReady(_) | Action::ResumePipe(_) => {}

@@ -13,7 +13,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
-use nanoport_engine::{Error, Message, PipeId, Result};
+use nanoport_engine::{Error, Message, Now, PipeId, Result};
 
 use crate::core::{opt, Action, CtxId, OptValue, ProtoInfo, ProtocolCore, SendBlock};
 use crate::options::{buffer_size, buffer_value, NONEMPTY_BUFFER_RANGE};
@@ -58,21 +58,21 @@ impl ProtocolCore for Bus0 {
 
     fn close_ctx(&mut self, _ctx: CtxId) {}
 
-    fn add_pipe(&mut self, pipe: PipeId, _now: Instant) {
+    fn add_pipe(&mut self, pipe: PipeId, _now: Now) {
         self.pipes.insert(pipe, OutboundPipe::new());
     }
 
-    fn remove_pipe(&mut self, pipe: PipeId, _now: Instant) {
+    fn remove_pipe(&mut self, pipe: PipeId, _now: Now) {
         self.pipes.remove(&pipe);
     }
 
-    fn pipe_writable(&mut self, pipe: PipeId, _now: Instant) {
+    fn pipe_writable(&mut self, pipe: PipeId, _now: Now) {
         if let Some(next) = self.pipes.get_mut(&pipe).and_then(OutboundPipe::writable) {
             self.actions.push_back(Action::SendToPipe(pipe, next));
         }
     }
 
-    fn pipe_message(&mut self, pipe: PipeId, mut msg: Message, _now: Instant) {
+    fn pipe_message(&mut self, pipe: PipeId, mut msg: Message, _now: Now) {
         if !self.pipes.contains_key(&pipe) || self.received.len() >= self.recv_capacity {
             return;
         }
@@ -89,7 +89,7 @@ impl ProtocolCore for Bus0 {
         &mut self,
         _ctx: CtxId,
         mut msg: Message,
-        _now: Instant,
+        _now: Now,
     ) -> std::result::Result<(), SendBlock> {
         let skip = if self.info.raw {
             msg.header_trim_u32().ok().map(PipeId)
@@ -108,7 +108,7 @@ impl ProtocolCore for Bus0 {
         Ok(())
     }
 
-    fn try_recv(&mut self, _ctx: CtxId, _now: Instant) -> Result<Option<Message>> {
+    fn try_recv(&mut self, _ctx: CtxId, _now: Now) -> Result<Option<Message>> {
         Ok(self.received.pop_front())
     }
 
@@ -117,7 +117,7 @@ impl ProtocolCore for Bus0 {
         self.actions.push_back(Action::RecvReady(0));
     }
 
-    fn timer(&mut self, _now: Instant) {}
+    fn timer(&mut self, _now: Now) {}
 
     fn next_timer(&self) -> Option<Instant> {
         None

@@ -20,7 +20,7 @@
 
 use std::time::Instant;
 
-use nanoport_engine::{Error, Message, PipeId, Result, Timeout};
+use nanoport_engine::{Error, Message, Now, PipeId, Result, Timeout};
 
 /// A context id. Context 0 is the socket's own context and always exists.
 pub type CtxId = u32;
@@ -155,13 +155,13 @@ pub trait ProtocolCore: Send + 'static {
     fn close_ctx(&mut self, ctx: CtxId);
 
     /// A pipe whose peer passed the protocol-id check was added.
-    fn add_pipe(&mut self, pipe: PipeId, now: Instant);
+    fn add_pipe(&mut self, pipe: PipeId, now: Now);
 
     /// A pipe is gone; forget it (req resends what was outstanding on it).
-    fn remove_pipe(&mut self, pipe: PipeId, now: Instant);
+    fn remove_pipe(&mut self, pipe: PipeId, now: Now);
 
     /// The pipe finished writing its message and can take another.
-    fn pipe_writable(&mut self, pipe: PipeId, now: Instant);
+    fn pipe_writable(&mut self, pipe: PipeId, now: Now);
 
     /// Whether the socket should read the next message from `pipe` now. A protocol that
     /// says no (a pull or pair whose queue is full) emits `Action::ResumePipe(pipe)` once it
@@ -173,7 +173,7 @@ pub trait ProtocolCore: Send + 'static {
     }
 
     /// A message arrived on `pipe` (header still in the body; `msg.pipe()` is set).
-    fn pipe_message(&mut self, pipe: PipeId, msg: Message, now: Instant);
+    fn pipe_message(&mut self, pipe: PipeId, msg: Message, now: Now);
 
     /// The user sends `msg` on context `ctx`.
     ///
@@ -183,7 +183,7 @@ pub trait ProtocolCore: Send + 'static {
         &mut self,
         ctx: CtxId,
         msg: Message,
-        now: Instant,
+        now: Now,
     ) -> std::result::Result<(), SendBlock>;
 
     /// The user receives on context `ctx`: `Ok(Some)` delivers, `Ok(None)` waits for
@@ -192,7 +192,7 @@ pub trait ProtocolCore: Send + 'static {
     /// # Errors
     /// `State` (a req with no request out, a surveyor with no survey), `TimedOut` (the
     /// survey ended), `NotSup` (push, pub).
-    fn try_recv(&mut self, ctx: CtxId, now: Instant) -> Result<Option<Message>>;
+    fn try_recv(&mut self, ctx: CtxId, now: Now) -> Result<Option<Message>>;
 
     /// The user's waiting receive on `ctx` was cancelled or timed out (req resets the
     /// context then, as NNG does). Default: nothing to do.
@@ -205,7 +205,7 @@ pub trait ProtocolCore: Send + 'static {
     fn unrecv(&mut self, ctx: CtxId, msg: Message);
 
     /// Time passed; run whatever timers are due.
-    fn timer(&mut self, now: Instant);
+    fn timer(&mut self, now: Now);
 
     /// When `timer` should next be called, if ever.
     fn next_timer(&self) -> Option<Instant>;

@@ -11,7 +11,7 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use nanoport_engine::{Error, Message, PipeId, Result};
+use nanoport_engine::{Error, Message, Now, PipeId, Result};
 
 use crate::core::{opt, Action, CtxId, OptValue, ProtoInfo, ProtocolCore, SendBlock};
 use crate::inbound::InboundQueue;
@@ -88,7 +88,7 @@ impl ProtocolCore for Pair0 {
 
     fn close_ctx(&mut self, _ctx: CtxId) {}
 
-    fn add_pipe(&mut self, pipe: PipeId, _now: Instant) {
+    fn add_pipe(&mut self, pipe: PipeId, _now: Now) {
         if self.peer.is_some() {
             self.actions.push_back(Action::ClosePipe(pipe));
             return;
@@ -97,7 +97,7 @@ impl ProtocolCore for Pair0 {
         self.peer_idle(pipe);
     }
 
-    fn remove_pipe(&mut self, pipe: PipeId, _now: Instant) {
+    fn remove_pipe(&mut self, pipe: PipeId, _now: Now) {
         if self.peer == Some(pipe) {
             self.peer = None;
             self.peer_busy = false;
@@ -105,7 +105,7 @@ impl ProtocolCore for Pair0 {
         }
     }
 
-    fn pipe_writable(&mut self, pipe: PipeId, _now: Instant) {
+    fn pipe_writable(&mut self, pipe: PipeId, _now: Now) {
         if self.peer == Some(pipe) {
             self.peer_idle(pipe);
         }
@@ -117,7 +117,7 @@ impl ProtocolCore for Pair0 {
         self.peer != Some(pipe) || self.inbound.wants(pipe)
     }
 
-    fn pipe_message(&mut self, pipe: PipeId, msg: Message, _now: Instant) {
+    fn pipe_message(&mut self, pipe: PipeId, msg: Message, _now: Now) {
         if self.peer != Some(pipe) {
             return;
         }
@@ -129,7 +129,7 @@ impl ProtocolCore for Pair0 {
         &mut self,
         _ctx: CtxId,
         mut msg: Message,
-        _now: Instant,
+        _now: Now,
     ) -> std::result::Result<(), SendBlock> {
         if self.clears_header {
             msg.header_clear();
@@ -144,7 +144,7 @@ impl ProtocolCore for Pair0 {
         Ok(())
     }
 
-    fn try_recv(&mut self, _ctx: CtxId, _now: Instant) -> Result<Option<Message>> {
+    fn try_recv(&mut self, _ctx: CtxId, _now: Now) -> Result<Option<Message>> {
         let Some(taken) = self.inbound.pop() else {
             return Ok(None);
         };
@@ -160,7 +160,7 @@ impl ProtocolCore for Pair0 {
         self.actions.push_back(Action::RecvReady(0));
     }
 
-    fn timer(&mut self, _now: Instant) {}
+    fn timer(&mut self, _now: Now) {}
 
     fn next_timer(&self) -> Option<Instant> {
         None

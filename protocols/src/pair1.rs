@@ -9,7 +9,7 @@
 
 use std::time::Instant;
 
-use nanoport_engine::{Error, Message, PipeId, Result};
+use nanoport_engine::{Error, Message, Now, PipeId, Result};
 
 use crate::core::{opt, Action, CtxId, Discards, OptValue, ProtoInfo, ProtocolCore, SendBlock};
 use crate::options::{max_ttl, DEFAULT_MAX_TTL};
@@ -94,15 +94,15 @@ impl ProtocolCore for Pair1 {
 
     fn close_ctx(&mut self, _ctx: CtxId) {}
 
-    fn add_pipe(&mut self, pipe: PipeId, now: Instant) {
+    fn add_pipe(&mut self, pipe: PipeId, now: Now) {
         self.link.add_pipe(pipe, now);
     }
 
-    fn remove_pipe(&mut self, pipe: PipeId, now: Instant) {
+    fn remove_pipe(&mut self, pipe: PipeId, now: Now) {
         self.link.remove_pipe(pipe, now);
     }
 
-    fn pipe_writable(&mut self, pipe: PipeId, now: Instant) {
+    fn pipe_writable(&mut self, pipe: PipeId, now: Now) {
         self.link.pipe_writable(pipe, now);
     }
 
@@ -110,7 +110,7 @@ impl ProtocolCore for Pair1 {
         self.link.wants_pipe_message(pipe)
     }
 
-    fn pipe_message(&mut self, pipe: PipeId, mut msg: Message, now: Instant) {
+    fn pipe_message(&mut self, pipe: PipeId, mut msg: Message, now: Now) {
         if !self.link.is_peer(pipe) {
             return;
         }
@@ -128,7 +128,7 @@ impl ProtocolCore for Pair1 {
         &mut self,
         ctx: CtxId,
         mut msg: Message,
-        now: Instant,
+        now: Now,
     ) -> std::result::Result<(), SendBlock> {
         if !self.raw() {
             set_hop_count(&mut msg, 1);
@@ -149,7 +149,7 @@ impl ProtocolCore for Pair1 {
             })
     }
 
-    fn try_recv(&mut self, ctx: CtxId, now: Instant) -> Result<Option<Message>> {
+    fn try_recv(&mut self, ctx: CtxId, now: Now) -> Result<Option<Message>> {
         self.link.try_recv(ctx, now)
     }
 
@@ -157,7 +157,7 @@ impl ProtocolCore for Pair1 {
         self.link.unrecv(ctx, msg);
     }
 
-    fn timer(&mut self, _now: Instant) {}
+    fn timer(&mut self, _now: Now) {}
 
     fn next_timer(&self) -> Option<Instant> {
         None

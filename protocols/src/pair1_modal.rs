@@ -5,7 +5,7 @@
 
 use std::time::Instant;
 
-use nanoport_engine::{Error, Message, PipeId, Result};
+use nanoport_engine::{Error, Message, Now, PipeId, Result};
 
 use crate::core::{opt, Action, CtxId, Discards, OptValue, ProtoInfo, ProtocolCore, SendBlock};
 use crate::options::boolean;
@@ -78,16 +78,16 @@ impl ProtocolCore for Pair1Modal {
 
     fn close_ctx(&mut self, _ctx: CtxId) {}
 
-    fn add_pipe(&mut self, pipe: PipeId, now: Instant) {
+    fn add_pipe(&mut self, pipe: PipeId, now: Now) {
         self.started = true;
         current!(&mut self.mode, p => p.add_pipe(pipe, now))
     }
 
-    fn remove_pipe(&mut self, pipe: PipeId, now: Instant) {
+    fn remove_pipe(&mut self, pipe: PipeId, now: Now) {
         current!(&mut self.mode, p => p.remove_pipe(pipe, now))
     }
 
-    fn pipe_writable(&mut self, pipe: PipeId, now: Instant) {
+    fn pipe_writable(&mut self, pipe: PipeId, now: Now) {
         current!(&mut self.mode, p => p.pipe_writable(pipe, now))
     }
 
@@ -95,7 +95,7 @@ impl ProtocolCore for Pair1Modal {
         current!(&self.mode, p => p.wants_pipe_message(pipe))
     }
 
-    fn pipe_message(&mut self, pipe: PipeId, msg: Message, now: Instant) {
+    fn pipe_message(&mut self, pipe: PipeId, msg: Message, now: Now) {
         current!(&mut self.mode, p => p.pipe_message(pipe, msg, now))
     }
 
@@ -103,12 +103,12 @@ impl ProtocolCore for Pair1Modal {
         &mut self,
         ctx: CtxId,
         msg: Message,
-        now: Instant,
+        now: Now,
     ) -> std::result::Result<(), SendBlock> {
         current!(&mut self.mode, p => p.try_send(ctx, msg, now))
     }
 
-    fn try_recv(&mut self, ctx: CtxId, now: Instant) -> Result<Option<Message>> {
+    fn try_recv(&mut self, ctx: CtxId, now: Now) -> Result<Option<Message>> {
         current!(&mut self.mode, p => p.try_recv(ctx, now))
     }
 
@@ -116,7 +116,7 @@ impl ProtocolCore for Pair1Modal {
         current!(&mut self.mode, p => p.unrecv(ctx, msg))
     }
 
-    fn timer(&mut self, _now: Instant) {}
+    fn timer(&mut self, _now: Now) {}
 
     fn next_timer(&self) -> Option<Instant> {
         None

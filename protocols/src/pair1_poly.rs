@@ -10,7 +10,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
-use nanoport_engine::{Error, Message, PipeId, Result};
+use nanoport_engine::{Error, Message, Now, PipeId, Result};
 
 use crate::core::{opt, Action, CtxId, Discards, OptValue, ProtoInfo, ProtocolCore, SendBlock};
 use crate::inbound::InboundQueue;
@@ -60,20 +60,20 @@ impl ProtocolCore for Pair1Poly {
 
     fn close_ctx(&mut self, _ctx: CtxId) {}
 
-    fn add_pipe(&mut self, pipe: PipeId, _now: Instant) {
+    fn add_pipe(&mut self, pipe: PipeId, _now: Now) {
         if self.pipes.insert(pipe, OutboundPipe::new()).is_none() {
             self.connect_order.push(pipe);
         }
     }
 
-    fn remove_pipe(&mut self, pipe: PipeId, _now: Instant) {
+    fn remove_pipe(&mut self, pipe: PipeId, _now: Now) {
         if self.pipes.remove(&pipe).is_some() {
             self.connect_order.retain(|p| *p != pipe);
             self.inbound.pipe_gone(pipe);
         }
     }
 
-    fn pipe_writable(&mut self, pipe: PipeId, _now: Instant) {
+    fn pipe_writable(&mut self, pipe: PipeId, _now: Now) {
         if let Some(next) = self.pipes.get_mut(&pipe).and_then(OutboundPipe::writable) {
             self.actions.push_back(Action::SendToPipe(pipe, next));
         }
@@ -83,7 +83,7 @@ impl ProtocolCore for Pair1Poly {
         self.inbound.wants(pipe)
     }
 
-    fn pipe_message(&mut self, pipe: PipeId, mut msg: Message, _now: Instant) {
+    fn pipe_message(&mut self, pipe: PipeId, mut msg: Message, _now: Now) {
         if !self.pipes.contains_key(&pipe) {
             return;
         }
@@ -104,7 +104,7 @@ impl ProtocolCore for Pair1Poly {
         &mut self,
         _ctx: CtxId,
         mut msg: Message,
-        _now: Instant,
+        _now: Now,
     ) -> std::result::Result<(), SendBlock> {
         let named = msg.pipe_ref().map(|p| p.id()).filter(|id| id.0 != 0);
         let Some(dest) = named.or_else(|| self.connect_order.first().copied()) else {
@@ -122,7 +122,7 @@ impl ProtocolCore for Pair1Poly {
         Ok(())
     }
 
-    fn try_recv(&mut self, _ctx: CtxId, _now: Instant) -> Result<Option<Message>> {
+    fn try_recv(&mut self, _ctx: CtxId, _now: Now) -> Result<Option<Message>> {
         let Some(taken) = self.inbound.pop() else {
             return Ok(None);
         };
@@ -138,7 +138,7 @@ impl ProtocolCore for Pair1Poly {
         self.actions.push_back(Action::RecvReady(0));
     }
 
-    fn timer(&mut self, _now: Instant) {}
+    fn timer(&mut self, _now: Now) {}
 
     fn next_timer(&self) -> Option<Instant> {
         None

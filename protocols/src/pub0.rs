@@ -8,7 +8,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
-use nanoport_engine::{Error, Message, PipeId, Result};
+use nanoport_engine::{Error, Message, Now, PipeId, Result};
 
 use crate::core::{opt, Action, CtxId, OptValue, ProtoInfo, ProtocolCore, SendBlock};
 use crate::options::{buffer_size, buffer_value, NONEMPTY_BUFFER_RANGE};
@@ -49,21 +49,21 @@ impl ProtocolCore for Pub0 {
 
     fn close_ctx(&mut self, _ctx: CtxId) {}
 
-    fn add_pipe(&mut self, pipe: PipeId, _now: Instant) {
+    fn add_pipe(&mut self, pipe: PipeId, _now: Now) {
         self.pipes.insert(pipe, OutboundPipe::new());
     }
 
-    fn remove_pipe(&mut self, pipe: PipeId, _now: Instant) {
+    fn remove_pipe(&mut self, pipe: PipeId, _now: Now) {
         self.pipes.remove(&pipe);
     }
 
-    fn pipe_writable(&mut self, pipe: PipeId, _now: Instant) {
+    fn pipe_writable(&mut self, pipe: PipeId, _now: Now) {
         if let Some(next) = self.pipes.get_mut(&pipe).and_then(OutboundPipe::writable) {
             self.actions.push_back(Action::SendToPipe(pipe, next));
         }
     }
 
-    fn pipe_message(&mut self, pipe: PipeId, _msg: Message, _now: Instant) {
+    fn pipe_message(&mut self, pipe: PipeId, _msg: Message, _now: Now) {
         if self.pipes.contains_key(&pipe) {
             self.actions.push_back(Action::ClosePipe(pipe));
         }
@@ -73,7 +73,7 @@ impl ProtocolCore for Pub0 {
         &mut self,
         _ctx: CtxId,
         mut msg: Message,
-        _now: Instant,
+        _now: Now,
     ) -> std::result::Result<(), SendBlock> {
         if !self.info.raw {
             msg.header_clear();
@@ -86,13 +86,13 @@ impl ProtocolCore for Pub0 {
         Ok(())
     }
 
-    fn try_recv(&mut self, _ctx: CtxId, _now: Instant) -> Result<Option<Message>> {
+    fn try_recv(&mut self, _ctx: CtxId, _now: Now) -> Result<Option<Message>> {
         Err(Error::NotSup)
     }
 
     fn unrecv(&mut self, _ctx: CtxId, _msg: Message) {}
 
-    fn timer(&mut self, _now: Instant) {}
+    fn timer(&mut self, _now: Now) {}
 
     fn next_timer(&self) -> Option<Instant> {
         None

@@ -10,7 +10,7 @@
 use std::collections::{HashSet, VecDeque};
 use std::time::Instant;
 
-use nanoport_engine::{Error, Message, PipeId, Result};
+use nanoport_engine::{Error, Message, Now, PipeId, Result};
 
 use crate::core::{opt, Action, CtxId, OptValue, ProtoInfo, ProtocolCore, SendBlock};
 use crate::inbound::InboundQueue;
@@ -48,23 +48,23 @@ impl ProtocolCore for Pull0 {
 
     fn close_ctx(&mut self, _ctx: CtxId) {}
 
-    fn add_pipe(&mut self, pipe: PipeId, _now: Instant) {
+    fn add_pipe(&mut self, pipe: PipeId, _now: Now) {
         self.pipes.insert(pipe);
     }
 
-    fn remove_pipe(&mut self, pipe: PipeId, _now: Instant) {
+    fn remove_pipe(&mut self, pipe: PipeId, _now: Now) {
         if self.pipes.remove(&pipe) {
             self.inbound.pipe_gone(pipe);
         }
     }
 
-    fn pipe_writable(&mut self, _pipe: PipeId, _now: Instant) {}
+    fn pipe_writable(&mut self, _pipe: PipeId, _now: Now) {}
 
     fn wants_pipe_message(&self, pipe: PipeId) -> bool {
         self.inbound.wants(pipe)
     }
 
-    fn pipe_message(&mut self, pipe: PipeId, msg: Message, _now: Instant) {
+    fn pipe_message(&mut self, pipe: PipeId, msg: Message, _now: Now) {
         if self.pipes.contains(&pipe) {
             self.inbound.push(pipe, msg);
             self.actions.push_back(Action::RecvReady(0));
@@ -75,12 +75,12 @@ impl ProtocolCore for Pull0 {
         &mut self,
         _ctx: CtxId,
         msg: Message,
-        _now: Instant,
+        _now: Now,
     ) -> std::result::Result<(), SendBlock> {
         Err(SendBlock::Fail(Error::NotSup, msg))
     }
 
-    fn try_recv(&mut self, _ctx: CtxId, _now: Instant) -> Result<Option<Message>> {
+    fn try_recv(&mut self, _ctx: CtxId, _now: Now) -> Result<Option<Message>> {
         let Some(taken) = self.inbound.pop() else {
             return Ok(None);
         };
@@ -96,7 +96,7 @@ impl ProtocolCore for Pull0 {
         self.actions.push_back(Action::RecvReady(0));
     }
 
-    fn timer(&mut self, _now: Instant) {}
+    fn timer(&mut self, _now: Now) {}
 
     fn next_timer(&self) -> Option<Instant> {
         None

@@ -9,7 +9,7 @@
 use std::collections::{HashSet, VecDeque};
 use std::time::Instant;
 
-use nanoport_engine::{Error, Message, PipeId, Result};
+use nanoport_engine::{Error, Message, Now, PipeId, Result};
 
 use crate::core::{opt, Action, CtxId, OptValue, ProtoInfo, ProtocolCore, SendBlock};
 use crate::options::{buffer_size, buffer_value, BUFFER_RANGE};
@@ -61,29 +61,29 @@ impl ProtocolCore for Push0 {
 
     fn close_ctx(&mut self, _ctx: CtxId) {}
 
-    fn add_pipe(&mut self, pipe: PipeId, _now: Instant) {
+    fn add_pipe(&mut self, pipe: PipeId, _now: Now) {
         if self.pipes.insert(pipe) {
             self.pipe_idle(pipe);
         }
     }
 
-    fn remove_pipe(&mut self, pipe: PipeId, _now: Instant) {
+    fn remove_pipe(&mut self, pipe: PipeId, _now: Now) {
         if self.pipes.remove(&pipe) {
             self.idle_pipes.retain(|p| *p != pipe);
         }
     }
 
-    fn pipe_writable(&mut self, pipe: PipeId, _now: Instant) {
+    fn pipe_writable(&mut self, pipe: PipeId, _now: Now) {
         self.pipe_idle(pipe);
     }
 
-    fn pipe_message(&mut self, _pipe: PipeId, _msg: Message, _now: Instant) {}
+    fn pipe_message(&mut self, _pipe: PipeId, _msg: Message, _now: Now) {}
 
     fn try_send(
         &mut self,
         _ctx: CtxId,
         mut msg: Message,
-        _now: Instant,
+        _now: Now,
     ) -> std::result::Result<(), SendBlock> {
         if !self.info.raw {
             msg.header_clear();
@@ -98,13 +98,13 @@ impl ProtocolCore for Push0 {
         Ok(())
     }
 
-    fn try_recv(&mut self, _ctx: CtxId, _now: Instant) -> Result<Option<Message>> {
+    fn try_recv(&mut self, _ctx: CtxId, _now: Now) -> Result<Option<Message>> {
         Err(Error::NotSup)
     }
 
     fn unrecv(&mut self, _ctx: CtxId, _msg: Message) {}
 
-    fn timer(&mut self, _now: Instant) {}
+    fn timer(&mut self, _now: Now) {}
 
     fn next_timer(&self) -> Option<Instant> {
         None

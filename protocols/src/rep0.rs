@@ -16,7 +16,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
-use nanoport_engine::{Error, Message, PipeId, Result};
+use nanoport_engine::{Error, Message, Now, PipeId, Result};
 
 use crate::backtrace::{move_backtrace_to_header, Backtrace, BacktraceVerdict};
 use crate::core::{opt, Action, CtxId, Discards, OptValue, ProtoInfo, ProtocolCore, SendBlock};
@@ -112,18 +112,18 @@ impl ProtocolCore for Replier {
         }
     }
 
-    fn add_pipe(&mut self, pipe: PipeId, _now: Instant) {
+    fn add_pipe(&mut self, pipe: PipeId, _now: Now) {
         self.pipes.insert(pipe, ReplierPipe::default());
     }
 
-    fn remove_pipe(&mut self, pipe: PipeId, _now: Instant) {
+    fn remove_pipe(&mut self, pipe: PipeId, _now: Now) {
         if let Some(rp) = self.pipes.remove(&pipe) {
             self.inbound.pipe_gone(pipe);
             self.release_senders(rp.waiting_senders);
         }
     }
 
-    fn pipe_writable(&mut self, pipe: PipeId, _now: Instant) {
+    fn pipe_writable(&mut self, pipe: PipeId, _now: Now) {
         if let Some(rp) = self.pipes.get_mut(&pipe) {
             rp.busy = false;
             let waiting = std::mem::take(&mut rp.waiting_senders);
@@ -135,7 +135,7 @@ impl ProtocolCore for Replier {
         self.inbound.wants(pipe)
     }
 
-    fn pipe_message(&mut self, pipe: PipeId, mut msg: Message, _now: Instant) {
+    fn pipe_message(&mut self, pipe: PipeId, mut msg: Message, _now: Now) {
         if !self.pipes.contains_key(&pipe) {
             return;
         }
@@ -157,7 +157,7 @@ impl ProtocolCore for Replier {
         &mut self,
         ctx_id: CtxId,
         mut msg: Message,
-        _now: Instant,
+        _now: Now,
     ) -> std::result::Result<(), SendBlock> {
         let Some(ctx) = self.ctxs.get_mut(&ctx_id) else {
             return Err(SendBlock::Fail(Error::Closed, msg));
@@ -183,7 +183,7 @@ impl ProtocolCore for Replier {
         Ok(())
     }
 
-    fn try_recv(&mut self, ctx_id: CtxId, _now: Instant) -> Result<Option<Message>> {
+    fn try_recv(&mut self, ctx_id: CtxId, _now: Now) -> Result<Option<Message>> {
         if !self.ctxs.contains_key(&ctx_id) {
             return Err(Error::Closed);
         }
@@ -231,7 +231,7 @@ impl ProtocolCore for Replier {
         self.wake_one_receiver();
     }
 
-    fn timer(&mut self, _now: Instant) {}
+    fn timer(&mut self, _now: Now) {}
 
     fn next_timer(&self) -> Option<Instant> {
         None
@@ -388,10 +388,10 @@ mod tests {
         let mut rep = super::Replier::new(Protocol::Rep0.info(false));
         let now = std::time::Instant::now();
         for _ in 0..1000 {
-            assert_eq!(rep.try_recv(0, now), Ok(None));
+            assert_eq!(rep.try_recv(0, now.into()), Ok(None));
             rep.recv_cancelled(0);
         }
-        assert_eq!(rep.try_recv(0, now), Ok(None));
+        assert_eq!(rep.try_recv(0, now.into()), Ok(None));
         assert_eq!(rep.recv_waiters.len(), 1);
     }
 

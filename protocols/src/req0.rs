@@ -25,7 +25,7 @@
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use nanoport_engine::{Error, Message, PipeId, Result, Timeout};
+use nanoport_engine::{Error, Message, Now, PipeId, Result, Timeout};
 
 use crate::core::{opt, Action, CtxId, Discards, OptValue, ProtoInfo, ProtocolCore, SendBlock};
 use crate::options::{duration, max_ttl, positive_deadline, DEFAULT_MAX_TTL};
@@ -142,7 +142,7 @@ impl Req0 {
     }
 
     /// Writes `ctx`'s request to the idle `pipe` and arms its resend.
-    fn send_request_on(&mut self, pipe: PipeId, ctx_id: CtxId, now: Instant) {
+    fn send_request_on(&mut self, pipe: PipeId, ctx_id: CtxId, now: Now) {
         let Some(ctx) = self.ctxs.get_mut(&ctx_id) else {
             return;
         };
@@ -158,7 +158,7 @@ impl Req0 {
         if let Some(at) = req.resend_at.take() {
             self.resend_timers.remove(&(at, ctx_id));
         }
-        req.resend_at = positive_deadline(ctx.resend_time, now);
+        req.resend_at = positive_deadline(ctx.resend_time, now.get());
         if let Some(at) = req.resend_at {
             self.resend_timers.insert((at, ctx_id));
         }
@@ -167,7 +167,7 @@ impl Req0 {
     }
 
     /// Takes `ctx`'s request off its pipe and sends it again, now or when a pipe is idle.
-    fn resend(&mut self, ctx_id: CtxId, now: Instant) {
+    fn resend(&mut self, ctx_id: CtxId, now: Now) {
         let Some(req) = self.ctxs.get_mut(&ctx_id).and_then(|c| c.request.as_mut()) else {
             return;
         };
@@ -207,7 +207,7 @@ impl Req0 {
 
     /// `pipe` can take a write: a request waiting for resend gets it, else it joins the
     /// idle list and blocked senders retry.
-    fn pipe_idle(&mut self, pipe: PipeId, now: Instant) {
+    fn pipe_idle(&mut self, pipe: PipeId, now: Now) {
         let Some(rp) = self.pipes.get_mut(&pipe) else {
             return;
         };
@@ -265,12 +265,12 @@ impl ProtocolCore for Req0 {
         }
     }
 
-    fn add_pipe(&mut self, pipe: PipeId, now: Instant) {
+    fn add_pipe(&mut self, pipe: PipeId, now: Now) {
         self.pipes.insert(pipe, ReqPipe::default());
         self.pipe_idle(pipe, now);
     }
 
-    fn remove_pipe(&mut self, pipe: PipeId, now: Instant) {
+    fn remove_pipe(&mut self, pipe: PipeId, now: Now) {
         let Some(rp) = self.pipes.remove(&pipe) else {
             return;
         };
@@ -284,7 +284,7 @@ impl ProtocolCore for Req0 {
             if let Some(req) = ctx.request.as_mut() {
                 req.pipe = None;
             }
-            if positive_deadline(ctx.resend_time, now).is_some() {
+            if positive_deadline(ctx.resend_time, now.get()).is_some() {
                 self.resend(ctx_id, now);
             } else {
                 self.fail_request(ctx_id, Error::ConnReset);
@@ -292,11 +292,11 @@ impl ProtocolCore for Req0 {
         }
     }
 
-    fn pipe_writable(&mut self, pipe: PipeId, now: Instant) {
+    fn pipe_writable(&mut self, pipe: PipeId, now: Now) {
         self.pipe_idle(pipe, now);
     }
 
-    fn pipe_message(&mut self, pipe: PipeId, mut msg: Message, _now: Instant) {
+    fn pipe_message(&mut self, pipe: PipeId, mut msg: Message, _now: Now) {
         if !self.pipes.contains_key(&pipe) {
             return;
         }
@@ -333,7 +333,7 @@ impl ProtocolCore for Req0 {
         &mut self,
         ctx_id: CtxId,
         mut msg: Message,
-        now: Instant,
+        now: Now,
     ) -> std::result::Result<(), SendBlock> {
         if !self.ctxs.contains_key(&ctx_id) {
             return Err(SendBlock::Fail(Error::Closed, msg));
@@ -371,7 +371,7 @@ impl ProtocolCore for Req0 {
         Ok(())
     }
 
-    fn try_recv(&mut self, ctx_id: CtxId, _now: Instant) -> Result<Option<Message>> {
+    fn try_recv(&mut self, ctx_id: CtxId, _now: Now) -> Result<Option<Message>> {
         let ctx = self.ctxs.get_mut(&ctx_id).ok_or(Error::Closed)?;
         if let Some(err) = ctx.recv_error.take() {
             return Err(err);
@@ -402,7 +402,8 @@ impl ProtocolCore for Req0 {
         }
     }
 
-    fn timer(&mut self, now: Instant) {
+    fn timer(&mut self, now: Now) {
+        let now = now.get();
         while let Some(&(at, ctx_id)) = self.resend_timers.first() {
             if at > now {
                 break;
@@ -414,7 +415,7 @@ impl ProtocolCore for Req0 {
                 .and_then(|c| c.request.as_ref())
                 .is_some_and(|r| r.resend_at == Some(at));
             if due {
-                self.resend(ctx_id, now);
+                self.resend(ctx_id, Now::at(now));
             }
         }
     }

@@ -10,7 +10,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
-use nanoport_engine::{Error, Message, PipeId, Result, MAX_HEADER};
+use nanoport_engine::{Error, Message, Now, PipeId, Result, MAX_HEADER};
 
 use crate::backtrace::{move_backtrace_to_header, BacktraceVerdict};
 use crate::core::{opt, Action, CtxId, Discards, OptValue, ProtoInfo, ProtocolCore, SendBlock};
@@ -65,19 +65,19 @@ impl ProtocolCore for Req0Raw {
 
     fn close_ctx(&mut self, _ctx: CtxId) {}
 
-    fn add_pipe(&mut self, pipe: PipeId, _now: Instant) {
+    fn add_pipe(&mut self, pipe: PipeId, _now: Now) {
         self.busy.insert(pipe, true);
         self.pipe_idle(pipe);
     }
 
-    fn remove_pipe(&mut self, pipe: PipeId, _now: Instant) {
+    fn remove_pipe(&mut self, pipe: PipeId, _now: Now) {
         if self.busy.remove(&pipe).is_some() {
             self.idle_pipes.retain(|p| *p != pipe);
             self.inbound.pipe_gone(pipe);
         }
     }
 
-    fn pipe_writable(&mut self, pipe: PipeId, _now: Instant) {
+    fn pipe_writable(&mut self, pipe: PipeId, _now: Now) {
         self.pipe_idle(pipe);
     }
 
@@ -85,7 +85,7 @@ impl ProtocolCore for Req0Raw {
         self.inbound.wants(pipe)
     }
 
-    fn pipe_message(&mut self, pipe: PipeId, mut msg: Message, _now: Instant) {
+    fn pipe_message(&mut self, pipe: PipeId, mut msg: Message, _now: Now) {
         if !self.busy.contains_key(&pipe) {
             return;
         }
@@ -107,7 +107,7 @@ impl ProtocolCore for Req0Raw {
         &mut self,
         _ctx: CtxId,
         msg: Message,
-        _now: Instant,
+        _now: Now,
     ) -> std::result::Result<(), SendBlock> {
         while let Some(pipe) = self.idle_pipes.pop_front() {
             if let Some(busy) = self.busy.get_mut(&pipe) {
@@ -119,7 +119,7 @@ impl ProtocolCore for Req0Raw {
         Err(SendBlock::Full(msg))
     }
 
-    fn try_recv(&mut self, _ctx: CtxId, _now: Instant) -> Result<Option<Message>> {
+    fn try_recv(&mut self, _ctx: CtxId, _now: Now) -> Result<Option<Message>> {
         let Some(taken) = self.inbound.pop() else {
             return Ok(None);
         };
@@ -135,7 +135,7 @@ impl ProtocolCore for Req0Raw {
         self.actions.push_back(Action::RecvReady(0));
     }
 
-    fn timer(&mut self, _now: Instant) {}
+    fn timer(&mut self, _now: Now) {}
 
     fn next_timer(&self) -> Option<Instant> {
         None

@@ -80,12 +80,12 @@ impl Driver {
                 if self.connected.contains(&p) && self.proto.wants_pipe_message(PipeId(p)) {
                     let mut m = Message::from(peer_bytes(rng));
                     m.set_pipe(Some(pipe(p)));
-                    self.proto.pipe_message(PipeId(p), m, self.now);
+                    self.proto.pipe_message(PipeId(p), m, self.now.into());
                 }
             }
             2 => {
                 if self.writing.remove(&p) {
-                    self.proto.pipe_writable(PipeId(p), self.now);
+                    self.proto.pipe_writable(PipeId(p), self.now.into());
                 }
             }
             3 => {
@@ -100,26 +100,30 @@ impl Driver {
                 if rng.below(3) == 0 {
                     m.set_pipe(Some(pipe(p)));
                 }
-                let _ = self.proto.try_send(0, m, self.now);
+                let _ = self.proto.try_send(0, m, self.now.into());
             }
             4 => {
-                let _ = self.proto.try_recv(0, self.now);
+                let _ = self.proto.try_recv(0, self.now.into());
             }
             5 => {
                 self.now += Duration::from_millis(rng.below(3000));
-                if self.proto.next_timer().is_some_and(|t| t <= self.now) {
-                    self.proto.timer(self.now);
+                if self
+                    .proto
+                    .next_timer()
+                    .is_some_and(|t| t <= self.now)
+                {
+                    self.proto.timer(self.now.into());
                 }
             }
             6 => {
                 if self.connected.remove(&p) {
                     self.writing.remove(&p);
-                    self.proto.remove_pipe(PipeId(p), self.now);
+                    self.proto.remove_pipe(PipeId(p), self.now.into());
                 }
             }
             7 => {
                 if self.connected.insert(p) {
-                    self.proto.add_pipe(PipeId(p), self.now);
+                    self.proto.add_pipe(PipeId(p), self.now.into());
                 }
             }
             _ => self.proto.recv_cancelled(0),
@@ -147,7 +151,7 @@ fn arbitrary_events_keep_the_contract_and_the_bounds() {
             // Whatever the peers did, what waits for the user is bounded by the largest
             // default queue (sub's and surveyor's 128) plus one per pipe.
             let mut waiting = 0;
-            while let Ok(Some(_)) = d.proto.try_recv(0, d.now) {
+            while let Ok(Some(_)) = d.proto.try_recv(0, d.now.into()) {
                 waiting += 1;
                 d.drain();
                 assert!(
@@ -176,17 +180,17 @@ fn a_stalled_peer_holds_a_bounded_number_of_messages() {
             now: std::time::Instant::now(),
         };
         d.connected.insert(1);
-        d.proto.add_pipe(PipeId(1), d.now);
+        d.proto.add_pipe(PipeId(1), d.now.into());
         d.drain();
         for i in 0..10_000u32 {
             let mut m = Message::from(&i.to_be_bytes()[..]);
             m.set_pipe(Some(pipe(1)));
-            let _ = d.proto.try_send(0, m, d.now);
+            let _ = d.proto.try_send(0, m, d.now.into());
             d.drain();
         }
         let mut delivered = 0;
         while d.writing.remove(&1) {
-            d.proto.pipe_writable(PipeId(1), d.now);
+            d.proto.pipe_writable(PipeId(1), d.now.into());
             d.drain();
             delivered += 1;
         }

@@ -14,7 +14,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
-use nanoport_engine::{Error, Message, PipeId, Result};
+use nanoport_engine::{Error, Message, Now, PipeId, Result};
 
 use crate::core::{opt, Action, CtxId, OptValue, ProtoInfo, ProtocolCore, SendBlock};
 use crate::options::{boolean, buffer_size, buffer_value, bytes, NONEMPTY_BUFFER_RANGE};
@@ -117,13 +117,13 @@ impl ProtocolCore for Sub0 {
         }
     }
 
-    fn add_pipe(&mut self, _pipe: PipeId, _now: Instant) {}
+    fn add_pipe(&mut self, _pipe: PipeId, _now: Now) {}
 
-    fn remove_pipe(&mut self, _pipe: PipeId, _now: Instant) {}
+    fn remove_pipe(&mut self, _pipe: PipeId, _now: Now) {}
 
-    fn pipe_writable(&mut self, _pipe: PipeId, _now: Instant) {}
+    fn pipe_writable(&mut self, _pipe: PipeId, _now: Now) {}
 
-    fn pipe_message(&mut self, _pipe: PipeId, msg: Message, _now: Instant) {
+    fn pipe_message(&mut self, _pipe: PipeId, msg: Message, _now: Now) {
         let raw = self.info.raw;
         for (id, ctx) in &mut self.ctxs {
             if (raw || ctx.matches(msg.body())) && ctx.offer(msg.clone()) {
@@ -136,12 +136,12 @@ impl ProtocolCore for Sub0 {
         &mut self,
         _ctx: CtxId,
         msg: Message,
-        _now: Instant,
+        _now: Now,
     ) -> std::result::Result<(), SendBlock> {
         Err(SendBlock::Fail(Error::NotSup, msg))
     }
 
-    fn try_recv(&mut self, ctx: CtxId, _now: Instant) -> Result<Option<Message>> {
+    fn try_recv(&mut self, ctx: CtxId, _now: Now) -> Result<Option<Message>> {
         Ok(self.ctx_mut(ctx)?.queue.pop_front())
     }
 
@@ -152,7 +152,7 @@ impl ProtocolCore for Sub0 {
         }
     }
 
-    fn timer(&mut self, _now: Instant) {}
+    fn timer(&mut self, _now: Now) {}
 
     fn next_timer(&self) -> Option<Instant> {
         None

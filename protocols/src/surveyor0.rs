@@ -18,7 +18,7 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use nanoport_engine::{Error, Message, PipeId, Result, Timeout};
+use nanoport_engine::{Error, Message, Now, PipeId, Result, Timeout};
 
 use crate::core::{opt, Action, CtxId, Discards, OptValue, ProtoInfo, ProtocolCore, SendBlock};
 use crate::options::{duration, max_ttl, DEFAULT_MAX_TTL};
@@ -137,21 +137,21 @@ impl ProtocolCore for Surveyor0 {
         }
     }
 
-    fn add_pipe(&mut self, pipe: PipeId, _now: Instant) {
+    fn add_pipe(&mut self, pipe: PipeId, _now: Now) {
         self.pipes.insert(pipe, OutboundPipe::new());
     }
 
-    fn remove_pipe(&mut self, pipe: PipeId, _now: Instant) {
+    fn remove_pipe(&mut self, pipe: PipeId, _now: Now) {
         self.pipes.remove(&pipe);
     }
 
-    fn pipe_writable(&mut self, pipe: PipeId, _now: Instant) {
+    fn pipe_writable(&mut self, pipe: PipeId, _now: Now) {
         if let Some(next) = self.pipes.get_mut(&pipe).and_then(OutboundPipe::writable) {
             self.actions.push_back(Action::SendToPipe(pipe, next));
         }
     }
 
-    fn pipe_message(&mut self, pipe: PipeId, mut msg: Message, _now: Instant) {
+    fn pipe_message(&mut self, pipe: PipeId, mut msg: Message, _now: Now) {
         if !self.pipes.contains_key(&pipe) {
             return;
         }
@@ -187,7 +187,7 @@ impl ProtocolCore for Surveyor0 {
         &mut self,
         ctx_id: CtxId,
         mut msg: Message,
-        now: Instant,
+        now: Now,
     ) -> std::result::Result<(), SendBlock> {
         if !self.ctxs.contains_key(&ctx_id) {
             return Err(SendBlock::Fail(Error::Closed, msg));
@@ -203,7 +203,7 @@ impl ProtocolCore for Surveyor0 {
             ctx.recv_error = Some(Error::Canceled);
             self.actions.push_back(Action::RecvReady(ctx_id));
         }
-        let expires = ctx.survey_time.deadline_from(now);
+        let expires = ctx.survey_time.deadline_from(now.get());
         ctx.survey = Some(Survey { id, expires });
         if let Some(at) = expires {
             self.deadlines.insert((at, ctx_id));
@@ -219,7 +219,7 @@ impl ProtocolCore for Surveyor0 {
         Ok(())
     }
 
-    fn try_recv(&mut self, ctx_id: CtxId, _now: Instant) -> Result<Option<Message>> {
+    fn try_recv(&mut self, ctx_id: CtxId, _now: Now) -> Result<Option<Message>> {
         let ctx = self.ctxs.get_mut(&ctx_id).ok_or(Error::Closed)?;
         if let Some(err) = ctx.recv_error.take() {
             return Err(err);
@@ -247,7 +247,8 @@ impl ProtocolCore for Surveyor0 {
         }
     }
 
-    fn timer(&mut self, now: Instant) {
+    fn timer(&mut self, now: Now) {
+        let now = now.get();
         while let Some(&(at, ctx_id)) = self.deadlines.first() {
             if at > now {
                 break;

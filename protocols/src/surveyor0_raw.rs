@@ -6,7 +6,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
-use nanoport_engine::{Error, Message, PipeId, Result};
+use nanoport_engine::{Error, Message, Now, PipeId, Result};
 
 use crate::core::{opt, Action, CtxId, Discards, OptValue, ProtoInfo, ProtocolCore, SendBlock};
 use crate::inbound::InboundQueue;
@@ -53,17 +53,17 @@ impl ProtocolCore for Surveyor0Raw {
 
     fn close_ctx(&mut self, _ctx: CtxId) {}
 
-    fn add_pipe(&mut self, pipe: PipeId, _now: Instant) {
+    fn add_pipe(&mut self, pipe: PipeId, _now: Now) {
         self.pipes.insert(pipe, OutboundPipe::new());
     }
 
-    fn remove_pipe(&mut self, pipe: PipeId, _now: Instant) {
+    fn remove_pipe(&mut self, pipe: PipeId, _now: Now) {
         if self.pipes.remove(&pipe).is_some() {
             self.inbound.pipe_gone(pipe);
         }
     }
 
-    fn pipe_writable(&mut self, pipe: PipeId, _now: Instant) {
+    fn pipe_writable(&mut self, pipe: PipeId, _now: Now) {
         if let Some(next) = self.pipes.get_mut(&pipe).and_then(OutboundPipe::writable) {
             self.actions.push_back(Action::SendToPipe(pipe, next));
         }
@@ -73,7 +73,7 @@ impl ProtocolCore for Surveyor0Raw {
         self.inbound.wants(pipe)
     }
 
-    fn pipe_message(&mut self, pipe: PipeId, mut msg: Message, _now: Instant) {
+    fn pipe_message(&mut self, pipe: PipeId, mut msg: Message, _now: Now) {
         if !self.pipes.contains_key(&pipe) {
             return;
         }
@@ -93,7 +93,7 @@ impl ProtocolCore for Surveyor0Raw {
         &mut self,
         _ctx: CtxId,
         msg: Message,
-        _now: Instant,
+        _now: Now,
     ) -> std::result::Result<(), SendBlock> {
         for (pipe, out) in &mut self.pipes {
             if let Some(now) = out.offer(msg.clone(), XSURVEY_PIPE_QUEUE, WhenFull::DropNewest) {
@@ -103,7 +103,7 @@ impl ProtocolCore for Surveyor0Raw {
         Ok(())
     }
 
-    fn try_recv(&mut self, _ctx: CtxId, _now: Instant) -> Result<Option<Message>> {
+    fn try_recv(&mut self, _ctx: CtxId, _now: Now) -> Result<Option<Message>> {
         let Some(taken) = self.inbound.pop() else {
             return Ok(None);
         };
@@ -119,7 +119,7 @@ impl ProtocolCore for Surveyor0Raw {
         self.actions.push_back(Action::RecvReady(0));
     }
 
-    fn timer(&mut self, _now: Instant) {}
+    fn timer(&mut self, _now: Now) {}
 
     fn next_timer(&self) -> Option<Instant> {
         None

@@ -83,17 +83,17 @@ impl Harness {
 
     /// Adds pipe `id`.
     pub(crate) fn add(&mut self, id: u32) {
-        self.proto.add_pipe(PipeId(id), self.now);
+        self.proto.add_pipe(PipeId(id), self.now.into());
     }
 
     /// Removes pipe `id`.
     pub(crate) fn remove(&mut self, id: u32) {
-        self.proto.remove_pipe(PipeId(id), self.now);
+        self.proto.remove_pipe(PipeId(id), self.now.into());
     }
 
     /// Pipe `id` finished its write.
     pub(crate) fn writable(&mut self, id: u32) {
-        self.proto.pipe_writable(PipeId(id), self.now);
+        self.proto.pipe_writable(PipeId(id), self.now.into());
     }
 
     /// Whether the socket would read pipe `id`.
@@ -105,12 +105,13 @@ impl Harness {
     pub(crate) fn deliver(&mut self, id: u32, bytes: &[u8]) {
         let mut m = Message::from(bytes);
         m.set_pipe(Some(pipe(id)));
-        self.proto.pipe_message(PipeId(id), m, self.now);
+        self.proto.pipe_message(PipeId(id), m, self.now.into());
     }
 
     /// The user sends `body` on `ctx`.
     pub(crate) fn send(&mut self, ctx: CtxId, body: &[u8]) -> std::result::Result<(), SendBlock> {
-        self.proto.try_send(ctx, Message::from(body), self.now)
+        self.proto
+            .try_send(ctx, Message::from(body), self.now.into())
     }
 
     /// The user sends `msg` on `ctx`.
@@ -119,7 +120,7 @@ impl Harness {
         ctx: CtxId,
         msg: Message,
     ) -> std::result::Result<(), SendBlock> {
-        self.proto.try_send(ctx, msg, self.now)
+        self.proto.try_send(ctx, msg, self.now.into())
     }
 
     /// The user sends `body` and it must be accepted.
@@ -131,7 +132,7 @@ impl Harness {
 
     /// The user receives on `ctx`.
     pub(crate) fn recv(&mut self, ctx: CtxId) -> Result<Option<Message>> {
-        self.proto.try_recv(ctx, self.now)
+        self.proto.try_recv(ctx, self.now.into())
     }
 
     /// The user receives on `ctx` and a message must be there; returns its body.
@@ -155,8 +156,12 @@ impl Harness {
     /// Moves the clock on by `d`, running the protocol's timer if it is due.
     pub(crate) fn advance(&mut self, d: Duration) {
         self.now += d;
-        if self.proto.next_timer().is_some_and(|t| t <= self.now) {
-            self.proto.timer(self.now);
+        if self
+            .proto
+            .next_timer()
+            .is_some_and(|t| t <= self.now)
+        {
+            self.proto.timer(self.now.into());
         }
     }
 
