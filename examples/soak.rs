@@ -1,8 +1,9 @@
-//! Soak test: req/rep and push/pull at full speed over tcp with many pipes, for a set
+//! Soak test: req/rep and push/pull at full speed over tcp (or ipc, inproc) with many pipes, for a set
 //! time, checking that every message arrives exactly once where the protocol promises
 //! delivery, and printing resident memory over time.
 //!
-//! `cargo run --release --example soak -- [SECONDS]` (default 60).
+//! `cargo run --release --example soak -- [SECONDS] [tcp|ipc|inproc]` (default 60 s over
+//! tcp).
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -24,9 +25,16 @@ fn rss_kib() -> usize {
         .unwrap_or(0)
 }
 
-fn free_tcp() -> String {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    format!("tcp://127.0.0.1:{}", l.local_addr().unwrap().port())
+/// A fresh address on `transport` (`tcp`, `ipc` or `inproc`).
+fn free_url(transport: &str, tag: &str) -> String {
+    match transport {
+        "inproc" => format!("inproc://soak-{tag}"),
+        "ipc" => format!("ipc:///tmp/nanoport-soak-{}-{tag}.sock", std::process::id()),
+        _ => {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            format!("tcp://127.0.0.1:{}", l.local_addr().unwrap().port())
+        }
+    }
 }
 
 fn main() {
@@ -34,13 +42,14 @@ fn main() {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(60);
+    let transport = std::env::args().nth(2).unwrap_or_else(|| "tcp".into());
     let stop = Arc::new(AtomicBool::new(false));
     let round_trips = Arc::new(AtomicU64::new(0));
     let pushed = Arc::new(AtomicU64::new(0));
 
     // req/rep: one rep socket with 4 contexts, 8 req sockets each on its own pipe. Each
     // request carries (client, sequence); the reply must echo exactly that.
-    let rep_url = free_tcp();
+    let rep_url = free_url(&transport, "rep");
     let rep = Socket::rep0().unwrap();
     rep.listen(&rep_url).unwrap();
     let mut threads = Vec::new();
@@ -81,7 +90,7 @@ fn main() {
     }
 
     // push/pull: 8 pushers into one pull; every (pusher, sequence) must arrive exactly once.
-    let pull_url = free_tcp();
+    let pull_url = free_url(&transport, "pull");
     let pull = Socket::pull0().unwrap();
     pull.listen(&pull_url).unwrap();
     pull.set_recv_timeout(Duration::from_secs(5)).unwrap();
@@ -125,7 +134,7 @@ fn main() {
 
     let start = Instant::now();
     let rss0 = rss_kib();
-    println!("soak: {secs} s, {REQ_CLIENTS} req pipes, {PUSHERS} push pipes, tcp; RSS at start {rss0} KiB");
+    println!("soak: {secs} s, {REQ_CLIENTS} req pipes, {PUSHERS} push pipes, {transport}; RSS at start {rss0} KiB");
     let mut last = (0, 0);
     while start.elapsed() < Duration::from_secs(secs) {
         std::thread::sleep(Duration::from_secs(10).min(Duration::from_secs(secs)));

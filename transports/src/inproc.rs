@@ -52,8 +52,9 @@ impl PipeOps for DeadPipe {
 
 // ----- the pipe pair -------------------------------------------------------------------------
 
-/// Bytes one direction of a pipe holds for its reader before further sends wait; one
-/// larger message is always taken when nothing is held.
+/// Bytes one direction of a pipe holds for its reader before further sends wait (each
+/// message counted with [`INPROC_MSG_OVERHEAD`]); one larger message is always taken
+/// when nothing is held.
 ///
 /// Why a buffer at all: with a bare rendezvous every message of a stream costs a wake-up
 /// of the reader and then of the writer (about 45 thousand messages a second on two
@@ -68,9 +69,14 @@ const ADMIT_AT: usize = INPROC_BUF / 2;
 
 type Waiter = (usize, Aio, OpToken);
 
+/// What a held message costs beyond its bytes: its slot in the queue and its body's two
+/// heap blocks (an `Arc`'d vector). Counting it bounds a queue of tiny messages by memory
+/// too: at 12 bytes each, payload alone would let 10,000 of them (2 MiB) pile up.
+pub const INPROC_MSG_OVERHEAD: usize = std::mem::size_of::<Message>() + 64;
+
 /// What a held message counts against [`INPROC_BUF`].
 fn held_size(m: &Message) -> usize {
-    m.len() + m.header_len()
+    m.len() + m.header_len() + INPROC_MSG_OVERHEAD
 }
 
 /// One direction of a pipe pair.

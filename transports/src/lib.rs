@@ -32,7 +32,7 @@ mod url;
 mod wqueue;
 
 pub use conn::Stream;
-pub use inproc::INPROC_BUF;
+pub use inproc::{INPROC_BUF, INPROC_MSG_OVERHEAD};
 pub use url::Url;
 
 use sock::{SockDialer, SockListener};

@@ -5,7 +5,7 @@ mod common;
 use common::*;
 
 use nanoport_engine::{Error, Message};
-use nanoport_transports::{EndpointOptions, INPROC_BUF};
+use nanoport_transports::{EndpointOptions, INPROC_BUF, INPROC_MSG_OVERHEAD};
 
 fn pair() -> (
     nanoport_transports::BoxPipe,
@@ -45,7 +45,8 @@ fn sends_complete_before_any_receive_while_the_queue_has_room() {
 #[test]
 fn a_send_waits_once_the_queue_is_full_and_a_receive_lets_it_in() {
     let (d, l, _x) = pair();
-    let half = INPROC_BUF / 2;
+    // Two messages that together (each with its overhead) just fit, then one that does not.
+    let half = INPROC_BUF / 2 - INPROC_MSG_OVERHEAD;
     send(&d, body(1, half)).unwrap();
     send(&d, body(2, half)).unwrap(); // exactly at the bound: still taken
     let third = waitable();
@@ -57,6 +58,21 @@ fn a_send_waits_once_the_queue_is_full_and_a_receive_lets_it_in() {
     assert_eq!(third.result(), Ok(()), "the receive made room");
     assert_eq!(recv(&l).unwrap().body()[0], 2);
     assert_eq!(recv(&l).unwrap().body(), &[3; 10][..]);
+}
+
+#[test]
+fn tiny_messages_count_their_overhead_against_the_bound() {
+    // 12-byte messages: by payload alone the queue would take about 10,900 of them.
+    let (d, l, _x) = pair();
+    let fits = INPROC_BUF / (12 + INPROC_MSG_OVERHEAD);
+    for i in 0..fits {
+        assert!(d.try_send_now(body(i as u8, 12)).is_ok(), "#{i} fits");
+    }
+    assert!(d.try_send_now(body(0, 12)).is_err(), "one more does not");
+    assert!(fits < 2000, "{fits} tiny messages held");
+    for _ in 0..fits {
+        assert!(l.try_recv_now().is_some());
+    }
 }
 
 #[test]
@@ -125,7 +141,7 @@ fn a_waiting_send_is_let_in_once_the_queue_is_half_empty_not_before() {
     // Letting it in as soon as one message fits would make a stream pay an aio per
     // message; the queue first drains to half (INPROC_BUF / 2).
     let (d, l, _x) = pair();
-    let size = INPROC_BUF / 3 - 64;
+    let size = INPROC_BUF / 3 - INPROC_MSG_OVERHEAD;
     for i in 0..3u8 {
         send(&d, body(i, size)).unwrap();
     }
