@@ -107,11 +107,7 @@ impl Driver {
             }
             5 => {
                 self.now += Duration::from_millis(rng.below(3000));
-                if self
-                    .proto
-                    .next_timer()
-                    .is_some_and(|t| t <= self.now)
-                {
+                if self.proto.next_timer().is_some_and(|t| t <= self.now) {
                     self.proto.timer(self.now.into());
                 }
             }

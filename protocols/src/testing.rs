@@ -156,11 +156,7 @@ impl Harness {
     /// Moves the clock on by `d`, running the protocol's timer if it is due.
     pub(crate) fn advance(&mut self, d: Duration) {
         self.now += d;
-        if self
-            .proto
-            .next_timer()
-            .is_some_and(|t| t <= self.now)
-        {
+        if self.proto.next_timer().is_some_and(|t| t <= self.now) {
             self.proto.timer(self.now.into());
         }
     }
