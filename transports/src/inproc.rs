@@ -145,12 +145,9 @@ impl Queue {
     /// Moves waiting sends into `held` while there is room, completing each.
     fn admit_senders(&mut self) {
         while let Some(w) = self.senders.pop_front() {
-            let (held, held_bytes) = (&mut self.held, &mut self.held_bytes);
             let r = w.1.attempt_send(w.2, |m| {
-                let size = held_size(&m);
-                if *held_bytes == 0 || *held_bytes + size <= INPROC_BUF {
-                    *held_bytes += size;
-                    held.push_back(m);
+                if self.has_room(held_size(&m)) {
+                    self.hold(m);
                     Ok(())
                 } else {
                     Err((m, None))
@@ -197,9 +194,9 @@ impl Cancel for Shared {
 
 /// Makes `msg` what a receiver gets, as NNG's inproc does: the header pulled up into the
 /// body, tagged with the receiving pipe.
-fn as_received(mut msg: Message, rpipe: &Pipe) -> Message {
+fn as_received(mut msg: Message, rpipe: Pipe) -> Message {
     msg.pull_up_header();
-    msg.set_pipe(Some(rpipe.clone()));
+    msg.set_pipe(Some(rpipe));
     msg
 }
 
@@ -213,7 +210,7 @@ fn hand_over(
 ) -> std::result::Result<(), Message> {
     let hlen = msg.header_len();
     let orig_pipe = msg.pipe();
-    match raio.finish_recv(rtoken, as_received(msg, rpipe)) {
+    match raio.finish_recv(rtoken, as_received(msg, rpipe.clone())) {
         Ok(()) => Ok(()),
         Err(mut m) => {
             // Undo the pull-up, so the message goes back exactly as it came.
@@ -271,9 +268,9 @@ impl Shared {
         // Done: accepted. Lost: cancelled or timed out before we got to it.
     }
 
-    /// A message held for side `at`, made ready for that side's pipe `me`; lets waiting
+    /// The oldest message held for side `at` (as sent: see [`as_received`]); lets waiting
     /// sends into the room it leaves.
-    fn take_now(&self, at: usize, me: &Pipe) -> Option<Message> {
+    fn take_now(&self, at: usize) -> Option<Message> {
         let mut st = lock(&self.st);
         if st.closed[at] {
             return None;
@@ -281,7 +278,7 @@ impl Shared {
         let q = &mut st.q[at];
         let m = q.take_held()?;
         q.after_take();
-        Some(as_received(m, me))
+        Some(m)
     }
 
     fn recv(self: &Arc<Self>, at: usize, aio: &Aio, me: Pipe) {
@@ -359,8 +356,7 @@ impl TransportPipe for InprocPipe {
         })
     }
     fn try_recv_now(&self) -> Option<Message> {
-        let me = self.pipe();
-        engine_scope(|| self.shared.take_now(self.side, &me))
+        engine_scope(|| self.shared.take_now(self.side)).map(|m| as_received(m, self.pipe()))
     }
     fn pipe(&self) -> Pipe {
         match self.me.upgrade() {
