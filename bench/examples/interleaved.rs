@@ -20,7 +20,9 @@
 //! ratios for `rt`, rate ratios for `stream`; libzmq only with the `libzmq` feature).
 //! The contenders are the criterion ones (`benches/vs_libnng.rs`), tuned alike: push's
 //! send buffer 128 (`NPBENCH_SENDBUF`); the inproc `raw` is two threads handing the body
-//! over through a mutex and a condition variable (`bench/src/handoff.rs`).
+//! over through a mutex and a condition variable (`bench/src/handoff.rs`). Streams over ipc
+//! and tcp add `rawq`, the raw floor whose sender writes each frame as many frames after
+//! building it as push's send buffer is deep (`raw::send_delayed`).
 
 use std::time::Instant;
 
@@ -82,6 +84,16 @@ fn contenders(stream: bool, t: Transport, size: usize) -> Vec<(&'static str, Con
                 }),
             ),
         ]
+        .into_iter()
+        .chain((!inproc && depth > 0).then(|| {
+            // The raw floor writing each frame as far behind its copy as a full send
+            // buffer of the libraries' does (`raw::send_delayed`).
+            (
+                "rawq",
+                Contender::Stream(Box::new(RawStream::with_send_depth(t, size, depth))),
+            )
+        }))
+        .collect()
     } else {
         vec![
             (

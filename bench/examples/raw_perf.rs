@@ -25,7 +25,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use nanoport_bench::perf_tool::{perf_main, PerfResult, Roles};
-use nanoport_bench::raw::{build_frame, recv_frame, send_frame, Conn};
+use nanoport_bench::raw::{recv_frame, send_delayed, send_frame, Conn};
 
 /// `ipc:///path` or `tcp://host:port`.
 enum Addr {
@@ -129,15 +129,10 @@ fn local_thr(url: &str, size: usize, count: u32) -> PerfResult<Duration> {
     Ok(total)
 }
 
-/// `RAW_SEND_DEPTH` (default 0): how many built frames the throughput sender holds before
-/// it writes the oldest, so that each frame leaves that many frames after it was built.
-///
-/// The libraries' perf tools give the sending socket a 128-message send buffer (NNG's
-/// setting); when the receiver cannot keep up, as on one shared CPU, that queue stays full
-/// and every message is written 128 messages after its copy was made. At 64 KiB that is
-/// 8 MiB between the copy and the write, more than L2 holds. `RAW_SEND_DEPTH=128` gives the
-/// raw floor the same distance, so the cost of the buffering can be told from the cost of
-/// the library.
+/// `RAW_SEND_DEPTH` (default 0): how many frames after building it the throughput sender
+/// writes each one (`send_delayed`). The libraries' perf tools give the sending socket a
+/// 128-message send buffer (NNG's setting), which stays full when the receiver cannot keep
+/// up, as on one shared CPU; `RAW_SEND_DEPTH=128` gives the raw floor the same distance.
 fn send_depth() -> PerfResult<usize> {
     match std::env::var("RAW_SEND_DEPTH") {
         Err(_) => Ok(0),
@@ -155,19 +150,8 @@ fn remote_thr(url: &str, size: usize, count: u32) -> PerfResult<()> {
     let body = vec![0u8; size];
     let (mut buf, mut frame) = (Vec::new(), Vec::new());
     send(&mut *s, &mut frame, b"")?;
-    // Frame i is built into slot i % (depth + 1) and written once frame i + depth is built.
-    let mut ring: Vec<Vec<u8>> = (0..=depth).map(|_| Vec::with_capacity(size + 8)).collect();
-    let total = count as usize + 1; // as perf.c: COUNT + 1 frames
-    let write = |s: &mut dyn Conn, f: &[u8]| s.write_all(f).map_err(|e| format!("write: {e}"));
-    for i in 0..total {
-        build_frame(&mut ring[i % (depth + 1)], &body);
-        if i >= depth {
-            write(&mut *s, &ring[(i - depth) % (depth + 1)])?;
-        }
-    }
-    for i in total.saturating_sub(depth)..total {
-        write(&mut *s, &ring[i % (depth + 1)])?;
-    }
+    // As perf.c: COUNT + 1 frames.
+    send_delayed(&mut *s, &body, count as usize + 1, depth).map_err(|e| format!("write: {e}"))?;
     recv(&mut *s, &mut buf)?;
     Ok(())
 }
