@@ -17,7 +17,11 @@ pub const MAX_WIRE_LEN: u64 = 0x0FFF_FFFF_FFFF_FFFF;
 pub const IPC_MSG_TYPE: u8 = 0x01;
 
 /// The first receive chunk for a body; later chunks grow with what has arrived.
-const FIRST_CHUNK: usize = 64 * 1024;
+///
+/// 64 KiB and room for a protocol header chain ([`nanoport_engine::MAX_HEADER`] bytes
+/// and more): a 64 KiB payload behind pair1's or req0's header is 65,540 bytes, and at
+/// exactly 64 KiB its last 4 bytes took a `recv` of their own.
+const FIRST_CHUNK: usize = 64 * 1024 + 256;
 
 /// Which stream mapping a frame follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
