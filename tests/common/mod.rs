@@ -73,6 +73,17 @@ pub fn nngcat_or_skip(test: &str) -> bool {
 /// An nngcat child process, killed (by its PID) when dropped.
 pub struct NngCat {
     child: Option<Child>,
+    /// The ipc paths it listens on: a killed nngcat cannot unlink them, so the drop does.
+    listened: Vec<String>,
+}
+
+/// The file paths of the `ipc://` URLs that follow `--listen` in nngcat's `args`.
+fn ipc_listen_paths(args: &[&str]) -> Vec<String> {
+    args.windows(2)
+        .filter(|w| w[0] == "--listen")
+        .filter_map(|w| w[1].strip_prefix("ipc://"))
+        .map(str::to_string)
+        .collect()
 }
 
 impl NngCat {
@@ -84,7 +95,10 @@ impl NngCat {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn nngcat");
-        NngCat { child: Some(child) }
+        NngCat {
+            child: Some(child),
+            listened: ipc_listen_paths(args),
+        }
     }
 
     /// nngcat as a req0 client that dials `url`, sends `data` once, prints the reply
@@ -157,6 +171,9 @@ impl Drop for NngCat {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+        }
+        for p in &self.listened {
+            let _ = std::fs::remove_file(p);
         }
     }
 }

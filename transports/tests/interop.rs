@@ -11,12 +11,16 @@ use std::time::Duration;
 use nanoport_engine::Message;
 use nanoport_transports::{BoxPipe, EndpointOptions, TransportDialer, TransportListener, Url};
 
-/// Kills and reaps the child (by its pid) when dropped, even on failure.
-struct Kid(Child);
+/// Kills and reaps the child (by its pid) when dropped, even on failure, and unlinks the
+/// ipc path it listened on, if any (a killed nngcat cannot).
+struct Kid(Child, Option<String>);
 impl Drop for Kid {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+        if let Some(p) = &self.1 {
+            let _ = std::fs::remove_file(p);
+        }
     }
 }
 
@@ -52,12 +56,15 @@ fn free_port() -> u16 {
 
 /// nngcat pulls (listening); we dial as push and send; it prints what it got.
 fn we_push_to_nngcat(url: &str) {
-    let mut kid = Kid(Command::new("nngcat")
-        .args(["--pull0", "--listen", url, "--ascii"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn nngcat"));
+    let mut kid = Kid(
+        Command::new("nngcat")
+            .args(["--pull0", "--listen", url, "--ascii"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn nngcat"),
+        url.strip_prefix("ipc://").map(str::to_string),
+    );
     let d =
         TransportDialer::new(&Url::parse(url).unwrap(), PUSH, EndpointOptions::default()).unwrap();
     // Wait for nngcat to be listening ("eventually": retry the dial with a deadline).
@@ -96,22 +103,25 @@ fn nngcat_pushes_to_us(url: &str) {
         Some(p) if url.ends_with(":0") => format!("tcp://127.0.0.1:{p}"),
         _ => url.to_string(),
     };
-    let _kid = Kid(Command::new("nngcat")
-        .args([
-            "--push0",
-            "--dial",
-            &url,
-            "--data",
-            "hello from nng",
-            "--count",
-            "5",
-            "--interval",
-            "0",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn nngcat"));
+    let _kid = Kid(
+        Command::new("nngcat")
+            .args([
+                "--push0",
+                "--dial",
+                &url,
+                "--data",
+                "hello from nng",
+                "--count",
+                "5",
+                "--interval",
+                "0",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn nngcat"),
+        None, // it dials our listener, which unlinks its own path
+    );
     let a = waitable();
     a.set_timeout(Duration::from_secs(10));
     l.accept_aio(&a);
