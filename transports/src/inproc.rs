@@ -288,10 +288,12 @@ impl Shared {
             return;
         };
         let mut st = lock(&self.st);
-        let closed = st.closed[at];
-        let peer_closed = st.any_closed();
+        // A side that closed reads nothing; the other side drains what is held, and only
+        // then sees the end.
+        let i_closed = st.closed[at];
+        let ended = st.any_closed();
         let q = &mut st.q[at];
-        if !closed {
+        if !i_closed {
             if let Some(m) = q.take_held() {
                 match hand_over(m, aio, token, &me) {
                     Ok(()) => q.after_take(),
@@ -300,7 +302,7 @@ impl Shared {
                 return;
             }
         }
-        if peer_closed {
+        if ended {
             drop(st);
             aio.finish(token, Err(Error::Closed), 0);
             return;
