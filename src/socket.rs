@@ -7,16 +7,15 @@
 //! aio). After each event the socket drains the protocol's actions: writes to pipes, pipe
 //! closes, and retries of the user operations waiting on a context.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use nanoport_engine::{
-    engine_scope, scope_now, sleep_aio, Aio, Cancel, CancelHook, Error, Message, Now, OpToken,
-    PipeId, Result, SendAttempt, Timeout,
+    engine_scope, scope_now, sleep_aio, Aio, Cancel, CancelHook, Error, IdMap, Message, Now,
+    OpToken, PipeId, Result, SendAttempt, Timeout,
 };
 use nanoport_protocols::{Action, CtxId, OptValue, ProtoInfo, ProtocolCore, SendBlock};
 use nanoport_transports::{BoxPipe, EndpointOptions};
@@ -67,48 +66,6 @@ pub(crate) struct CtxTimeouts {
     pub(crate) send: Timeout,
     pub(crate) recv: Timeout,
 }
-
-/// A hasher for the socket's maps, keyed by small ids the socket itself hands out (pipe
-/// and context ids): several lookups happen per message, and the default SipHash cost
-/// more than the rest of each lookup. The keys are not chosen by peers, so a simple
-/// multiplicative hash is enough.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct IdHasher(u64);
-
-impl IdHasher {
-    fn mix(&mut self, v: u64) {
-        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-}
-
-impl Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.mix(u64::from(b));
-        }
-    }
-    fn write_u8(&mut self, n: u8) {
-        self.mix(u64::from(n));
-    }
-    fn write_u32(&mut self, n: u32) {
-        self.mix(u64::from(n));
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.mix(n);
-    }
-    fn write_usize(&mut self, n: usize) {
-        self.mix(n as u64);
-    }
-    fn write_isize(&mut self, n: isize) {
-        self.mix(n as u64);
-    }
-}
-
-/// A map keyed by socket-issued ids.
-pub(crate) type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
 
 pub(crate) struct Core {
     pub(crate) proto: Box<dyn ProtocolCore>,

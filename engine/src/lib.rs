@@ -20,6 +20,7 @@ pub mod buffers;
 #[cfg(target_os = "linux")]
 mod epoll;
 mod error;
+mod id_hash;
 pub mod idle;
 pub mod io;
 mod message;
@@ -35,6 +36,7 @@ pub use aio::{
     Now, OpToken, ScopeEndJob, SendAttempt,
 };
 pub use error::{Error, Result};
+pub use id_hash::{IdHasher, IdMap, IdSet};
 pub use io::{IoOp, IoSource};
 pub use message::{Message, MAX_HEADER};
 pub use pipe::{Pipe, PipeId, PipeOps};

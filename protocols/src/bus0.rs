@@ -10,10 +10,10 @@
 //! * Receive queue: `recv-buffer` messages (default 16, range 1..=8192); when full, new
 //!   messages are dropped.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Instant;
 
-use nanoport_engine::{Error, Message, Now, PipeId, Result};
+use nanoport_engine::{Error, IdMap, Message, Now, PipeId, Result};
 
 use crate::core::{opt, Action, CtxId, OptValue, ProtoInfo, ProtocolCore, SendBlock};
 use crate::options::{buffer_size, buffer_value, NONEMPTY_BUFFER_RANGE};
@@ -26,7 +26,7 @@ pub(crate) const DEFAULT_BUS_QUEUE: usize = 16;
 #[derive(Debug)]
 pub(crate) struct Bus0 {
     info: ProtoInfo,
-    pipes: HashMap<PipeId, OutboundPipe>,
+    pipes: IdMap<PipeId, OutboundPipe>,
     pipe_queue: usize,
     received: VecDeque<Message>,
     recv_capacity: usize,
@@ -38,7 +38,7 @@ impl Bus0 {
     pub(crate) fn new(info: ProtoInfo) -> Bus0 {
         Bus0 {
             info,
-            pipes: HashMap::new(),
+            pipes: IdMap::default(),
             pipe_queue: DEFAULT_BUS_QUEUE,
             received: VecDeque::new(),
             recv_capacity: DEFAULT_BUS_QUEUE,

@@ -7,10 +7,10 @@
 //! * Receive: hop-count rules as pair1 (see [`crate::pair1`]); the message keeps the pipe
 //!   it arrived on, so the user can answer it.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Instant;
 
-use nanoport_engine::{Error, Message, Now, PipeId, Result};
+use nanoport_engine::{Error, IdMap, Message, Now, PipeId, Result};
 
 use crate::core::{opt, Action, CtxId, Discards, OptValue, ProtoInfo, ProtocolCore, SendBlock};
 use crate::inbound::InboundQueue;
@@ -27,7 +27,7 @@ pub(crate) struct Pair1Poly {
     /// Peer messages thrown away, by reason.
     discards: Discards,
     info: ProtoInfo,
-    pipes: HashMap<PipeId, OutboundPipe>,
+    pipes: IdMap<PipeId, OutboundPipe>,
     connect_order: Vec<PipeId>,
     inbound: InboundQueue,
     ttl: u8,
@@ -40,7 +40,7 @@ impl Pair1Poly {
         Pair1Poly {
             info,
             discards: Discards::default(),
-            pipes: HashMap::new(),
+            pipes: IdMap::default(),
             connect_order: Vec::new(),
             inbound: InboundQueue::new(0),
             ttl: DEFAULT_MAX_TTL,

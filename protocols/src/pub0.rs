@@ -5,10 +5,10 @@
 //! * With no pipes a message is discarded; the send still succeeds.
 //! * Receiving is `NotSup`; anything a subscriber sends closes its pipe.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Instant;
 
-use nanoport_engine::{Error, Message, Now, PipeId, Result};
+use nanoport_engine::{Error, IdMap, Message, Now, PipeId, Result};
 
 use crate::core::{opt, Action, CtxId, OptValue, ProtoInfo, ProtocolCore, SendBlock};
 use crate::options::{buffer_size, buffer_value, NONEMPTY_BUFFER_RANGE};
@@ -21,7 +21,7 @@ pub(crate) const DEFAULT_PUB_QUEUE: usize = 16;
 #[derive(Debug)]
 pub(crate) struct Pub0 {
     info: ProtoInfo,
-    pipes: HashMap<PipeId, OutboundPipe>,
+    pipes: IdMap<PipeId, OutboundPipe>,
     queue_depth: usize,
     actions: VecDeque<Action>,
 }
@@ -31,7 +31,7 @@ impl Pub0 {
     pub(crate) fn new(info: ProtoInfo) -> Pub0 {
         Pub0 {
             info,
-            pipes: HashMap::new(),
+            pipes: IdMap::default(),
             queue_depth: DEFAULT_PUB_QUEUE,
             actions: VecDeque::new(),
         }

@@ -7,10 +7,10 @@
 //! `recv-buffer` (default 0, range 0..=8192, as NNG 1.x's socket receive queue) adds a
 //! buffer of that many messages in front of the per-pipe ones; NNG 2.x has none.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::time::Instant;
 
-use nanoport_engine::{Error, Message, Now, PipeId, Result};
+use nanoport_engine::{Error, IdSet, Message, Now, PipeId, Result};
 
 use crate::core::{opt, Action, CtxId, OptValue, ProtoInfo, ProtocolCore, SendBlock};
 use crate::inbound::InboundQueue;
@@ -20,7 +20,7 @@ use crate::options::{buffer_size, buffer_value, BUFFER_RANGE};
 #[derive(Debug)]
 pub(crate) struct Pull0 {
     info: ProtoInfo,
-    pipes: HashSet<PipeId>,
+    pipes: IdSet<PipeId>,
     inbound: InboundQueue,
     actions: VecDeque<Action>,
 }
@@ -30,7 +30,7 @@ impl Pull0 {
     pub(crate) fn new(info: ProtoInfo) -> Pull0 {
         Pull0 {
             info,
-            pipes: HashSet::new(),
+            pipes: IdSet::default(),
             inbound: InboundQueue::new(0),
             actions: VecDeque::new(),
         }

@@ -6,10 +6,10 @@
 //!   beyond that `try_send` says `Full`.
 //! * Receiving is `NotSup`; anything a puller sends is discarded.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::time::Instant;
 
-use nanoport_engine::{Error, Message, Now, PipeId, Result};
+use nanoport_engine::{Error, IdSet, Message, Now, PipeId, Result};
 
 use crate::core::{opt, Action, CtxId, OptValue, ProtoInfo, ProtocolCore, SendBlock};
 use crate::options::{buffer_size, buffer_value, BUFFER_RANGE};
@@ -18,7 +18,7 @@ use crate::options::{buffer_size, buffer_value, BUFFER_RANGE};
 #[derive(Debug)]
 pub(crate) struct Push0 {
     info: ProtoInfo,
-    pipes: HashSet<PipeId>,
+    pipes: IdSet<PipeId>,
     idle_pipes: VecDeque<PipeId>,
     queue: VecDeque<Message>,
     queue_capacity: usize,
@@ -30,7 +30,7 @@ impl Push0 {
     pub(crate) fn new(info: ProtoInfo) -> Push0 {
         Push0 {
             info,
-            pipes: HashSet::new(),
+            pipes: IdSet::default(),
             idle_pipes: VecDeque::new(),
             queue: VecDeque::new(),
             queue_capacity: 0,

@@ -13,10 +13,10 @@
 //! * Contexts: each has its own request; waiting receivers are woken one per request in
 //!   the order they started waiting.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Instant;
 
-use nanoport_engine::{Error, Message, Now, PipeId, Result};
+use nanoport_engine::{Error, IdMap, Message, Now, PipeId, Result};
 
 use crate::backtrace::{move_backtrace_to_header, Backtrace, BacktraceVerdict};
 use crate::core::{opt, Action, CtxId, Discards, OptValue, ProtoInfo, ProtocolCore, SendBlock};
@@ -46,9 +46,9 @@ pub(crate) struct Replier {
     /// Peer messages thrown away, by reason.
     discards: Discards,
     info: ProtoInfo,
-    pipes: HashMap<PipeId, ReplierPipe>,
+    pipes: IdMap<PipeId, ReplierPipe>,
     inbound: InboundQueue,
-    ctxs: HashMap<CtxId, ReplierCtx>,
+    ctxs: IdMap<CtxId, ReplierCtx>,
     next_ctx: CtxId,
     recv_waiters: VecDeque<CtxId>,
     ttl: u8,
@@ -61,9 +61,9 @@ impl Replier {
         Replier {
             info,
             discards: Discards::default(),
-            pipes: HashMap::new(),
+            pipes: IdMap::default(),
             inbound: InboundQueue::new(0),
-            ctxs: HashMap::from([(0, ReplierCtx::default())]),
+            ctxs: IdMap::from_iter([(0, ReplierCtx::default())]),
             next_ctx: 1,
             recv_waiters: VecDeque::new(),
             ttl: DEFAULT_MAX_TTL,

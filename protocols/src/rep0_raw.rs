@@ -8,10 +8,10 @@
 //!   the header goes on the wire. A short header, an unknown pipe or a full pipe queue
 //!   (64 for xrep, 2 for xrespond) drops the message silently; the send never blocks.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Instant;
 
-use nanoport_engine::{Error, Message, Now, PipeId, Result};
+use nanoport_engine::{Error, IdMap, Message, Now, PipeId, Result};
 
 use crate::backtrace::{move_backtrace_to_header, BacktraceVerdict};
 use crate::core::{opt, Action, CtxId, Discards, OptValue, ProtoInfo, ProtocolCore, SendBlock};
@@ -31,7 +31,7 @@ pub(crate) struct RawReplier {
     /// Peer messages thrown away, by reason.
     discards: Discards,
     info: ProtoInfo,
-    pipes: HashMap<PipeId, OutboundPipe>,
+    pipes: IdMap<PipeId, OutboundPipe>,
     pipe_queue: usize,
     inbound: InboundQueue,
     ttl: u8,
@@ -44,7 +44,7 @@ impl RawReplier {
         RawReplier {
             info,
             discards: Discards::default(),
-            pipes: HashMap::new(),
+            pipes: IdMap::default(),
             pipe_queue,
             inbound: InboundQueue::new(1),
             ttl: DEFAULT_MAX_TTL,

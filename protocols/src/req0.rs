@@ -22,10 +22,10 @@
 //! * `try_recv` with no request out is `State`. Cancelling a waiting receive resets the
 //!   context (the request is abandoned), as NNG does.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use nanoport_engine::{Error, Message, Now, PipeId, Result, Timeout};
+use nanoport_engine::{Error, IdMap, IdSet, Message, Now, PipeId, Result, Timeout};
 
 use crate::core::{opt, Action, CtxId, Discards, OptValue, ProtoInfo, ProtocolCore, SendBlock};
 use crate::options::{duration, max_ttl, positive_deadline, DEFAULT_MAX_TTL};
@@ -84,7 +84,7 @@ impl ReqCtx {
 struct ReqPipe {
     busy: bool,
     /// Contexts whose request this pipe carries.
-    carrying: HashSet<CtxId>,
+    carrying: IdSet<CtxId>,
 }
 
 /// The req0 state machine.
@@ -93,9 +93,9 @@ pub(crate) struct Req0 {
     /// Peer messages thrown away, by reason.
     discards: Discards,
     info: ProtoInfo,
-    pipes: HashMap<PipeId, ReqPipe>,
+    pipes: IdMap<PipeId, ReqPipe>,
     idle_pipes: VecDeque<PipeId>,
-    ctxs: HashMap<CtxId, ReqCtx>,
+    ctxs: IdMap<CtxId, ReqCtx>,
     next_ctx: CtxId,
     ids: RequestIds,
     resend_queue: VecDeque<CtxId>,
@@ -117,9 +117,9 @@ impl Req0 {
         Req0 {
             info,
             discards: Discards::default(),
-            pipes: HashMap::new(),
+            pipes: IdMap::default(),
             idle_pipes: VecDeque::new(),
-            ctxs: HashMap::from([(0, ReqCtx::new(resend))]),
+            ctxs: IdMap::from_iter([(0, ReqCtx::new(resend))]),
             next_ctx: 1,
             ids,
             resend_queue: VecDeque::new(),
@@ -696,7 +696,7 @@ mod tests {
         let mut h = harness();
         h.add(1);
         let ctxs: Vec<CtxId> = (0..100).map(|_| h.proto.open_ctx().unwrap()).collect();
-        let mut ids = HashMap::new();
+        let mut ids = std::collections::HashMap::new();
         for &c in &ctxs {
             h.send_ok(c, format!("req{c}").as_bytes());
             let sent = h.sent();

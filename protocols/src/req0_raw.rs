@@ -7,10 +7,10 @@
 //!   top bit set; running out first is garbage and closes the pipe; more words than a
 //!   header holds drops the message. Replies wait in a queue of one plus one per pipe.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Instant;
 
-use nanoport_engine::{Error, Message, Now, PipeId, Result, MAX_HEADER};
+use nanoport_engine::{Error, IdMap, Message, Now, PipeId, Result, MAX_HEADER};
 
 use crate::backtrace::{move_backtrace_to_header, BacktraceVerdict};
 use crate::core::{opt, Action, CtxId, Discards, OptValue, ProtoInfo, ProtocolCore, SendBlock};
@@ -24,7 +24,7 @@ pub(crate) struct Req0Raw {
     discards: Discards,
     info: ProtoInfo,
     /// Connected pipes and whether a write is in flight on each.
-    busy: HashMap<PipeId, bool>,
+    busy: IdMap<PipeId, bool>,
     idle_pipes: VecDeque<PipeId>,
     inbound: InboundQueue,
     ttl: u8,
@@ -37,7 +37,7 @@ impl Req0Raw {
         Req0Raw {
             info,
             discards: Discards::default(),
-            busy: HashMap::new(),
+            busy: IdMap::default(),
             idle_pipes: VecDeque::new(),
             inbound: InboundQueue::new(1),
             ttl: DEFAULT_MAX_TTL,

@@ -11,10 +11,10 @@
 //! * Raw (xsub): no filtering, no subscriptions, no contexts; everything is delivered.
 //! * Sending is `NotSup`.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Instant;
 
-use nanoport_engine::{Error, Message, Now, PipeId, Result};
+use nanoport_engine::{Error, IdMap, Message, Now, PipeId, Result};
 
 use crate::core::{opt, Action, CtxId, OptValue, ProtoInfo, ProtocolCore, SendBlock};
 use crate::options::{boolean, buffer_size, buffer_value, bytes, NONEMPTY_BUFFER_RANGE};
@@ -70,7 +70,7 @@ impl SubCtx {
 #[derive(Debug)]
 pub(crate) struct Sub0 {
     info: ProtoInfo,
-    ctxs: HashMap<CtxId, SubCtx>,
+    ctxs: IdMap<CtxId, SubCtx>,
     next_ctx: CtxId,
     actions: VecDeque<Action>,
 }
@@ -78,7 +78,7 @@ pub(crate) struct Sub0 {
 impl Sub0 {
     /// A sub0 socket with its context 0.
     pub(crate) fn new(info: ProtoInfo) -> Sub0 {
-        let ctxs = HashMap::from([(0, SubCtx::new(DEFAULT_SUB_QUEUE, true))]);
+        let ctxs = IdMap::from_iter([(0, SubCtx::new(DEFAULT_SUB_QUEUE, true))]);
         Sub0 {
             info,
             ctxs,

@@ -15,10 +15,10 @@
 //!   queue (128 per context), drops the response. A delivered response keeps its survey id
 //!   as the header.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use nanoport_engine::{Error, Message, Now, PipeId, Result, Timeout};
+use nanoport_engine::{Error, IdMap, Message, Now, PipeId, Result, Timeout};
 
 use crate::core::{opt, Action, CtxId, Discards, OptValue, ProtoInfo, ProtocolCore, SendBlock};
 use crate::options::{duration, max_ttl, DEFAULT_MAX_TTL};
@@ -70,8 +70,8 @@ pub(crate) struct Surveyor0 {
     /// Peer messages thrown away, by reason.
     discards: Discards,
     info: ProtoInfo,
-    pipes: HashMap<PipeId, OutboundPipe>,
-    ctxs: HashMap<CtxId, SurveyCtx>,
+    pipes: IdMap<PipeId, OutboundPipe>,
+    ctxs: IdMap<CtxId, SurveyCtx>,
     next_ctx: CtxId,
     ids: RequestIds,
     deadlines: BTreeSet<(Instant, CtxId)>,
@@ -89,8 +89,8 @@ impl Surveyor0 {
         Surveyor0 {
             info,
             discards: Discards::default(),
-            pipes: HashMap::new(),
-            ctxs: HashMap::from([(0, SurveyCtx::new(Timeout::After(DEFAULT_SURVEY_TIME)))]),
+            pipes: IdMap::default(),
+            ctxs: IdMap::from_iter([(0, SurveyCtx::new(Timeout::After(DEFAULT_SURVEY_TIME)))]),
             next_ctx: 1,
             ids,
             deadlines: BTreeSet::new(),

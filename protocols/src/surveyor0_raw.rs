@@ -3,10 +3,10 @@
 //! word moved into the header (fewer than 4 bytes closes the pipe). No ids, no deadline,
 //! no contexts.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Instant;
 
-use nanoport_engine::{Error, Message, Now, PipeId, Result};
+use nanoport_engine::{Error, IdMap, Message, Now, PipeId, Result};
 
 use crate::core::{opt, Action, CtxId, Discards, OptValue, ProtoInfo, ProtocolCore, SendBlock};
 use crate::inbound::InboundQueue;
@@ -22,7 +22,7 @@ pub(crate) struct Surveyor0Raw {
     /// Peer messages thrown away, by reason.
     discards: Discards,
     info: ProtoInfo,
-    pipes: HashMap<PipeId, OutboundPipe>,
+    pipes: IdMap<PipeId, OutboundPipe>,
     inbound: InboundQueue,
     ttl: u8,
     actions: VecDeque<Action>,
@@ -34,7 +34,7 @@ impl Surveyor0Raw {
         Surveyor0Raw {
             info,
             discards: Discards::default(),
-            pipes: HashMap::new(),
+            pipes: IdMap::default(),
             inbound: InboundQueue::new(1),
             ttl: DEFAULT_MAX_TTL,
             actions: VecDeque::new(),
