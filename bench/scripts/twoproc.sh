@@ -15,11 +15,16 @@ PIN=${1:+taskset -c 0}
 LAT_N=${LAT_N:-20000}
 THR_N=${THR_N:-200000}
 port=$((20000 + RANDOM % 20000))
-wait_ready() { # URL
-  case $1 in
-    ipc://*) until [ -S "${1#ipc://}" ]; do sleep 0.01; done ;;
-    tcp://*) until ss -ltnH "sport = :${1##*:}" | grep -q .; do sleep 0.01; done ;;
-  esac
+# Waits until the local side listens on URL; fails if it exited first (say, the port was
+# taken), so a failed bind reports itself instead of spinning here forever.
+wait_ready() { # URL PID
+  until case $1 in
+      ipc://*) [ -S "${1#ipc://}" ] ;;
+      tcp://*) ss -ltnH "sport = :${1##*:}" | grep -q . ;;
+    esac; do
+    kill -0 "$2" 2>/dev/null || return 1
+    sleep 0.01
+  done
 }
 run() { # kind local remote transport
   local kind=$1 lname=$2 rname=$3 tr=$4
@@ -33,7 +38,10 @@ run() { # kind local remote transport
   if [ $kind = lat ]; then
     $PIN $L local_lat $url $SIZE $LAT_N > /tmp/npb-2p-local.txt 2>&1 &
     lp=$!
-    wait_ready $url
+    if ! wait_ready $url $lp; then
+      echo "lat $tr local=$lname remote=$rname FAILED: $(cat /tmp/npb-2p-local.txt)"
+      return
+    fi
     out=$($PIN $R remote_lat $url $SIZE $LAT_N 2>&1)
     wait $lp
     v=$(echo "$out" | sed -n 's/average latency: \(.*\) \[us\]/\1/p')
@@ -41,7 +49,10 @@ run() { # kind local remote transport
   else
     $PIN $L local_thr $url $SIZE $THR_N > /tmp/npb-2p-local.txt 2>&1 &
     lp=$!
-    wait_ready $url
+    if ! wait_ready $url $lp; then
+      echo "thr $tr local=$lname remote=$rname FAILED: $(cat /tmp/npb-2p-local.txt)"
+      return
+    fi
     $PIN $R remote_thr $url $SIZE $THR_N > /dev/null 2>&1
     wait $lp
     v=$(sed -n 's/throughput: \(.*\) \[msg\/s\]/\1/p' /tmp/npb-2p-local.txt)
