@@ -23,6 +23,7 @@ mod error;
 mod id_hash;
 pub mod idle;
 pub mod io;
+mod job_queue;
 mod message;
 mod pipe;
 mod poller;

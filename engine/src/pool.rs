@@ -1,18 +1,19 @@
 //! The fixed worker pool that runs completion callbacks.
 //!
-//! One FIFO queue (`Mutex<VecDeque<Job>>` + `Condvar`) feeds N threads. An aio completion
+//! One FIFO queue ([`JobQueue`](crate::job_queue::JobQueue): a mutex, a condvar and a
+//! count of waiting workers; model-checked with loom) feeds N threads. An aio completion
 //! is queued as its `Arc<AioCore>` (no boxing), other work as a boxed `FnOnce`. The queue
 //! keeps its buffer, so a warm pool allocates nothing per job, and an idle worker parks at
 //! once instead of spinning and yielding (see docs/benchmarks.md). A panicking job is
 //! caught, reported on stderr, and the worker carries on.
 
-use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::thread;
 
 use crate::aio::AioCore;
+use crate::job_queue::JobQueue;
 use crate::{Error, Result};
 
 pub(crate) enum Job {
@@ -20,14 +21,8 @@ pub(crate) enum Job {
     Task(Box<dyn FnOnce() + Send>),
 }
 
-/// The jobs waiting for a worker, and how many workers wait for a job.
-struct Queue {
-    jobs: VecDeque<Job>,
-    idle: usize,
-}
-
 pub(crate) struct Pool {
-    q: Arc<(Mutex<Queue>, Condvar)>,
+    q: Arc<JobQueue<Job>>,
     panics: AtomicUsize,
 }
 
@@ -86,13 +81,7 @@ pub(crate) fn pool() -> &'static Pool {
             0 => default_threads(),
             n => n,
         };
-        let q = Arc::new((
-            Mutex::new(Queue {
-                jobs: VecDeque::with_capacity(256),
-                idle: 0,
-            }),
-            Condvar::new(),
-        ));
+        let q = Arc::new(JobQueue::with_capacity(256));
         for i in 0..n {
             let q = q.clone();
             thread::Builder::new()
@@ -127,22 +116,12 @@ fn prefer_not_to_preempt() {
     }
 }
 
-fn worker_loop(q: &(Mutex<Queue>, Condvar)) {
+fn worker_loop(q: &JobQueue<Job>) {
     prefer_not_to_preempt();
-    let (m, cv) = q;
-    let mut g = m.lock().unwrap_or_else(|e| e.into_inner());
     loop {
-        if let Some(job) = g.jobs.pop_front() {
-            drop(g);
-            match job {
-                Job::Callback(core) => AioCore::run_callbacks(&core),
-                Job::Task(f) => run_guarded(f),
-            }
-            g = m.lock().unwrap_or_else(|e| e.into_inner());
-        } else {
-            g.idle += 1;
-            g = cv.wait(g).unwrap_or_else(|e| e.into_inner());
-            g.idle -= 1;
+        match q.pop_wait() {
+            Job::Callback(core) => AioCore::run_callbacks(&core),
+            Job::Task(f) => run_guarded(f),
         }
     }
 }
@@ -162,17 +141,8 @@ pub(crate) fn run_guarded(f: impl FnOnce()) {
 
 impl Pool {
     pub(crate) fn submit(&self, job: Job) {
-        // A worker waits only after finding the queue empty under this lock, so the job is
-        // either taken by a worker that is still looping or wakes one counted in `idle`.
-        // Workers live for the life of the process, so nothing is left behind.
-        let (m, cv) = &*self.q;
-        let mut g = m.lock().unwrap_or_else(|e| e.into_inner());
-        g.jobs.push_back(job);
-        let wake = g.idle > 0;
-        drop(g);
-        if wake {
-            cv.notify_one();
-        }
+        // Workers live for the life of the process, so a queued job is always taken.
+        self.q.push(job);
     }
 }
 
