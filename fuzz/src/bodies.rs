@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use nanoport_engine::{Message, PipeId};
+use nanoport_engine::{Message, PipeId, MAX_HEADER};
 use nanoport_protocols::{Action, Protocol, ProtocolCore};
 use nanoport_transports::frame::{FrameDecoder, FrameReader, Framing, ReadError, READ_BUF_MAX};
 use nanoport_transports::handshake::{encode_header, parse_header};
@@ -187,7 +187,16 @@ pub fn protocol_inbound(data: &[u8]) {
                 let n = ops.first().map_or(0, |&b| b as usize % 24);
                 let body = ops.get(1..1 + n).unwrap_or(&ops[ops.len().min(1)..]);
                 ops = &ops[(1 + n).min(ops.len())..];
-                proto.pipe_message(id, Message::from(body), now.into());
+                // op 2: as a stream delivers it, all in the body; op 3: as inproc does,
+                // the sender's header (the first bytes, up to 64) still in the header.
+                let split = if op % 8 == 3 {
+                    (op as usize >> 3).min(body.len()).min(MAX_HEADER)
+                } else {
+                    0
+                };
+                let mut m = Message::from(&body[split..]);
+                let _ = m.header_append(&body[..split]);
+                proto.pipe_message(id, m, now.into());
             }
             4 => {
                 let _ = proto.try_recv(0, now.into());

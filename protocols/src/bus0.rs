@@ -76,7 +76,8 @@ impl ProtocolCore for Bus0 {
         if !self.pipes.contains_key(&pipe) || self.received.len() >= self.recv_capacity {
             return;
         }
-        msg.header_clear();
+        // bus0 reads no header: a header inproc handed over is the body's start.
+        msg.pull_up_header();
         if self.info.raw {
             // Cannot fail: the header is empty.
             let _ = msg.header_append_u32(pipe.0);

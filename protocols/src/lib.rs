@@ -45,6 +45,7 @@ mod options;
 mod outbound;
 mod protocol;
 mod request_ids;
+mod wire;
 
 mod bus0;
 mod pair0;

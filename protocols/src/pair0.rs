@@ -31,6 +31,16 @@ pub(crate) struct Pair0 {
 }
 
 impl Pair0 {
+    /// Queues a message from the peer as it is: its header, if any, is the caller's
+    /// business (pair1 has put its hop count there).
+    pub(crate) fn deliver(&mut self, pipe: PipeId, msg: Message) {
+        if self.peer != Some(pipe) {
+            return;
+        }
+        self.inbound.push(pipe, msg);
+        self.actions.push_back(Action::RecvReady(0));
+    }
+
     /// A pair0 socket: cooked sends clear any header the user left.
     pub(crate) fn new(info: ProtoInfo) -> Pair0 {
         let mut link = Pair0::link(info);
@@ -117,12 +127,10 @@ impl ProtocolCore for Pair0 {
         self.peer != Some(pipe) || self.inbound.wants(pipe)
     }
 
-    fn pipe_message(&mut self, pipe: PipeId, msg: Message, _now: Now) {
-        if self.peer != Some(pipe) {
-            return;
-        }
-        self.inbound.push(pipe, msg);
-        self.actions.push_back(Action::RecvReady(0));
+    fn pipe_message(&mut self, pipe: PipeId, mut msg: Message, _now: Now) {
+        // pair0 reads no header: a header inproc handed over is the body's start.
+        msg.pull_up_header();
+        self.deliver(pipe, msg);
     }
 
     fn try_send(

@@ -14,6 +14,7 @@ use nanoport_engine::{Error, Message, Now, PipeId, Result};
 use crate::core::{opt, Action, CtxId, Discards, OptValue, ProtoInfo, ProtocolCore, SendBlock};
 use crate::options::{max_ttl, DEFAULT_MAX_TTL};
 use crate::pair0::Pair0;
+use crate::wire::WireFront;
 
 /// The largest hop count the header may carry.
 pub(crate) const MAX_HOPS: u32 = 0xff;
@@ -31,9 +32,11 @@ pub(crate) enum HopCheck {
 
 /// Moves a received message's hop count into its header and judges it against `ttl`.
 pub(crate) fn take_hop_count(msg: &mut Message, ttl: u8) -> HopCheck {
-    let Ok(hops) = msg.trim_u32() else {
+    let mut wire = WireFront::take(msg);
+    let Ok(hops) = wire.next_u32(msg) else {
         return HopCheck::Malformed;
     };
+    wire.restore(msg);
     if hops > MAX_HOPS {
         return HopCheck::Malformed;
     }
@@ -110,12 +113,12 @@ impl ProtocolCore for Pair1 {
         self.link.wants_pipe_message(pipe)
     }
 
-    fn pipe_message(&mut self, pipe: PipeId, mut msg: Message, now: Now) {
+    fn pipe_message(&mut self, pipe: PipeId, mut msg: Message, _now: Now) {
         if !self.link.is_peer(pipe) {
             return;
         }
         match take_hop_count(&mut msg, self.ttl) {
-            HopCheck::Accept => self.link.pipe_message(pipe, msg, now),
+            HopCheck::Accept => self.link.deliver(pipe, msg),
             HopCheck::Drop => self.discards.too_many_hops += 1,
             HopCheck::Malformed => {
                 self.discards.malformed += 1;

@@ -64,8 +64,10 @@ impl ProtocolCore for Pull0 {
         self.inbound.wants(pipe)
     }
 
-    fn pipe_message(&mut self, pipe: PipeId, msg: Message, _now: Now) {
+    fn pipe_message(&mut self, pipe: PipeId, mut msg: Message, _now: Now) {
         if self.pipes.contains(&pipe) {
+            // pull0 reads no header: a header inproc handed over is the body's start.
+            msg.pull_up_header();
             self.inbound.push(pipe, msg);
             self.actions.push_back(Action::RecvReady(0));
         }

@@ -22,6 +22,7 @@ use crate::backtrace::{move_backtrace_to_header, Backtrace, BacktraceVerdict};
 use crate::core::{opt, Action, CtxId, Discards, OptValue, ProtoInfo, ProtocolCore, SendBlock};
 use crate::inbound::InboundQueue;
 use crate::options::{max_ttl, DEFAULT_MAX_TTL};
+use crate::wire::WireFront;
 
 /// A connected pipe's write state.
 #[derive(Debug, Default)]
@@ -139,8 +140,8 @@ impl ProtocolCore for Replier {
         if !self.pipes.contains_key(&pipe) {
             return;
         }
-        msg.header_clear();
-        match move_backtrace_to_header(&mut msg, self.ttl) {
+        let wire = WireFront::take(&mut msg);
+        match move_backtrace_to_header(&mut msg, wire, self.ttl) {
             BacktraceVerdict::Complete => {
                 self.inbound.push(pipe, msg);
                 self.wake_one_receiver();

@@ -18,6 +18,7 @@ use crate::core::{opt, Action, CtxId, Discards, OptValue, ProtoInfo, ProtocolCor
 use crate::inbound::InboundQueue;
 use crate::options::{max_ttl, DEFAULT_MAX_TTL};
 use crate::outbound::{OutboundPipe, WhenFull};
+use crate::wire::WireFront;
 
 /// xrep's per-pipe send queue.
 pub(crate) const XREP_PIPE_QUEUE: usize = 64;
@@ -88,10 +89,10 @@ impl ProtocolCore for RawReplier {
         if !self.pipes.contains_key(&pipe) {
             return;
         }
-        msg.header_clear();
+        let wire = WireFront::take(&mut msg);
         // Cannot fail: the header is empty.
         let _ = msg.header_append_u32(pipe.0);
-        match move_backtrace_to_header(&mut msg, self.ttl) {
+        match move_backtrace_to_header(&mut msg, wire, self.ttl) {
             BacktraceVerdict::Complete => {
                 self.inbound.push(pipe, msg);
                 self.actions.push_back(Action::RecvReady(0));

@@ -30,6 +30,7 @@ use nanoport_engine::{Error, IdMap, IdSet, Message, Now, PipeId, Result, Timeout
 use crate::core::{opt, Action, CtxId, Discards, OptValue, ProtoInfo, ProtocolCore, SendBlock};
 use crate::options::{duration, max_ttl, positive_deadline, DEFAULT_MAX_TTL};
 use crate::request_ids::RequestIds;
+use crate::wire::WireFront;
 
 /// NNG's default `req:resend-time`.
 pub(crate) const DEFAULT_RESEND_TIME: Duration = Duration::from_secs(60);
@@ -300,11 +301,13 @@ impl ProtocolCore for Req0 {
         if !self.pipes.contains_key(&pipe) {
             return;
         }
-        let Ok(id) = msg.trim_u32() else {
+        let mut wire = WireFront::take(&mut msg);
+        let Ok(id) = wire.next_u32(&mut msg) else {
             self.discards.malformed += 1;
             self.actions.push_back(Action::ClosePipe(pipe));
             return;
         };
+        wire.restore(&mut msg);
         let Some(ctx_id) = self.ids.owner(id) else {
             self.discards.unmatched += 1;
             return;

@@ -16,6 +16,7 @@ use crate::backtrace::{move_backtrace_to_header, BacktraceVerdict};
 use crate::core::{opt, Action, CtxId, Discards, OptValue, ProtoInfo, ProtocolCore, SendBlock};
 use crate::inbound::InboundQueue;
 use crate::options::{max_ttl, DEFAULT_MAX_TTL};
+use crate::wire::WireFront;
 
 /// The raw req0 state machine.
 #[derive(Debug)]
@@ -89,8 +90,8 @@ impl ProtocolCore for Req0Raw {
         if !self.busy.contains_key(&pipe) {
             return;
         }
-        msg.header_clear();
-        match move_backtrace_to_header(&mut msg, (MAX_HEADER / 4) as u8) {
+        let wire = WireFront::take(&mut msg);
+        match move_backtrace_to_header(&mut msg, wire, (MAX_HEADER / 4) as u8) {
             BacktraceVerdict::Complete => {
                 self.inbound.push(pipe, msg);
                 self.actions.push_back(Action::RecvReady(0));

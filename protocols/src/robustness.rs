@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use nanoport_engine::{Message, PipeId};
+use nanoport_engine::{Message, PipeId, MAX_HEADER};
 
 use crate::core::{Action, ProtocolCore};
 use crate::protocol::{open, Protocol};
@@ -78,7 +78,15 @@ impl Driver {
         match rng.below(9) {
             0 | 1 => {
                 if self.connected.contains(&p) && self.proto.wants_pipe_message(PipeId(p)) {
-                    let mut m = Message::from(peer_bytes(rng));
+                    let bytes = peer_bytes(rng);
+                    // As a stream delivers them (all in the body), or as inproc does (the
+                    // sender's header still in the header), split at any byte.
+                    let split = match rng.below(2) {
+                        0 => 0,
+                        _ => (rng.below(bytes.len() as u64 + 1) as usize).min(MAX_HEADER),
+                    };
+                    let mut m = Message::from(&bytes[split..]);
+                    let _ = m.header_append(&bytes[..split]);
                     m.set_pipe(Some(pipe(p)));
                     self.proto.pipe_message(PipeId(p), m, self.now.into());
                 }

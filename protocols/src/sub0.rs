@@ -123,7 +123,9 @@ impl ProtocolCore for Sub0 {
 
     fn pipe_writable(&mut self, _pipe: PipeId, _now: Now) {}
 
-    fn pipe_message(&mut self, _pipe: PipeId, msg: Message, _now: Now) {
+    fn pipe_message(&mut self, _pipe: PipeId, mut msg: Message, _now: Now) {
+        // sub0 reads no header: a header inproc handed over is the body's start.
+        msg.pull_up_header();
         let raw = self.info.raw;
         for (id, ctx) in &mut self.ctxs {
             if (raw || ctx.matches(msg.body())) && ctx.offer(msg.clone()) {

@@ -4,8 +4,8 @@
 //! accepts the message: handed straight to a waiting receive, or held for the reader
 //! while the queue holds less than [`INPROC_BUF`] bytes (the part a kernel socket buffer
 //! plays for tcp and ipc); beyond that sends wait. Messages move, never copied. On
-//! delivery the header is pulled up into the body, as NNG does, and the message is tagged
-//! with the receiving pipe. When one side closes, what it sent before stays readable by
+//! delivery the message is tagged with the receiving pipe; its header stays where the
+//! sender put it, where NNG would move it to the front of the body (see `as_received`). When one side closes, what it sent before stays readable by
 //! the other side, which then gets `Closed`. Names live in a
 //! process-global registry: a second listener on a name gets `AddrInUse`, a dial with no
 //! listener `ConnRefused`.
@@ -192,10 +192,15 @@ impl Cancel for Shared {
     }
 }
 
-/// Makes `msg` what a receiver gets, as NNG's inproc does: the header pulled up into the
-/// body, tagged with the receiving pipe.
+/// Makes `msg` what a receiver gets: the sender's message as it is, header included,
+/// tagged with the receiving pipe.
+///
+/// NNG's inproc moves the header to the front of the body, the bytes a stream transport
+/// delivers. Here the receiving protocol reads the header where it is (its parsers read
+/// a message's header, then its body, as one stream), because that move copies a body
+/// shared with a clone (the body is copy-on-write): 64 KiB per message for a user who
+/// sends clones of one large message.
 fn as_received(mut msg: Message, rpipe: Pipe) -> Message {
-    msg.pull_up_header();
     msg.set_pipe(Some(rpipe));
     msg
 }
@@ -208,17 +213,10 @@ fn hand_over(
     rtoken: OpToken,
     rpipe: &Pipe,
 ) -> std::result::Result<(), Message> {
-    let hlen = msg.header_len();
     let orig_pipe = msg.pipe();
     match raio.finish_recv(rtoken, as_received(msg, rpipe.clone())) {
         Ok(()) => Ok(()),
         Err(mut m) => {
-            // Undo the pull-up, so the message goes back exactly as it came.
-            if hlen > 0 {
-                let h: Vec<u8> = m.body()[..hlen].to_vec();
-                let _ = m.trim(hlen);
-                let _ = m.header_append(&h);
-            }
             m.set_pipe(orig_pipe);
             Err(m)
         }

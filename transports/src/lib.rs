@@ -71,8 +71,11 @@ pub trait TransportPipe: PipeOps {
     /// bounded queue toward the peer took it ([`INPROC_BUF`]). When
     /// the buffer is full the send waits. On failure the message stays on the aio.
     fn send_aio(&self, aio: &Aio);
-    /// Receives one message: its body holds the whole payload (the SP header still in
-    /// the body) and it is tagged with this pipe. A length over the receive limit or with
+    /// Receives one message, tagged with this pipe. What the peer sent is its header
+    /// followed by its body: a stream transport delivers all of it in the body (header
+    /// empty); inproc hands the sender's message over as it is, header where the sender
+    /// put it (no copy of a shared body). Protocols read the SP header through the header
+    /// first, then the body. A length over the receive limit or with
     /// a reserved bit set, or a bad IPC type byte, completes with `MsgSize`/`Proto` and
     /// closes the pipe; so does any other receive error.
     fn recv_aio(&self, aio: &Aio);
