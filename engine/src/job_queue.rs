@@ -79,6 +79,31 @@ impl<T> JobQueue<T> {
     }
 }
 
+/// What both the std tests and the loom model run: a worker that takes jobs until it
+/// takes a stop (`None`), on std's threads or loom's.
+#[cfg(test)]
+mod worker {
+    #[cfg(loom)]
+    use loom::{sync::Arc, thread};
+    #[cfg(not(loom))]
+    use std::{sync::Arc, thread};
+
+    use super::JobQueue;
+
+    pub(super) fn spawn<T: Send + 'static>(
+        q: &Arc<JobQueue<Option<T>>>,
+    ) -> thread::JoinHandle<Vec<T>> {
+        let q = q.clone();
+        thread::spawn(move || {
+            let mut got = Vec::new();
+            while let Some(j) = q.pop_wait() {
+                got.push(j);
+            }
+            got
+        })
+    }
+}
+
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
@@ -101,18 +126,7 @@ mod tests {
         const WORKERS: usize = 3;
         const EACH: usize = 20_000;
         let q = Arc::new(JobQueue::with_capacity(16));
-        let workers: Vec<_> = (0..WORKERS)
-            .map(|_| {
-                let q = q.clone();
-                thread::spawn(move || {
-                    let mut got = Vec::new();
-                    while let Some(j) = q.pop_wait() {
-                        got.push(j);
-                    }
-                    got
-                })
-            })
-            .collect();
+        let workers: Vec<_> = (0..WORKERS).map(|_| worker::spawn(&q)).collect();
         let producers: Vec<_> = (0..PRODUCERS)
             .map(|p| {
                 let q = q.clone();
@@ -153,18 +167,7 @@ mod loom_model {
         model.preemption_bound = Some(3);
         model.check(|| {
             let q = Arc::new(JobQueue::with_capacity(4));
-            let workers: Vec<_> = (0..2)
-                .map(|_| {
-                    let q = q.clone();
-                    thread::spawn(move || {
-                        let mut got = Vec::new();
-                        while let Some(j) = q.pop_wait() {
-                            got.push(j);
-                        }
-                        got
-                    })
-                })
-                .collect();
+            let workers: Vec<_> = (0..2).map(|_| worker::spawn(&q)).collect();
             let producer = {
                 let q = q.clone();
                 thread::spawn(move || {
