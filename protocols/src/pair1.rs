@@ -14,7 +14,7 @@ use nanoport_engine::{Error, Message, Now, PipeId, Result};
 use crate::core::{opt, Action, CtxId, Discards, OptValue, ProtoInfo, ProtocolCore, SendBlock};
 use crate::options::{max_ttl, DEFAULT_MAX_TTL};
 use crate::pair0::Pair0;
-use crate::wire::WireFront;
+use crate::wire::take_first_word;
 
 /// The largest hop count the header may carry.
 pub(crate) const MAX_HOPS: u32 = 0xff;
@@ -32,11 +32,9 @@ pub(crate) enum HopCheck {
 
 /// Moves a received message's hop count into its header and judges it against `ttl`.
 pub(crate) fn take_hop_count(msg: &mut Message, ttl: u8) -> HopCheck {
-    let mut wire = WireFront::take(msg);
-    let Ok(hops) = wire.next_u32(msg) else {
+    let Ok(hops) = take_first_word(msg) else {
         return HopCheck::Malformed;
     };
-    wire.restore(msg);
     if hops > MAX_HOPS {
         return HopCheck::Malformed;
     }

@@ -30,7 +30,7 @@ use nanoport_engine::{Error, IdMap, IdSet, Message, Now, PipeId, Result, Timeout
 use crate::core::{opt, Action, CtxId, Discards, OptValue, ProtoInfo, ProtocolCore, SendBlock};
 use crate::options::{duration, max_ttl, positive_deadline, DEFAULT_MAX_TTL};
 use crate::request_ids::RequestIds;
-use crate::wire::WireFront;
+use crate::wire::take_first_word;
 
 /// NNG's default `req:resend-time`.
 pub(crate) const DEFAULT_RESEND_TIME: Duration = Duration::from_secs(60);
@@ -301,13 +301,11 @@ impl ProtocolCore for Req0 {
         if !self.pipes.contains_key(&pipe) {
             return;
         }
-        let mut wire = WireFront::take(&mut msg);
-        let Ok(id) = wire.next_u32(&mut msg) else {
+        let Ok(id) = take_first_word(&mut msg) else {
             self.discards.malformed += 1;
             self.actions.push_back(Action::ClosePipe(pipe));
             return;
         };
-        wire.restore(&mut msg);
         let Some(ctx_id) = self.ids.owner(id) else {
             self.discards.unmatched += 1;
             return;

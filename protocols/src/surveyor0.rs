@@ -24,7 +24,7 @@ use crate::core::{opt, Action, CtxId, Discards, OptValue, ProtoInfo, ProtocolCor
 use crate::options::{duration, max_ttl, DEFAULT_MAX_TTL};
 use crate::outbound::{OutboundPipe, WhenFull};
 use crate::request_ids::RequestIds;
-use crate::wire::WireFront;
+use crate::wire::take_first_word;
 
 /// NNG's default `surveyor:survey-time`.
 pub(crate) const DEFAULT_SURVEY_TIME: Duration = Duration::from_secs(1);
@@ -156,13 +156,11 @@ impl ProtocolCore for Surveyor0 {
         if !self.pipes.contains_key(&pipe) {
             return;
         }
-        let mut wire = WireFront::take(&mut msg);
-        let Ok(id) = wire.next_u32(&mut msg) else {
+        let Ok(id) = take_first_word(&mut msg) else {
             self.discards.malformed += 1;
             self.actions.push_back(Action::ClosePipe(pipe));
             return;
         };
-        wire.restore(&mut msg);
         let Some((ctx_id, ctx)) = self
             .ids
             .owner(id)

@@ -12,7 +12,7 @@ use crate::core::{opt, Action, CtxId, Discards, OptValue, ProtoInfo, ProtocolCor
 use crate::inbound::InboundQueue;
 use crate::options::{max_ttl, DEFAULT_MAX_TTL};
 use crate::outbound::{OutboundPipe, WhenFull};
-use crate::wire::WireFront;
+use crate::wire::take_first_word;
 
 /// xsurvey's per-pipe send queue.
 pub(crate) const XSURVEY_PIPE_QUEUE: usize = 16;
@@ -78,13 +78,11 @@ impl ProtocolCore for Surveyor0Raw {
         if !self.pipes.contains_key(&pipe) {
             return;
         }
-        let mut wire = WireFront::take(&mut msg);
-        let Ok(id) = wire.next_u32(&mut msg) else {
+        let Ok(id) = take_first_word(&mut msg) else {
             self.discards.malformed += 1;
             self.actions.push_back(Action::ClosePipe(pipe));
             return;
         };
-        wire.restore(&mut msg);
         msg.header_clear();
         // Cannot fail: the header is empty.
         let _ = msg.header_append_u32(id);

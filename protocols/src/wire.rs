@@ -15,6 +15,22 @@
 
 use nanoport_engine::{Error, Message, Result, MAX_HEADER};
 
+/// Takes the first word of `msg` as it was on the wire and leaves the rest as payload:
+/// the one-word parsers' whole use of [`WireFront`] (a hop count, a request or survey id).
+///
+/// # Errors
+/// `Inval` when the message is shorter than a word (it is malformed and to be dropped).
+pub(crate) fn take_first_word(msg: &mut Message) -> Result<u32> {
+    if msg.header_len() == 0 {
+        // What every stream transport delivers: nothing to take off the header.
+        return msg.trim_u32();
+    }
+    let mut wire = WireFront::take(msg);
+    let word = wire.next_u32(msg)?;
+    wire.restore(msg);
+    Ok(word)
+}
+
 /// The header a message arrived with, taken off it, and how much of it has been read.
 #[derive(Debug)]
 pub(crate) struct WireFront {
@@ -118,6 +134,23 @@ mod tests {
         let (words, rest) = read_words(m, 1);
         assert_eq!(words, [Ok(1)]);
         assert_eq!(rest.body(), b"\xee\xffbody");
+    }
+
+    #[test]
+    fn the_first_word_comes_off_the_header_or_the_body_alike() {
+        for hlen in 0..=6usize {
+            let mut m = Message::from(&[1u8, 2, 3, 4, 5, 6, 7, 8][..]);
+            let h: Vec<u8> = (0..hlen as u8).map(|i| 0x10 + i).collect();
+            m.header_append(&h).unwrap();
+            let mut streamed = as_streamed(&m);
+            assert_eq!(take_first_word(&mut m), take_first_word(&mut streamed));
+            assert_eq!(m.body(), streamed.body(), "header of {hlen}");
+            assert!(m.header().is_empty());
+        }
+        assert_eq!(
+            take_first_word(&mut Message::from(&b"abc"[..])),
+            Err(Error::Inval)
+        );
     }
 
     #[test]

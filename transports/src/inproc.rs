@@ -5,10 +5,10 @@
 //! while the queue holds less than [`INPROC_BUF`] bytes (the part a kernel socket buffer
 //! plays for tcp and ipc); beyond that sends wait. Messages move, never copied. On
 //! delivery the message is tagged with the receiving pipe; its header stays where the
-//! sender put it, where NNG would move it to the front of the body (see `as_received`). When one side closes, what it sent before stays readable by
-//! the other side, which then gets `Closed`. Names live in a
-//! process-global registry: a second listener on a name gets `AddrInUse`, a dial with no
-//! listener `ConnRefused`.
+//! sender put it, where NNG would move it to the front of the body (see `as_received`).
+//! When one side closes, what it sent before stays readable by the other side, which then
+//! gets `Closed`. Names live in a process-global registry: a second listener on a name
+//! gets `AddrInUse`, a dial with no listener `ConnRefused`.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
