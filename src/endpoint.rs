@@ -201,9 +201,44 @@ impl EndpointInner {
         sleep_aio(delay, self.pause_aio());
     }
 
-    fn attach(&self, pipe: BoxPipe) -> Option<PipeId> {
-        let sock = self.sock.upgrade()?;
-        sock.add_pipe(pipe, Some(self.me.clone()))
+    /// Hands a connected pipe to the socket, which reports back through
+    /// [`pipe_attached`](Self::pipe_attached). `help`: the caller is a user thread that may
+    /// run the socket's pipe callbacks itself (a blocking dial).
+    fn attach(&self, pipe: BoxPipe, help: bool) {
+        match self.sock.upgrade() {
+            Some(sock) => sock.add_pipe(pipe, Some(self.me.clone()), help),
+            None => {
+                pipe.close();
+                self.pipe_attached(None);
+            }
+        }
+    }
+
+    /// The socket took the pipe this endpoint made (`Some`), or refused it. A dialer
+    /// remembers its pipe, to redial when it closes; a refused pipe, or one that closed
+    /// before this was told, means redialing now. Decided under the endpoint's lock, so
+    /// that exactly one of this and [`pipe_closed`](Self::pipe_closed) redials.
+    pub(crate) fn pipe_attached(&self, id: Option<PipeId>) {
+        if !matches!(self.kind, Kind::Dialer) {
+            return;
+        }
+        let redial = {
+            let mut st = self.lock();
+            match id {
+                Some(id) => {
+                    st.pipe = Some(id);
+                    let gone = !self.sock.upgrade().is_some_and(|s| s.has_pipe(id));
+                    if gone {
+                        st.pipe = None;
+                    }
+                    gone
+                }
+                None => true,
+            }
+        };
+        if redial {
+            self.schedule_redial();
+        }
     }
 
     fn on_dialed(&self, aio: &Aio) {
@@ -221,10 +256,7 @@ impl EndpointInner {
                 if let Some((a, t)) = first {
                     a.finish(t, Ok(()), 0);
                 }
-                match self.attach(pipe) {
-                    Some(id) => self.lock().pipe = Some(id),
-                    None => self.schedule_redial(),
-                }
+                self.attach(pipe, false);
             }
             Err(e) => {
                 if let Some((a, t)) = first {
@@ -244,7 +276,7 @@ impl EndpointInner {
         match aio.result() {
             Ok(()) => {
                 if let Some(pipe) = aio.take_output::<BoxPipe>() {
-                    self.attach(pipe);
+                    self.attach(pipe, false);
                 }
                 self.accept_once();
             }
@@ -369,10 +401,7 @@ impl Dialer {
         });
         match result {
             Ok(pipe) => {
-                match ep.attach(pipe) {
-                    Some(id) => ep.lock().pipe = Some(id),
-                    None => ep.schedule_redial(),
-                }
+                ep.attach(pipe, true);
                 Ok(())
             }
             Err(e) => {

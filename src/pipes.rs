@@ -1,7 +1,9 @@
 //! Pipe events (`nng_pipe_notify`) and the pipe handle users see.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::thread::{self, ThreadId};
 
 use nanoport_engine::{Pipe, PipeId, PipeOps, Result};
 use nanoport_transports::BoxPipe;
@@ -22,25 +24,111 @@ pub enum PipeEvent {
 
 type NotifyFn = Arc<dyn Fn(Pipe, PipeEvent) + Send + Sync>;
 
-/// The three callbacks of one socket.
+/// What a socket's pipe-event queue runs, in order.
+pub(crate) enum NotifyItem {
+    /// Call the callback registered for the event, if any.
+    Event(Pipe, PipeEvent),
+    /// Socket plumbing that must run in order with the events (attaching a pipe: its
+    /// `AddPre`, the protocol taking it, its `AddPost`).
+    Task(Box<dyn FnOnce() + Send>),
+}
+
+/// One socket's pipe callbacks and the queue that runs them.
+///
+/// User callbacks never run on the reactor thread or inside an engine scope: events are
+/// queued and one thread at a time drains the queue (a worker, or a thread that asked to
+/// help), so a callback that blocks, or closes its own socket, holds up that socket's
+/// pipe events and nothing else. NNG also runs one socket's pipe callbacks one at a time,
+/// in order; the queue keeps an `AddPost` ahead of the same pipe's `RemPost`.
 #[derive(Default)]
 pub(crate) struct PipeNotify {
     slots: Mutex<[Option<NotifyFn>; 3]>,
+    /// Some callback was ever registered: until then pipes attach without the queue.
+    active: AtomicBool,
+    queue: Mutex<NotifyQueue>,
 }
 
-/// NNG runs all pipe callbacks of the process one at a time; so do we, so a callback never
-/// races another one about the same pipe.
-static SERIAL: Mutex<()> = Mutex::new(());
+#[derive(Default)]
+struct NotifyQueue {
+    items: VecDeque<NotifyItem>,
+    /// The thread draining the queue now, if any.
+    drainer: Option<ThreadId>,
+    /// A worker job to drain it has been asked for and has not started yet.
+    scheduled: bool,
+}
 
 impl PipeNotify {
     pub(crate) fn set(&self, ev: PipeEvent, cb: NotifyFn) {
         self.slots.lock().unwrap_or_else(|e| e.into_inner())[ev as usize] = Some(cb);
+        self.active.store(true, Ordering::Release);
     }
 
-    pub(crate) fn fire(&self, pipe: &Pipe, ev: PipeEvent) {
+    /// Whether pipe events go through the queue (some callback was registered).
+    pub(crate) fn is_active(&self) -> bool {
+        self.active.load(Ordering::Acquire)
+    }
+
+    fn lock_queue(&self) -> MutexGuard<'_, NotifyQueue> {
+        self.queue.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues `item`. With `help`, a caller that may block (a user thread outside any
+    /// engine scope) drains the queue itself when nobody else is, so what it queued has
+    /// run when it returns; otherwise a worker drains it. Never waits for a drainer.
+    pub(crate) fn post(self: &Arc<Self>, item: NotifyItem, help: bool) {
+        let mut q = self.lock_queue();
+        q.items.push_back(item);
+        if q.drainer.is_some() || q.scheduled {
+            return;
+        }
+        if help {
+            drop(q);
+            self.drain();
+        } else {
+            q.scheduled = true;
+            drop(q);
+            let me = self.clone();
+            nanoport_engine::spawn(move || me.drain());
+        }
+    }
+
+    /// Runs queued items in order until the queue is empty.
+    fn drain(&self) {
+        let me = thread::current().id();
+        {
+            let mut q = self.lock_queue();
+            if q.drainer.is_some() {
+                return;
+            }
+            q.drainer = Some(me);
+            q.scheduled = false;
+        }
+        loop {
+            let item = {
+                let mut q = self.lock_queue();
+                match q.items.pop_front() {
+                    Some(item) => item,
+                    None => {
+                        q.drainer = None;
+                        return;
+                    }
+                }
+            };
+            match item {
+                NotifyItem::Event(pipe, ev) => self.call(&pipe, ev),
+                NotifyItem::Task(task) => {
+                    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(task)).is_err() {
+                        eprintln!("nanoport: attaching a pipe panicked");
+                    }
+                }
+            }
+        }
+    }
+
+    /// Calls the callback for `ev` on this thread (the drainer's).
+    pub(crate) fn call(&self, pipe: &Pipe, ev: PipeEvent) {
         let cb = self.slots.lock().unwrap_or_else(|e| e.into_inner())[ev as usize].clone();
         if let Some(cb) = cb {
-            let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
             if let Err(p) =
                 std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| cb(pipe.clone(), ev)))
             {

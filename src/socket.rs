@@ -14,14 +14,14 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use nanoport_engine::{
-    engine_scope, scope_now, sleep_aio, Aio, Cancel, CancelHook, Error, IdMap, Message, Now,
-    OpToken, PipeId, Result, SendAttempt, Timeout,
+    engine_scope, in_engine_scope, scope_now, sleep_aio, Aio, Cancel, CancelHook, Error, IdMap,
+    Message, Now, OpToken, PipeId, Result, SendAttempt, Timeout,
 };
 use nanoport_protocols::{Action, CtxId, OptValue, ProtoInfo, ProtocolCore, SendBlock};
 use nanoport_transports::{BoxPipe, EndpointOptions};
 
 use crate::endpoint::{Dialer, EndpointInner, Listener};
-use crate::pipes::{PipeEvent, PipeNotify, SocketPipe};
+use crate::pipes::{NotifyItem, PipeEvent, PipeNotify, SocketPipe};
 use crate::Protocol;
 
 static NEXT_SOCKET_ID: AtomicU32 = AtomicU32::new(1);
@@ -101,7 +101,7 @@ pub(crate) struct SocketInner {
     pub(crate) info: ProtoInfo,
     core: Mutex<Core>,
     timer: OnceLock<Aio>,
-    pub(crate) notify: PipeNotify,
+    pub(crate) notify: Arc<PipeNotify>,
     handles: AtomicUsize,
     me: Weak<SocketInner>,
     /// Some blocking receive has waited by driving its pipe (then sends look for a read
@@ -210,7 +210,7 @@ impl Socket {
                 frames_malformed: 0,
             }),
             timer: OnceLock::new(),
-            notify: PipeNotify::default(),
+            notify: Arc::default(),
             handles: AtomicUsize::new(1),
             me: me.clone(),
         });
@@ -876,32 +876,55 @@ impl SocketInner {
         self.process(&mut core);
     }
 
-    /// A transport pipe finished its handshake: vet it and attach it.
-    pub(crate) fn add_pipe(
-        &self,
-        tp: BoxPipe,
-        owner: Option<Weak<EndpointInner>>,
-    ) -> Option<PipeId> {
-        engine_scope(|| self.add_pipe_scoped(tp, owner))
-    }
-
-    fn add_pipe_scoped(&self, tp: BoxPipe, owner: Option<Weak<EndpointInner>>) -> Option<PipeId> {
-        let id = tp.id();
+    /// A transport pipe finished its handshake: vet it and attach it, then tell `owner`
+    /// (the endpoint that made it) whether it joined ([`EndpointInner::pipe_attached`]).
+    ///
+    /// Without pipe callbacks the pipe joins here, on the calling thread. With them, the
+    /// attach runs in order on the socket's pipe-event queue (`AddPre`, the protocol takes
+    /// the pipe, `AddPost`), so user callbacks never run on the reactor thread; `help`
+    /// lets a user thread that may block (a blocking dial) run the queue itself, so the
+    /// pipe has joined when it returns, as `nng_dial` promises.
+    pub(crate) fn add_pipe(&self, tp: BoxPipe, owner: Option<Weak<EndpointInner>>, help: bool) {
         if tp.peer_protocol() != self.info.peer_id {
             // NNG-PEER-MISMATCH: the protocol refuses a peer it cannot talk to.
             self.lock().rejected += 1;
             tp.close();
-            return None;
+            tell_owner(&owner, None);
+            return;
         }
-        let handle = Arc::new(SocketPipe::new(tp.clone(), owner, self.id));
-        let user_pipe = nanoport_engine::Pipe::new(handle.clone());
-        self.notify.fire(&user_pipe, PipeEvent::AddPre);
-        if handle.is_closed() {
-            // Rejected from AddPre: no AddPost, but RemPost, as NNG's pipe test expects.
-            tp.close();
-            self.notify.fire(&user_pipe, PipeEvent::RemPost);
-            return None;
+        let handle = Arc::new(SocketPipe::new(tp.clone(), owner.clone(), self.id));
+        if !self.notify.is_active() {
+            let id = engine_scope(|| self.join(tp, handle));
+            tell_owner(&owner, id);
+            return;
         }
+        let me = self.arc();
+        let attach = move || {
+            let user_pipe = nanoport_engine::Pipe::new(handle.clone());
+            me.notify.call(&user_pipe, PipeEvent::AddPre);
+            if handle.is_closed() {
+                // Rejected from AddPre: no AddPost, but RemPost, as NNG's pipe test expects.
+                tp.close();
+                me.notify.call(&user_pipe, PipeEvent::RemPost);
+                tell_owner(&owner, None);
+                return;
+            }
+            let id = engine_scope(|| me.join(tp, handle));
+            if id.is_some() {
+                me.notify.call(&user_pipe, PipeEvent::AddPost);
+            }
+            tell_owner(&owner, id);
+        };
+        self.notify.post(
+            NotifyItem::Task(Box::new(attach)),
+            help && !in_engine_scope(),
+        );
+    }
+
+    /// Gives a vetted pipe to the protocol and starts its reads; `None` when the socket
+    /// closed first (the pipe is closed then).
+    fn join(&self, tp: BoxPipe, handle: Arc<SocketPipe>) -> Option<PipeId> {
+        let id = tp.id();
         let weak = self.me.clone();
         let recv_aio = Aio::new_inline(move |aio: &Aio| {
             if let Some(s) = weak.upgrade() {
@@ -916,36 +939,38 @@ impl SocketInner {
             }
         })
         .expect("aio");
-        {
-            let mut core = self.lock();
-            if core.closed {
-                drop(core);
-                tp.close();
-                return None;
-            }
-            core.pipes.insert(
-                id,
-                PipeSlot {
-                    tp: tp.clone(),
-                    send_aio,
-                    recv_aio,
-                    paused: false,
-                    handle,
-                },
-            );
-            core.proto.add_pipe(id, Now::current());
-            let wants = core.proto.wants_pipe_message(id);
-            if let Some(slot) = core.pipes.get_mut(&id) {
-                if wants {
-                    slot.tp.recv_aio(&slot.recv_aio);
-                } else {
-                    slot.paused = true;
-                }
-            }
-            self.process(&mut core);
+        let mut core = self.lock();
+        if core.closed {
+            drop(core);
+            tp.close();
+            return None;
         }
-        self.notify.fire(&user_pipe, PipeEvent::AddPost);
+        core.pipes.insert(
+            id,
+            PipeSlot {
+                tp: tp.clone(),
+                send_aio,
+                recv_aio,
+                paused: false,
+                handle,
+            },
+        );
+        core.proto.add_pipe(id, Now::current());
+        let wants = core.proto.wants_pipe_message(id);
+        if let Some(slot) = core.pipes.get_mut(&id) {
+            if wants {
+                slot.tp.recv_aio(&slot.recv_aio);
+            } else {
+                slot.paused = true;
+            }
+        }
+        self.process(&mut core);
         Some(id)
+    }
+
+    /// Whether pipe `id` is attached.
+    pub(crate) fn has_pipe(&self, id: PipeId) -> bool {
+        self.lock().pipes.contains_key(&id)
     }
 
     fn on_pipe_recv(&self, id: PipeId, aio: &Aio) {
@@ -1001,10 +1026,22 @@ impl SocketInner {
             slot
         };
         slot.tp.close();
-        let user_pipe = nanoport_engine::Pipe::new(slot.handle.clone());
-        self.notify.fire(&user_pipe, PipeEvent::RemPost);
+        self.post_rem_post(&slot);
         if let Some(owner) = slot.handle.owner() {
             owner.pipe_closed(id);
+        }
+        // Dropping the slot drops the pipe's inline aios, which never wait (see `Aio`'s
+        // drop): this may run at the end of an engine scope, where waiting for a callback
+        // deferred to another thread's scope could close a cycle.
+        drop(slot);
+    }
+
+    /// Queues the `RemPost` event of a removed pipe, when callbacks are in use.
+    fn post_rem_post(&self, slot: &PipeSlot) {
+        if self.notify.is_active() {
+            let user_pipe = nanoport_engine::Pipe::new(slot.handle.clone());
+            self.notify
+                .post(NotifyItem::Event(user_pipe, PipeEvent::RemPost), false);
         }
     }
 
@@ -1032,9 +1069,8 @@ impl SocketInner {
         if let Some(t) = self.timer.get() {
             t.cancel();
         }
-        for slot in pipes {
-            let user_pipe = nanoport_engine::Pipe::new(slot.handle.clone());
-            self.notify.fire(&user_pipe, PipeEvent::RemPost);
+        for slot in &pipes {
+            self.post_rem_post(slot);
         }
         Ok(())
     }
@@ -1143,6 +1179,13 @@ enum SendNow {
     Failed(Error),
     /// It has to wait, or the full path must decide; here it is back.
     Wait(Message),
+}
+
+/// Tells the endpoint that made a pipe whether it joined its socket.
+fn tell_owner(owner: &Option<Weak<EndpointInner>>, id: Option<PipeId>) {
+    if let Some(ep) = owner.as_ref().and_then(Weak::upgrade) {
+        ep.pipe_attached(id);
+    }
 }
 
 fn attempt_send(core: &mut Core, ctx: CtxId, aio: &Aio, token: OpToken) -> SendAttempt {

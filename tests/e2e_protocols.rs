@@ -485,6 +485,9 @@ fn pipe_notify_sees_add_and_remove_and_can_reject() {
     let push2 = Socket::push0().unwrap();
     push2.dial(&url).unwrap();
     wait_pipes(&pull, 1);
+    // Callbacks run on the socket's pipe-event queue, off the thread that attached the
+    // pipe: AddPost comes just after the pipe is counted.
+    assert!(eventually(LIMIT, || (post.load(Ordering::SeqCst) == 1).then_some(())).is_some());
     assert_eq!(pre.load(Ordering::SeqCst), 2);
     assert_eq!(post.load(Ordering::SeqCst), 1);
     assert!(eventually(LIMIT, || (rem.load(Ordering::SeqCst) == 1).then_some(())).is_some());

@@ -460,7 +460,9 @@ fn take_deferred(core: &Arc<AioCore>) -> bool {
     })
 }
 
-fn in_engine_scope() -> bool {
+/// Whether the calling thread is inside an [`engine_scope`] (the reactor's handlers and
+/// inline callbacks are): code there must not block on another operation.
+pub fn in_engine_scope() -> bool {
     DEFERRED.with(|d| d.borrow().0 > 0)
 }
 
@@ -701,6 +703,16 @@ impl Aio {
                 st = self.lock();
                 continue;
             }
+            // The rule that keeps one socket's trouble its own: code inside an engine scope
+            // (the reactor's handlers, an inline callback, a socket call's inner part)
+            // never sleeps on another operation, because what it waits for may be deferred
+            // to the end of another thread's scope that is waiting the same way.
+            debug_assert!(
+                !in_engine_scope(),
+                "nanoport: Aio::wait would block inside an engine scope (on the reactor \
+                 thread, in an inline callback, or inside a socket call); hand the wait to \
+                 the worker pool instead"
+            );
             st.waiters += 1;
             st = self.core.cv.wait(st).unwrap_or_else(|e| e.into_inner());
             st.waiters -= 1;
@@ -776,13 +788,20 @@ impl Aio {
     /// not wait for the callback it is called from (that would deadlock); it returns and the
     /// callback goes on to its end.
     pub fn stop(&self) {
+        self.release();
+        self.wait();
+    }
+
+    /// Stops the aio for good without waiting: the pending operation is cancelled and every
+    /// later start fails with `Canceled`, but a callback that is queued or running is left
+    /// to finish on its own. What dropping the last handle of an inline aio does.
+    fn release(&self) {
         let gen = {
             let mut st = self.lock();
             st.stopped = true;
             st.gen
         };
         self.core.engine_complete(gen, Err(Error::Canceled), true);
-        self.wait();
     }
 
     // ----- provider side -------------------------------------------------------------------
@@ -1149,9 +1168,20 @@ impl Clone for Aio {
 impl Drop for Aio {
     /// Dropping the last user handle stops the aio and waits for its callback
     /// (`nng_aio_free`). From inside the aio's own callback it does not wait for itself.
+    ///
+    /// An inline aio (engine plumbing) is stopped without waiting: its callback may be
+    /// deferred to the end of another thread's engine scope, and that thread may be
+    /// dropping an aio of ours the same way, so a wait here could close a cycle (two
+    /// threads each tearing down a pipe whose last callback the other holds). The callback
+    /// still runs once, later, on whatever it captured; plumbing callbacks capture weak
+    /// references and find their pipe gone.
     fn drop(&mut self) {
         if self.counted && self.core.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.stop();
+            if self.core.inline {
+                self.release();
+            } else {
+                self.stop();
+            }
         }
     }
 }

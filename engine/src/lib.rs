@@ -33,8 +33,8 @@ mod timeout;
 mod waker;
 
 pub use aio::{
-    at_scope_end, engine_scope, in_driving_wait, scope_now, sleep_aio, Aio, Cancel, CancelHook,
-    Now, OpToken, ScopeEndJob, SendAttempt,
+    at_scope_end, engine_scope, in_driving_wait, in_engine_scope, scope_now, sleep_aio, Aio,
+    Cancel, CancelHook, Now, OpToken, ScopeEndJob, SendAttempt,
 };
 pub use error::{Error, Result};
 pub use id_hash::{IdHasher, IdMap, IdSet};
