@@ -22,23 +22,41 @@ use crate::socket::{Dir, SocketInner};
 /// assert_ne!(a.id(), b.id());
 /// a.close().unwrap();
 /// ```
+///
+/// A context closes when its last handle is dropped, as the `nng` crate's does: opening
+/// and dropping contexts without `close` leaks nothing.
+#[derive(Clone)]
 pub struct Context {
+    inner: Arc<CtxInner>,
+}
+
+/// What every handle of one context shares; dropping it closes the context.
+struct CtxInner {
     sock: Arc<SocketInner>,
     id: CtxId,
+}
+
+impl Drop for CtxInner {
+    fn drop(&mut self) {
+        // Already closed (by `close`, or with its socket) is fine here.
+        let _ = self.sock.close_ctx(self.id);
+    }
 }
 
 impl Context {
     pub(crate) fn open(sock: &Arc<SocketInner>) -> Result<Context> {
         let id = sock.open_ctx()?;
         Ok(Context {
-            sock: sock.clone(),
-            id,
+            inner: Arc::new(CtxInner {
+                sock: sock.clone(),
+                id,
+            }),
         })
     }
 
     /// The context id (`nng_ctx_id`).
     pub fn id(&self) -> u32 {
-        self.id
+        self.inner.id
     }
 
     /// Sends on this context, waiting up to its send timeout (`nng_ctx_sendmsg`).
@@ -46,7 +64,9 @@ impl Context {
     /// # Errors
     /// As [`Socket::send`](crate::Socket::send).
     pub fn send(&self, msg: impl Into<Message>) -> Result<()> {
-        self.sock.send_blocking(self.id, msg.into(), false)
+        self.inner
+            .sock
+            .send_blocking(self.inner.id, msg.into(), false)
     }
 
     /// Receives on this context, waiting up to its receive timeout (`nng_ctx_recvmsg`).
@@ -54,17 +74,17 @@ impl Context {
     /// # Errors
     /// As [`Socket::recv`](crate::Socket::recv).
     pub fn recv(&self) -> Result<Message> {
-        self.sock.recv_blocking(self.id, false)
+        self.inner.sock.recv_blocking(self.inner.id, false)
     }
 
     /// Starts an asynchronous send (`nng_ctx_send`).
     pub fn send_aio(&self, aio: &Aio) {
-        self.sock.send_aio(self.id, aio)
+        self.inner.sock.send_aio(self.inner.id, aio)
     }
 
     /// Starts an asynchronous receive (`nng_ctx_recv`).
     pub fn recv_aio(&self, aio: &Aio) {
-        self.sock.recv_aio_callback(self.id, aio)
+        self.inner.sock.recv_aio_callback(self.inner.id, aio)
     }
 
     /// Closes the context (`nng_ctx_close`): its waiting operations complete with `Closed`.
@@ -72,7 +92,7 @@ impl Context {
     /// # Errors
     /// `Closed` if it was already closed.
     pub fn close(&self) -> Result<()> {
-        self.sock.close_ctx(self.id)
+        self.inner.sock.close_ctx(self.inner.id)
     }
 
     /// Sets this context's send timeout (`NNG_OPT_SENDTIMEO`); it starts as the socket's.
@@ -80,7 +100,9 @@ impl Context {
     /// # Errors
     /// `Closed`.
     pub fn set_send_timeout(&self, t: impl Into<Timeout>) -> Result<()> {
-        self.sock.set_ctx_timeout(self.id, Dir::Send, t.into())
+        self.inner
+            .sock
+            .set_ctx_timeout(self.inner.id, Dir::Send, t.into())
     }
 
     /// Sets this context's receive timeout (`NNG_OPT_RECVTIMEO`).
@@ -88,7 +110,9 @@ impl Context {
     /// # Errors
     /// `Closed`.
     pub fn set_recv_timeout(&self, t: impl Into<Timeout>) -> Result<()> {
-        self.sock.set_ctx_timeout(self.id, Dir::Recv, t.into())
+        self.inner
+            .sock
+            .set_ctx_timeout(self.inner.id, Dir::Recv, t.into())
     }
 
     /// Sets a protocol option by NNG name on this context (`sub:subscribe`,
@@ -97,7 +121,7 @@ impl Context {
     /// # Errors
     /// `NotSup` for an option the protocol lacks, `Inval` for a bad value.
     pub fn set_option(&self, name: &str, value: OptValue) -> Result<()> {
-        self.sock.set_proto_option(self.id, name, value)
+        self.inner.sock.set_proto_option(self.inner.id, name, value)
     }
 
     /// Reads a protocol option of this context.
@@ -105,7 +129,7 @@ impl Context {
     /// # Errors
     /// `NotSup` for an option the protocol lacks.
     pub fn get_option(&self, name: &str) -> Result<OptValue> {
-        self.sock.get_proto_option(self.id, name)
+        self.inner.sock.get_proto_option(self.inner.id, name)
     }
 
     /// Sets this req0 context's resend time (`NNG_OPT_REQ_RESENDTIME` on an `nng_ctx`).
@@ -154,20 +178,11 @@ impl Context {
     }
 }
 
-impl Clone for Context {
-    fn clone(&self) -> Context {
-        Context {
-            sock: self.sock.clone(),
-            id: self.id,
-        }
-    }
-}
-
 impl fmt::Debug for Context {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Context")
-            .field("socket", &self.sock.id)
-            .field("id", &self.id)
+            .field("socket", &self.inner.sock.id)
+            .field("id", &self.inner.id)
             .finish()
     }
 }

@@ -15,7 +15,7 @@ use std::time::Duration;
 use nanoport_engine::{sleep_aio, Aio, Error, OpToken, PipeId, Result, Timeout};
 use nanoport_transports::{BoxPipe, EndpointOptions, TransportDialer, TransportListener, Url};
 
-use crate::socket::{with_blocking_aio, SocketInner};
+use crate::socket::{with_blocking_aio, SockOpts, SocketInner};
 
 enum Kind {
     Dialer,
@@ -344,15 +344,45 @@ impl EndpointInner {
         }
     }
 
-    fn check_settable(&self) -> Result<MutexGuard<'_, EpState>> {
-        let st = self.lock();
-        if st.closed {
-            return Err(Error::Closed);
+    /// Changes this endpoint's options, running or not, and hands the connection options
+    /// on to the transport (for later connections) and to the live pipes this endpoint
+    /// made, as NNG's tcp and ipc endpoints do.
+    ///
+    /// # Errors
+    /// `Closed`.
+    fn update(&self, f: impl FnOnce(&mut EpState)) -> Result<()> {
+        let (opts, d, l) = {
+            let mut st = self.lock();
+            if st.closed {
+                return Err(Error::Closed);
+            }
+            f(&mut st);
+            (st.opts.clone(), st.dialer.clone(), st.listener.clone())
+        };
+        if let Some(d) = d {
+            d.set_options(&opts);
         }
-        if st.started {
-            return Err(Error::Busy);
+        if let Some(l) = l {
+            l.set_options(&opts);
         }
-        Ok(st)
+        if let Some(sock) = self.sock.upgrade() {
+            sock.apply_to_pipes(Some(self), &opts);
+        }
+        Ok(())
+    }
+
+    /// The socket's options changed (`nni_sock_setopt` hands them to every endpoint).
+    pub(crate) fn socket_options_changed(&self, o: &SockOpts) {
+        let _ = self.update(|st| {
+            st.opts.recv_max = o.recv_max;
+            st.opts.tcp_nodelay = o.tcp_nodelay;
+            st.opts.tcp_keepalive = o.tcp_keepalive;
+            st.reconnect_min = o.reconnect_min;
+            st.reconnect_max = o.reconnect_max;
+            st.back_off = st
+                .back_off
+                .clamp(o.reconnect_min, o.reconnect_min.max(o.reconnect_max));
+        });
     }
 }
 
@@ -463,52 +493,47 @@ impl Dialer {
     }
 
     /// Sets the largest message the dialer's pipes accept (`NNG_OPT_RECVMAXSZ`, 0 =
-    /// unlimited); before start.
+    /// unlimited).
     ///
     /// # Errors
-    /// `Busy` once started, `Closed`.
+    /// `Closed`.
     pub fn set_recv_max_size(&self, n: usize) -> Result<()> {
-        self.inner.check_settable()?.opts.recv_max = n;
-        Ok(())
+        self.inner.update(|st| st.opts.recv_max = n)
     }
 
-    /// Sets the reconnect minimum (`NNG_OPT_RECONNMINT`); before start.
+    /// Sets the reconnect minimum (`NNG_OPT_RECONNMINT`).
     ///
     /// # Errors
-    /// `Busy` once started, `Closed`.
+    /// `Closed`.
     pub fn set_reconnect_min_time(&self, d: Duration) -> Result<()> {
-        let mut st = self.inner.check_settable()?;
-        st.reconnect_min = d;
-        st.back_off = d;
-        Ok(())
+        self.inner.update(|st| {
+            st.reconnect_min = d;
+            st.back_off = d;
+        })
     }
 
     /// Sets the reconnect maximum (`NNG_OPT_RECONNMAXT`, 0: no exponential back-off);
-    /// before start.
     ///
     /// # Errors
-    /// `Busy` once started, `Closed`.
+    /// `Closed`.
     pub fn set_reconnect_max_time(&self, d: Duration) -> Result<()> {
-        self.inner.check_settable()?.reconnect_max = d;
-        Ok(())
+        self.inner.update(|st| st.reconnect_max = d)
     }
 
-    /// Sets `TCP_NODELAY` for the dialer's connections (default on); before start.
+    /// Sets `TCP_NODELAY` for the dialer's connections (default on).
     ///
     /// # Errors
-    /// `Busy` once started, `Closed`.
+    /// `Closed`.
     pub fn set_tcp_nodelay(&self, on: bool) -> Result<()> {
-        self.inner.check_settable()?.opts.tcp_nodelay = on;
-        Ok(())
+        self.inner.update(|st| st.opts.tcp_nodelay = on)
     }
 
-    /// Sets TCP keep-alive for the dialer's connections (default off); before start.
+    /// Sets TCP keep-alive for the dialer's connections (default off).
     ///
     /// # Errors
-    /// `Busy` once started, `Closed`.
+    /// `Closed`.
     pub fn set_tcp_keepalive(&self, on: bool) -> Result<()> {
-        self.inner.check_settable()?.opts.tcp_keepalive = on;
-        Ok(())
+        self.inner.update(|st| st.opts.tcp_keepalive = on)
     }
 
     /// The receive size limit.
@@ -587,31 +612,28 @@ impl Listener {
         self.inner.url.to_string()
     }
 
-    /// Sets the largest message its pipes accept (0 = unlimited); before start.
+    /// Sets the largest message its pipes accept (0 = unlimited).
     ///
     /// # Errors
-    /// `Busy` once started, `Closed`.
+    /// `Closed`.
     pub fn set_recv_max_size(&self, n: usize) -> Result<()> {
-        self.inner.check_settable()?.opts.recv_max = n;
-        Ok(())
+        self.inner.update(|st| st.opts.recv_max = n)
     }
 
-    /// Sets `TCP_NODELAY` for accepted connections; before start.
+    /// Sets `TCP_NODELAY` for accepted connections.
     ///
     /// # Errors
-    /// `Busy` once started, `Closed`.
+    /// `Closed`.
     pub fn set_tcp_nodelay(&self, on: bool) -> Result<()> {
-        self.inner.check_settable()?.opts.tcp_nodelay = on;
-        Ok(())
+        self.inner.update(|st| st.opts.tcp_nodelay = on)
     }
 
-    /// Sets TCP keep-alive for accepted connections; before start.
+    /// Sets TCP keep-alive for accepted connections.
     ///
     /// # Errors
-    /// `Busy` once started, `Closed`.
+    /// `Closed`.
     pub fn set_tcp_keepalive(&self, on: bool) -> Result<()> {
-        self.inner.check_settable()?.opts.tcp_keepalive = on;
-        Ok(())
+        self.inner.update(|st| st.opts.tcp_keepalive = on)
     }
 
     /// The receive size limit.

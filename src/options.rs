@@ -61,60 +61,97 @@ impl Socket {
     }
 
     /// Sets the largest message accepted from peers (`NNG_OPT_RECVMAXSZ`; default 1 GiB as
-    /// NNG 2.x; 0 = unlimited). Applies to dialers and listeners created afterwards.
-    pub fn set_recv_max_size(&self, n: usize) {
-        self.inner.with_opts(|o| o.recv_max = n)
+    /// NNG 2.x; 0 = unlimited). As in NNG, it reaches the socket's existing dialers and
+    /// listeners and their live pipes (from each pipe's next frame on), and later ones.
+    ///
+    /// # Errors
+    /// `Closed`.
+    pub fn set_recv_max_size(&self, n: usize) -> Result<()> {
+        self.inner.set_sock_opts(|o| o.recv_max = n)
     }
 
-    /// The receive size limit for new endpoints.
-    pub fn recv_max_size(&self) -> usize {
-        self.inner.with_opts(|o| o.recv_max)
+    /// The receive size limit.
+    ///
+    /// # Errors
+    /// `Closed`.
+    pub fn recv_max_size(&self) -> Result<usize> {
+        self.inner.sock_opt(|o| o.recv_max)
     }
 
-    /// Sets the reconnect minimum time (`NNG_OPT_RECONNMINT`, default 1 s) for new dialers.
-    pub fn set_reconnect_min_time(&self, d: Duration) {
-        self.inner.with_opts(|o| o.reconnect_min = d)
+    /// Sets the reconnect minimum time (`NNG_OPT_RECONNMINT`, default 1 s), for existing
+    /// dialers and later ones.
+    ///
+    /// # Errors
+    /// `Closed`.
+    pub fn set_reconnect_min_time(&self, d: Duration) -> Result<()> {
+        self.inner.set_sock_opts(|o| o.reconnect_min = d)
     }
 
     /// Sets the reconnect maximum time (`NNG_OPT_RECONNMAXT`, default 0: no exponential
-    /// back-off) for new dialers.
-    pub fn set_reconnect_max_time(&self, d: Duration) {
-        self.inner.with_opts(|o| o.reconnect_max = d)
+    /// back-off), for existing dialers and later ones.
+    ///
+    /// # Errors
+    /// `Closed`.
+    pub fn set_reconnect_max_time(&self, d: Duration) -> Result<()> {
+        self.inner.set_sock_opts(|o| o.reconnect_max = d)
     }
 
     /// The reconnect minimum and maximum times.
-    pub fn reconnect_times(&self) -> (Duration, Duration) {
-        self.inner.with_opts(|o| (o.reconnect_min, o.reconnect_max))
+    ///
+    /// # Errors
+    /// `Closed`.
+    pub fn reconnect_times(&self) -> Result<(Duration, Duration)> {
+        self.inner.sock_opt(|o| (o.reconnect_min, o.reconnect_max))
     }
 
-    /// Sets `TCP_NODELAY` for new endpoints (`NNG_OPT_TCP_NODELAY`, default on).
-    pub fn set_tcp_nodelay(&self, on: bool) {
-        self.inner.with_opts(|o| o.tcp_nodelay = on)
+    /// Sets `TCP_NODELAY` (`NNG_OPT_TCP_NODELAY`, default on) on existing tcp pipes and
+    /// on the connections of existing and later endpoints.
+    ///
+    /// # Errors
+    /// `Closed`.
+    pub fn set_tcp_nodelay(&self, on: bool) -> Result<()> {
+        self.inner.set_sock_opts(|o| o.tcp_nodelay = on)
     }
 
-    /// Whether new endpoints set `TCP_NODELAY`.
-    pub fn tcp_nodelay(&self) -> bool {
-        self.inner.with_opts(|o| o.tcp_nodelay)
+    /// Whether tcp connections set `TCP_NODELAY`.
+    ///
+    /// # Errors
+    /// `Closed`.
+    pub fn tcp_nodelay(&self) -> Result<bool> {
+        self.inner.sock_opt(|o| o.tcp_nodelay)
     }
 
-    /// Sets TCP keep-alive for new endpoints (`NNG_OPT_TCP_KEEPALIVE`, default off).
-    pub fn set_tcp_keepalive(&self, on: bool) {
-        self.inner.with_opts(|o| o.tcp_keepalive = on)
+    /// Sets TCP keep-alive (`NNG_OPT_TCP_KEEPALIVE`, default off), as
+    /// [`set_tcp_nodelay`](Socket::set_tcp_nodelay) does.
+    ///
+    /// # Errors
+    /// `Closed`.
+    pub fn set_tcp_keepalive(&self, on: bool) -> Result<()> {
+        self.inner.set_sock_opts(|o| o.tcp_keepalive = on)
     }
 
-    /// Whether new endpoints set TCP keep-alive.
-    pub fn tcp_keepalive(&self) -> bool {
-        self.inner.with_opts(|o| o.tcp_keepalive)
+    /// Whether tcp connections set keep-alive.
+    ///
+    /// # Errors
+    /// `Closed`.
+    pub fn tcp_keepalive(&self) -> Result<bool> {
+        self.inner.sock_opt(|o| o.tcp_keepalive)
     }
 
     /// Sets the socket's name (`NNG_OPT_SOCKNAME`, default its id).
-    pub fn set_name(&self, name: &str) {
-        self.inner.with_opts(|o| o.name = name.to_owned())
+    ///
+    /// # Errors
+    /// `Closed`.
+    pub fn set_name(&self, name: &str) -> Result<()> {
+        self.inner.set_sock_opts(|o| o.name = name.to_owned())
     }
 
     /// The socket's name.
-    pub fn name(&self) -> String {
-        self.inner.with_opts(|o| o.name.clone())
+    ///
+    /// # Errors
+    /// `Closed`.
+    pub fn name(&self) -> Result<String> {
+        self.inner.sock_opt(|o| o.name.clone())
     }
 
     /// Sets the send buffer depth in messages (`NNG_OPT_SENDBUF`, 0..=8192).

@@ -506,7 +506,11 @@ impl SocketInner {
     }
 
     pub(crate) fn ctx_timeouts(&self, ctx: CtxId) -> Result<CtxTimeouts> {
-        self.lock().ctxs.get(&ctx).copied().ok_or(Error::Closed)
+        let core = self.lock();
+        if core.closed {
+            return Err(Error::Closed);
+        }
+        core.ctxs.get(&ctx).copied().ok_or(Error::Closed)
     }
 
     pub(crate) fn send_blocking(&self, ctx: CtxId, msg: Message, nonblock: bool) -> Result<()> {
@@ -1121,7 +1125,7 @@ impl SocketInner {
     fn close_ctx_scoped(&self, ctx: CtxId) -> Result<()> {
         let waiters = {
             let mut core = self.lock();
-            if core.ctxs.remove(&ctx).is_none() {
+            if core.closed || core.ctxs.remove(&ctx).is_none() {
                 return Err(Error::Closed);
             }
             core.proto.close_ctx(ctx);
@@ -1142,6 +1146,9 @@ impl SocketInner {
 
     pub(crate) fn set_ctx_timeout(&self, ctx: CtxId, dir: Dir, t: Timeout) -> Result<()> {
         let mut core = self.lock();
+        if core.closed {
+            return Err(Error::Closed);
+        }
         let c = core.ctxs.get_mut(&ctx).ok_or(Error::Closed)?;
         match dir {
             Dir::Send => c.send = t,
@@ -1163,11 +1170,67 @@ impl SocketInner {
     }
 
     pub(crate) fn get_proto_option(&self, ctx: CtxId, name: &str) -> Result<OptValue> {
-        self.lock().proto.get_option(ctx, name)
+        let core = self.lock();
+        if core.closed {
+            return Err(Error::Closed);
+        }
+        core.proto.get_option(ctx, name)
     }
 
-    pub(crate) fn with_opts<R>(&self, f: impl FnOnce(&mut SockOpts) -> R) -> R {
-        f(&mut self.lock().opts)
+    /// Reads a socket-wide option.
+    ///
+    /// # Errors
+    /// `Closed`.
+    pub(crate) fn sock_opt<R>(&self, f: impl FnOnce(&SockOpts) -> R) -> Result<R> {
+        let core = self.lock();
+        if core.closed {
+            return Err(Error::Closed);
+        }
+        Ok(f(&core.opts))
+    }
+
+    /// Changes socket-wide options and hands them on, as NNG's `nni_sock_setopt` does: to
+    /// every dialer and listener (for what they make from now on, and the reconnect
+    /// times) and through them to their live pipes; pipes whose endpoint is gone get them
+    /// directly.
+    ///
+    /// # Errors
+    /// `Closed`.
+    pub(crate) fn set_sock_opts(&self, f: impl FnOnce(&mut SockOpts)) -> Result<()> {
+        let (opts, endpoints) = {
+            let mut core = self.lock();
+            if core.closed {
+                return Err(Error::Closed);
+            }
+            f(&mut core.opts);
+            (core.opts.clone(), core.endpoints.clone())
+        };
+        for ep in &endpoints {
+            ep.socket_options_changed(&opts);
+        }
+        let (eo, _) = self.endpoint_options();
+        self.apply_to_pipes(None, &eo);
+        Ok(())
+    }
+
+    /// Gives live pipes changed connection options: those `owner` made, or (`None`) those
+    /// whose endpoint is gone or that no endpoint made. Applied outside the socket's lock.
+    pub(crate) fn apply_to_pipes(&self, owner: Option<&EndpointInner>, opts: &EndpointOptions) {
+        let pipes: Vec<BoxPipe> = {
+            let core = self.lock();
+            core.pipes
+                .values()
+                .filter(|slot| match (owner, slot.handle.owner()) {
+                    (Some(want), Some(has)) => std::ptr::eq(want, Arc::as_ptr(&has)),
+                    (Some(_), None) => false,
+                    (None, has) => has.is_none(),
+                })
+                .map(|slot| slot.tp.clone())
+                .collect()
+        };
+        for tp in pipes {
+            tp.set_options(opts);
+        }
     }
 }
 

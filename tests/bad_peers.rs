@@ -158,7 +158,7 @@ fn listener_counts_failed_handshakes_and_keeps_serving() {
 fn frames_over_the_limit_close_the_pipe_and_are_counted() {
     let url = tcp();
     let pull = Socket::pull0().unwrap();
-    pull.set_recv_max_size(100);
+    pull.set_recv_max_size(100).unwrap();
     pull.listen(&url).unwrap();
     pull.set_recv_timeout(LIMIT).unwrap();
     for len in [101u64, 1 << 63] {

@@ -113,7 +113,8 @@ fn req_resends_when_the_rep_restarts() {
     let url = tcp();
     let req = Socket::req0().unwrap();
     req.set_resend_time(Duration::from_millis(200)).unwrap();
-    req.set_reconnect_min_time(Duration::from_millis(20));
+    req.set_reconnect_min_time(Duration::from_millis(20))
+        .unwrap();
     req.set_recv_timeout(LIMIT).unwrap();
     let rep1 = Socket::rep0().unwrap();
     rep1.listen(&url).unwrap();
@@ -479,8 +480,12 @@ fn pipe_notify_sees_add_and_remove_and_can_reject() {
     let push1 = Socket::push0().unwrap();
     // Its pipe is rejected and it would redial after the reconnect time (100 ms), adding
     // a third pipe if the checks below came late: keep it from redialing.
-    push1.set_reconnect_min_time(Duration::from_secs(3600));
-    push1.set_reconnect_max_time(Duration::from_secs(3600));
+    push1
+        .set_reconnect_min_time(Duration::from_secs(3600))
+        .unwrap();
+    push1
+        .set_reconnect_max_time(Duration::from_secs(3600))
+        .unwrap();
     push1.dial(&url).unwrap();
     let push2 = Socket::push0().unwrap();
     push2.dial(&url).unwrap();
@@ -502,8 +507,10 @@ fn dialer_reconnects_after_the_listener_restarts() {
     pull.set_recv_timeout(LIMIT).unwrap();
     pull.listen(&url).unwrap();
     let push = Socket::push0().unwrap();
-    push.set_reconnect_min_time(Duration::from_millis(10));
-    push.set_reconnect_max_time(Duration::from_millis(100));
+    push.set_reconnect_min_time(Duration::from_millis(10))
+        .unwrap();
+    push.set_reconnect_max_time(Duration::from_millis(100))
+        .unwrap();
     push.set_send_timeout(LIMIT).unwrap();
     push.dial(&url).unwrap();
     push.send("before").unwrap();

@@ -246,11 +246,13 @@ where
         self.q.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn arm(&self, i: Interest) {
+    /// Asks the poller for readiness in `i`. If it refuses (the fd was closed under us,
+    /// or the kernel is out of memory), nothing would ever wake what waits: the source
+    /// closes with that error and every queued operation fails with it.
+    fn arm(&self, q: &mut Queues<R, W>, i: Interest) {
         if let Ok(reg) = &self.reg {
             if let Err(e) = reg.arm(i) {
-                // Cannot wait for readiness any more: fail what waits.
-                eprintln!("nanoport: cannot arm interest: {e}");
+                fail_all(q, e);
             }
         }
     }
@@ -271,7 +273,7 @@ where
                     q.reads.pop_front();
                 }
                 Poll::Pending => {
-                    self.arm(Interest::READ);
+                    self.arm(q, Interest::READ);
                     return;
                 }
             }
@@ -293,7 +295,7 @@ where
                     q.writes.pop_front();
                 }
                 Poll::Pending => {
-                    self.arm(Interest::WRITE);
+                    self.arm(q, Interest::WRITE);
                     return;
                 }
             }
@@ -347,10 +349,16 @@ where
 /// A cancelled operation had moved part of a frame, which no other operation can resume:
 /// close the source and fail every queued operation with `ConnAborted`.
 fn break_stream<R, W>(q: &mut Queues<R, W>) {
+    fail_all(q, Error::ConnAborted);
+}
+
+/// Closes the source with `err` (unless it is closed already) and fails every queued
+/// operation with it.
+fn fail_all<R, W>(q: &mut Queues<R, W>, err: Error) {
     if q.closed.is_some() {
         return;
     }
-    q.closed = Some(Error::ConnAborted);
+    q.closed = Some(err);
     let rest: Vec<(Aio, OpToken)> = q
         .reads
         .drain(..)
@@ -358,7 +366,7 @@ fn break_stream<R, W>(q: &mut Queues<R, W>) {
         .chain(q.writes.drain(..).map(|e| (e.aio, e.token)))
         .collect();
     for (a, t) in rest {
-        a.finish(t, Err(Error::ConnAborted), 0);
+        a.finish(t, Err(err), 0);
     }
 }
 

@@ -859,6 +859,29 @@ fn a_waiter_woken_from_inside_a_scope_returns_once_the_scope_ends() {
     w.join().unwrap();
 }
 
+/// The rule that keeps one socket's trouble its own: nothing inside an engine scope
+/// sleeps on another operation. A debug build refuses such a wait with a clear panic
+/// instead of risking a cycle of scopes waiting on each other.
+#[cfg(debug_assertions)]
+#[test]
+fn waiting_inside_a_scope_is_refused_in_debug_builds() {
+    let (a, token) = pending_waitable();
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        nanoport_engine::engine_scope(|| a.wait())
+    }));
+    let msg = caught.expect_err("a wait inside a scope must not go unnoticed");
+    let text = msg
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| msg.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default();
+    assert!(text.contains("inside an engine scope"), "{text}");
+    assert!(a.finish(token, Ok(()), 0));
+}
+
+/// Release builds do not check the rule; a scope that blocks anyway still hands out the
+/// wake-ups it owes first, so two such threads cannot wait for each other's.
+#[cfg(not(debug_assertions))]
 #[test]
 fn blocking_inside_a_scope_first_wakes_the_waiters_it_owes() {
     // Thread S, inside a scope, completes A (its waiter's wake-up is deferred to the end

@@ -720,3 +720,33 @@ fn a_cancelled_write_behind_a_busy_one_never_sends() {
     );
     src.close(Error::Closed);
 }
+
+#[test]
+fn a_refused_arming_fails_what_waits_instead_of_hanging() {
+    use std::os::fd::AsRawFd;
+    let _g = serial();
+    let (a, _b) = UnixStream::pair().unwrap();
+    a.set_nonblocking(true).unwrap();
+    let num = a.as_raw_fd();
+    let src: Src = IoSource::new(a).unwrap();
+    // The fd number now names another socket that the poller never saw (dup2 closes the
+    // registered one atomically), so arming it is refused (ENOENT).
+    let (c, _d) = UnixStream::pair().unwrap();
+    c.set_nonblocking(true).unwrap();
+    // SAFETY: both are open fds owned by this test; dup2 makes `num` refer to `c`'s
+    // socket, which the source then owns; `c` keeps its own fd.
+    let r = unsafe { libc::dup2(c.as_raw_fd(), num) };
+    assert_eq!(r, num);
+    let rec = Recorder::new();
+    src.start_read(&rec.aio, Timeout::Infinite, ReadSome);
+    let seen = rec.next();
+    assert!(
+        seen.result.is_err(),
+        "the read fails with the poller's error"
+    );
+    assert!(
+        src.is_closed(),
+        "and the source is closed for later operations"
+    );
+    rec.assert_runs(1);
+}

@@ -296,7 +296,6 @@ impl Conn {
         match (name, self.meta.kind) {
             ("remote-address", _) => Ok(self.meta.remote.clone()),
             ("local-address", _) => Ok(self.meta.local.clone()),
-            ("recv-size-max", _) => Ok(self.meta.recv_max.to_string()),
             ("tcp-nodelay", Kind::Tcp) => b(self.src().ok_or(Error::Closed)?.io().tcp_nodelay()),
             ("tcp-keepalive", Kind::Tcp) => b(self.src().ok_or(Error::Closed)?.io().keepalive()),
             ("ipc:peer-pid", Kind::Ipc) => self.cred.map(|c| c.0.to_string()).ok_or(Error::NotSup),
@@ -742,7 +741,10 @@ impl PipeOps for SpPipe {
         })
     }
     fn option(&self, name: &str) -> Result<String> {
-        self.conn.option(name)
+        match name {
+            "recv-size-max" => Ok(lock(&self.rd).recv_max().to_string()),
+            _ => self.conn.option(name),
+        }
     }
     fn peer_protocol(&self) -> u16 {
         self.peer
@@ -778,6 +780,18 @@ impl TransportPipe for SpPipe {
 
     fn try_send_now(&self, msg: Message) -> std::result::Result<(), Message> {
         engine_scope(|| self.try_send_scoped(msg))
+    }
+
+    fn set_options(&self, opts: &crate::EndpointOptions) {
+        lock(&self.rd).set_recv_max(opts.recv_max);
+        if self.conn.meta.kind == Kind::Tcp {
+            if let Some(src) = self.conn.src() {
+                // Best effort, as at connect time: a socket the peer already reset may
+                // refuse, and the pipe learns of that from its next read or write.
+                let _ = src.io().set_tcp_nodelay(opts.tcp_nodelay);
+                let _ = src.io().set_keepalive(opts.tcp_keepalive);
+            }
+        }
     }
 
     fn buffered_bytes(&self) -> usize {

@@ -368,6 +368,17 @@ pub struct FrameReader {
 }
 
 impl FrameReader {
+    /// Changes the receive limit from the next frame on; a frame whose length was already
+    /// accepted is finished under the old one.
+    pub fn set_recv_max(&mut self, recv_max: usize) {
+        self.recv_max = recv_max as u64;
+    }
+
+    /// The receive limit (0: none).
+    pub fn recv_max(&self) -> usize {
+        self.recv_max as usize
+    }
+
     /// A reader for `framing` accepting payloads of at most `recv_max` bytes (0: no limit
     /// beyond the wire's own). Allocates nothing until bytes arrive.
     pub fn new(framing: Framing, recv_max: usize) -> FrameReader {

@@ -115,6 +115,14 @@ pub trait TransportPipe: PipeOps {
         None
     }
 
+    /// Applies options changed while the pipe is live, as NNG's tcp and ipc endpoints
+    /// update their pipes: the receive limit holds from the next frame on (a frame whose
+    /// length was already accepted is finished), and tcp's no-delay and keep-alive are set
+    /// on the socket. The default (inproc, which has no limit) ignores them.
+    fn set_options(&self, opts: &EndpointOptions) {
+        let _ = opts;
+    }
+
     /// Bytes of buffer memory the pipe holds right now (its read buffer, spare and
     /// queued write buffers), for monitoring. A stream pipe that stays quiet for one to
     /// two seconds gives its buffers back. The default holds none.
@@ -185,6 +193,15 @@ impl TransportDialer {
         match &self.kind {
             DialerKind::Inproc(d) => d.dial_aio(aio),
             DialerKind::Sock(d) => d.dial_aio(aio),
+        }
+    }
+
+    /// Replaces the options that connections dialed from now on get (see
+    /// [`TransportListener::set_options`]).
+    pub fn set_options(&self, opts: &EndpointOptions) {
+        match &self.kind {
+            DialerKind::Inproc(_) => {}
+            DialerKind::Sock(d) => d.set_options(opts),
         }
     }
 
@@ -296,6 +313,16 @@ impl TransportListener {
         match &self.kind {
             ListenerKind::Inproc(_) => 0,
             ListenerKind::Sock(l) => l.handshaking(),
+        }
+    }
+
+    /// Replaces the options that connections accepted from now on get (NNG applies an
+    /// option set on a running listener to later connections; the socket layer updates
+    /// live pipes with [`TransportPipe::set_options`]). inproc has none.
+    pub fn set_options(&self, opts: &EndpointOptions) {
+        match &self.kind {
+            ListenerKind::Inproc(_) => {}
+            ListenerKind::Sock(l) => l.set_options(opts),
         }
     }
 

@@ -306,7 +306,8 @@ struct LInner<C> {
     me: Weak<LInner<C>>,
     target: Target,
     local_proto: u16,
-    opts: EndpointOptions,
+    /// Read at each new connection, so a change reaches the connections made after it.
+    opts: Mutex<EndpointOptions>,
     port: Option<u16>,
     /// Outcomes of the connections this listener accepted (NNG's listener statistics).
     stats: StatCounters,
@@ -440,7 +441,7 @@ impl<C: Established> SockListener<C> {
                 me: me.clone(),
                 target: t,
                 local_proto,
-                opts,
+                opts: Mutex::new(opts),
                 port,
                 stats: StatCounters::default(),
             }
@@ -454,6 +455,12 @@ impl<C: Established> SockListener<C> {
 
     pub(crate) fn port(&self) -> Option<u16> {
         self.inner.port
+    }
+
+    /// Options for the connections made from now on (those already made are the
+    /// socket layer's to update).
+    pub(crate) fn set_options(&self, opts: &EndpointOptions) {
+        *lock(&self.inner.opts) = opts.clone();
     }
 
     pub(crate) fn close(&self) {
@@ -478,6 +485,10 @@ impl<C: Established> Drop for SockListener<C> {
 }
 
 impl<C: Established> LInner<C> {
+    fn opts(&self) -> EndpointOptions {
+        lock(&self.opts).clone()
+    }
+
     fn accept_aio(self: &Arc<Self>, aio: &Aio) {
         let key = next_key();
         let Some(token) = aio.begin(Timeout::Infinite, Some(CancelHook::new(self.clone(), key)))
@@ -557,8 +568,8 @@ impl<C: Established> LInner<C> {
     }
 
     fn setup(&self, s: Socket) {
-        tune(&self.target, &s, &self.opts);
-        let meta = meta_for(&self.target, &s, &self.opts);
+        tune(&self.target, &s, &self.opts());
+        let meta = meta_for(&self.target, &s, &self.opts());
         let Ok(src) = Src::new(s) else { return };
         if !C::SP {
             return self.deliver(C::build(src, 0, meta));
@@ -570,7 +581,7 @@ impl<C: Established> LInner<C> {
             src,
             Step::SendHdr,
             self.local_proto,
-            &self.opts,
+            &self.opts(),
             true,
             owner,
         ) else {
@@ -640,7 +651,7 @@ impl<C: Established> Owner for LInner<C> {
             self.stats.record(&res);
         }
         if let (true, Ok((src, peer))) = (known, res) {
-            let meta = meta_for(&self.target, src.io(), &self.opts);
+            let meta = meta_for(&self.target, src.io(), &self.opts());
             self.deliver(C::build(src, peer, meta));
         }
         // Failed handshakes just drop that connection: its fd goes with the Nego.
@@ -660,7 +671,8 @@ struct DInner<C> {
     me: Weak<DInner<C>>,
     target: Target,
     local_proto: u16,
-    opts: EndpointOptions,
+    /// Read at each new connection, so a change reaches the connections made after it.
+    opts: Mutex<EndpointOptions>,
     _c: std::marker::PhantomData<fn() -> C>,
 }
 
@@ -685,7 +697,7 @@ impl<C: Established> SockDialer<C> {
             me: me.clone(),
             target,
             local_proto,
-            opts,
+            opts: Mutex::new(opts),
             _c: std::marker::PhantomData,
         });
         Ok(SockDialer { inner })
@@ -693,6 +705,12 @@ impl<C: Established> SockDialer<C> {
 
     pub(crate) fn dial_aio(&self, aio: &Aio) {
         engine_scope(|| self.inner.dial_aio(aio));
+    }
+
+    /// Options for the connections made from now on (those already made are the
+    /// socket layer's to update).
+    pub(crate) fn set_options(&self, opts: &EndpointOptions) {
+        *lock(&self.inner.opts) = opts.clone();
     }
 
     pub(crate) fn close(&self) {
@@ -715,6 +733,10 @@ fn connect_error(kind: Kind, e: std::io::Error) -> Error {
 }
 
 impl<C: Established> DInner<C> {
+    fn opts(&self) -> EndpointOptions {
+        lock(&self.opts).clone()
+    }
+
     fn dial_aio(self: &Arc<Self>, aio: &Aio) {
         let key = next_key();
         let Some(token) = aio.begin(Timeout::Infinite, Some(CancelHook::new(self.clone(), key)))
@@ -733,7 +755,7 @@ impl<C: Established> DInner<C> {
                 return;
             }
         };
-        tune(&self.target, &s, &self.opts);
+        tune(&self.target, &s, &self.opts());
         let step = match s.connect(addr) {
             Ok(()) => Step::SendHdr,
             Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Step::Connect,
@@ -750,14 +772,14 @@ impl<C: Established> DInner<C> {
             }
         };
         if step == Step::SendHdr && !C::SP {
-            let meta = meta_for(&self.target, src.io(), &self.opts);
+            let meta = meta_for(&self.target, src.io(), &self.opts());
             if let Err(c) = aio.finish_output(token, C::build(src, 0, meta)) {
                 c.discard();
             }
             return;
         }
         let owner: Weak<dyn Owner> = self.me.clone();
-        let n = match Nego::new(key, src, step, self.local_proto, &self.opts, C::SP, owner) {
+        let n = match Nego::new(key, src, step, self.local_proto, &self.opts(), C::SP, owner) {
             Ok(n) => n,
             Err(e) => {
                 aio.finish(token, Err(e), 0);
@@ -797,7 +819,7 @@ impl<C: Established> Owner for DInner<C> {
         };
         match res {
             Ok((src, peer)) => {
-                let meta = meta_for(&self.target, src.io(), &self.opts);
+                let meta = meta_for(&self.target, src.io(), &self.opts());
                 if let Err(c) = aio.finish_output(token, C::build(src, peer, meta)) {
                     c.discard();
                 }

@@ -119,10 +119,12 @@ fn run(cfg: &Config) -> Result<(), String> {
             .map_err(|e| format!("Unable to set recv timeout: {e}"))?;
     }
     if let Some(n) = cfg.recv_maxsz {
-        sock.set_recv_max_size(n);
+        sock.set_recv_max_size(n)
+            .map_err(|e| format!("Unable to set max receive size: {e}"))?;
     }
     if let Some(name) = &cfg.socket_name {
-        sock.set_name(&lossy(name));
+        sock.set_name(&lossy(name))
+            .map_err(|e| format!("Unable to set socket name: {e}"))?;
     }
 
     // Endpoints stay open until the process exits.
