@@ -45,6 +45,7 @@ mod options;
 mod outbound;
 mod protocol;
 mod request_ids;
+mod topics;
 mod wire;
 
 mod bus0;
