@@ -29,6 +29,15 @@ pub trait IoOp<T>: Send + 'static {
     fn started(&self) -> bool {
         false
     }
+
+    /// Whether the op's next attempt could only ask the kernel (it holds nothing it could
+    /// complete with), so parking it until readiness loses nothing. The reactor parks such
+    /// reads once its turn's budget of reads started inline is spent (see
+    /// [`INLINE_READS_PER_TURN`](crate::reactor::INLINE_READS_PER_TURN)); an op that may
+    /// hold buffered data says false, the default, and is always attempted.
+    fn needs_io(&self) -> bool {
+        false
+    }
 }
 
 struct Entry<O> {
@@ -173,9 +182,18 @@ where
         let aio = aio.provider_handle();
         match op {
             Op::Read(op) => {
+                // On the reactor thread a pipe that is read again and again at once (a
+                // flood) would never let the poller serve anyone else: past the turn's
+                // budget, a read that needs the kernel waits for readiness instead, and
+                // the poller reports it again behind the other ready sources.
+                let park = op.needs_io() && !crate::reactor::take_inline_read();
                 q.reads.push_back(Entry { aio, token, op });
                 if q.reads.len() == 1 {
-                    self.inner.drive_reads(&mut q);
+                    if park {
+                        self.inner.arm(&mut q, Interest::READ);
+                    } else {
+                        self.inner.drive_reads(&mut q);
+                    }
                 }
             }
             Op::Write(op) => {

@@ -14,7 +14,7 @@
 //!   steps (try the syscall, move bytes, complete an aio), and completions go to the worker
 //!   pool, so a user callback never runs here.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::io;
 use std::os::fd::{BorrowedFd, RawFd};
@@ -239,6 +239,7 @@ impl Reactor {
                 }
             }
             lock(&self.timers).polling = false;
+            INLINE_READS_LEFT.with(|c| c.set(Some(INLINE_READS_PER_TURN)));
             crate::aio::engine_scope(|| {
                 for ev in events.iter() {
                     self.dispatch(ev);
@@ -711,6 +712,34 @@ impl RegInner {
 pub const HOLD_SWEEP_EVERY: std::time::Duration = std::time::Duration::from_millis(10);
 
 static HOLD_SWEEP: Sweep = Sweep::new(HOLD_SWEEP_EVERY);
+
+/// How many reads the reactor lets handlers start and attempt at once in one turn (one
+/// poller wait and the work it hands out), beyond the reads that readiness itself drives.
+/// A stream pipe's read takes up to 64 KiB, and the protocol's work per message is
+/// O(message), so one turn handles at most this many reads plus one per ready source
+/// before the poller is asked again and every ready source gets its turn: a flooded
+/// socket delays the others' readiness by about 1 MiB of message processing at most.
+pub const INLINE_READS_PER_TURN: u32 = 16;
+
+thread_local! {
+    /// On the reactor thread during a turn: the reads still allowed to start inline (see
+    /// [`INLINE_READS_PER_TURN`]); `None` on other threads, which are not limited (a
+    /// thread that drives its own reads spends its own time).
+    static INLINE_READS_LEFT: Cell<Option<u32>> = const { Cell::new(None) };
+}
+
+/// Takes one inline read from this turn's budget; false once it is spent (only ever on
+/// the reactor thread).
+pub(crate) fn take_inline_read() -> bool {
+    INLINE_READS_LEFT.with(|c| match c.get() {
+        None => true,
+        Some(0) => false,
+        Some(n) => {
+            c.set(Some(n - 1));
+            true
+        }
+    })
+}
 
 thread_local! {
     /// The read this thread holds between its receives, if any (at most one).

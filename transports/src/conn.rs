@@ -150,6 +150,13 @@ impl IoOp<Socket> for ROp {
 
     // A receive keeps no bytes of its own (the pipe's reader holds them), so cancelling
     // one never leaves the stream mid-frame: the default `started() == false` holds.
+
+    fn needs_io(&self) -> bool {
+        match self {
+            ROp::Msg { rd, .. } => !lock(rd).answers_without_io(),
+            ROp::Hdr { .. } | ROp::Stream { .. } => true,
+        }
+    }
 }
 
 impl IoOp<Socket> for WOp {

@@ -456,6 +456,27 @@ impl FrameReader {
         self.start < self.end || self.big.is_some()
     }
 
+    /// Whether the next [`read_with`](FrameReader::read_with) answers from what is already
+    /// buffered (a complete frame, or a bad prefix to report) without any I/O; when false
+    /// it would have to read, so the caller may as well wait for readiness first.
+    pub fn answers_without_io(&self) -> bool {
+        if self.failed.is_some() {
+            return true;
+        }
+        if self.big.is_some() {
+            return false;
+        }
+        let avail = &self.buf[self.start..self.end];
+        let plen = self.framing.prefix_len();
+        if avail.len() < plen {
+            return false;
+        }
+        match check_prefix(self.framing, self.recv_max, avail) {
+            Ok(len) => avail.len() - plen >= len,
+            Err(_) => true,
+        }
+    }
+
     /// Bytes of memory held for received data (read buffer plus a large frame's vector).
     pub fn buffered_capacity(&self) -> usize {
         self.buf.capacity() + self.big.as_ref().map_or(0, |b| b.body.capacity())
