@@ -387,7 +387,10 @@ fn main() {
                 seq += 1;
                 n.fetch_add(1, Ordering::Relaxed);
             }
-            seq
+            // The socket goes back to the main thread, which closes it only once the
+            // receiver has drained: closing discards frames still queued on the pipe (as
+            // NNG's close does), which would count as lost here.
+            (seq, push)
         }));
     }
     let receiver = std::thread::spawn(move || {
@@ -599,11 +602,12 @@ fn main() {
     for c in clients {
         c.join().expect("a req client failed");
     }
-    let sent: Vec<u64> = pushers
+    let (sent, push_sockets): (Vec<u64>, Vec<Socket>) = pushers
         .into_iter()
         .map(|t| t.join().expect("a pusher failed"))
-        .collect();
+        .unzip();
     let (received, next) = receiver.join().expect("the receiver failed");
+    drop(push_sockets);
     let total: u64 = sent.iter().sum();
     assert_eq!(
         next.to_vec(),

@@ -1,4 +1,4 @@
-//! Batched reads and writes on stream pipes (issue 5): long streams arrive in order and
+//! Batched reads and writes on stream pipes (docs/engine.md): long streams arrive in order and
 //! intact whatever the batching does, large and small messages mix, and closing a pipe
 //! with sends queued and parked completes each operation exactly once.
 

@@ -1,5 +1,5 @@
-//! The `Aio` contract, point by point, as NNG's `nng_aio` defines it (see API.md and
-//! reference/nng.md §3): deterministic tests, one behaviour each.
+//! The `Aio` contract, point by point, as NNG's `nng_aio` defines it (its nng_aio(5)
+//! page and nng_aio_alloc(3), nng_aio_stop(3), nng_aio_wait(3)): deterministic tests, one behaviour each.
 //!
 //! The multi-threaded race tests are in `aio_races.rs`.
 

@@ -1,5 +1,5 @@
-//! bus0: broadcast to directly connected peers, never to oneself (nng.md §1.4 "bus0",
-//! §2 "BUS0").
+//! bus0: broadcast to directly connected peers, never to oneself (NNG's
+//! src/sp/protocol/bus0/bus.c, and its nng_bus(7) page).
 //!
 //! * Send goes to every pipe; each has a queue of `send-buffer` messages (default 16,
 //!   range 1..=8192) behind the one in flight, and a full queue drops the new message for

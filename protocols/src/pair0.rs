@@ -1,5 +1,5 @@
 //! pair0 (and the one-peer link under pair1): one peer at a time, both directions,
-//! faithful with backpressure (nng.md §2 "PAIR0 / PAIR1").
+//! faithful with backpressure (NNG's src/sp/protocol/pair0/pair.c, nng_pair(7)).
 //!
 //! * A second pipe while one is connected is closed (NNG rejects it with `NNG_EBUSY`).
 //! * Sends go straight to the idle peer; otherwise they wait in a queue of `send-buffer`

@@ -1,4 +1,5 @@
-//! pair1 (monogamous): pair0's one-peer link plus a hop-count header (nng.md §1.4).
+//! pair1 (monogamous): pair0's one-peer link plus a hop-count header (NNG's
+//! src/sp/protocol/pair1/pair.c).
 //!
 //! * Cooked send: the header becomes the single word 1 (NNG sets 0 and increments on send).
 //! * Raw send: the header must be exactly one word below 0xff, else the send fails with

@@ -1,5 +1,5 @@
 //! pair1 polyamorous: many peers; the message's pipe picks where a send goes
-//! (nng.md §2 "Polyamorous mode").
+//! (NNG's src/sp/protocol/pair1/pair1_poly.c, nng_pair(7) "Polyamorous Mode").
 //!
 //! * Send: to `msg.pipe()`, or to the first connected pipe when the message names none
 //!   (NNG's pipe id 0). An unknown destination, or one whose queue of 2 is full, drops the

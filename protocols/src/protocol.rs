@@ -54,7 +54,7 @@ impl Protocol {
         Protocol::Bus0,
     ];
 
-    /// The protocol's ids, names and directions (NNG's protocol table, nng.md §1.3).
+    /// The protocol's ids, names and directions (NNG's protocol ids, the `NNG_*_SELF` and `NNG_*_PEER` macros).
     pub fn info(self, raw: bool) -> ProtoInfo {
         let (id, peer_id, name, peer_name, can_send, can_recv) = match self {
             Protocol::Pair0 => (0x10, 0x10, "pair", "pair", true, true),

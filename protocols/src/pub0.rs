@@ -1,4 +1,4 @@
-//! pub0: broadcast to every subscriber; never blocks (nng.md §2 "PUB").
+//! pub0: broadcast to every subscriber; never blocks (NNG's src/sp/protocol/pubsub0/pub.c).
 //!
 //! * Each pipe has a queue of `send-buffer` messages (default 16, range 1..=8192) behind
 //!   the one in flight; a full queue drops its **oldest** message.

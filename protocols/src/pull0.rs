@@ -1,4 +1,4 @@
-//! pull0: fair-queue messages from pushers (nng.md §2 "PULL").
+//! pull0: fair-queue messages from pushers (NNG's src/sp/protocol/pipeline0/pull.c).
 //!
 //! Each pipe holds at most one received message; pipes holding one are served in the
 //! order they filled, and a pipe is not read again until its message is taken, so a

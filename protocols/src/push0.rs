@@ -1,4 +1,4 @@
-//! push0: load-balance messages over pullers (nng.md §2 "PUSH").
+//! push0: load-balance messages over pullers (NNG's src/sp/protocol/pipeline0/push.c).
 //!
 //! * A send goes to the first idle pipe; a pipe rejoins the tail of the idle list when its
 //!   write finishes, so peers that keep up are served round robin.

@@ -1,5 +1,5 @@
 //! The cooked replier: rep0, and respondent0 which behaves the same way
-//! (nng.md §1.4 "rep receive", §2 "REP0" and "SURVEYOR0 / RESPONDENT0").
+//! (NNG's src/sp/protocol/reqrep0/rep.c and survey0/respond.c).
 //!
 //! * Receive: the backtrace moves from the body into the header, one word per hop up to
 //!   and including the id (top bit set). More than `ttl-max` words drops the message; a

@@ -1,5 +1,5 @@
 //! The raw replier: xrep (rep0 raw) and xrespond (respondent0 raw), for devices
-//! (nng.md §1.4 "xrep").
+//! (NNG's src/sp/protocol/reqrep0/xrep.c).
 //!
 //! * Receive: the receiving pipe's id goes into the header first, then the backtrace words
 //!   as the cooked replier moves them (`ttl-max` words at most; garbage closes the pipe).

@@ -1,5 +1,5 @@
 //! req0 (cooked): send a request, receive its reply, resend when needed
-//! (nng.md §1.4 "req receive", §2 "REQ0").
+//! (NNG's src/sp/protocol/reqrep0/req.c).
 //!
 //! * Each context has at most one request out. Its id comes from [`RequestIds`] (top bit
 //!   set, random start, sequential) and is the whole header on the wire.

@@ -1,5 +1,5 @@
 //! req0 raw (xreq): requests pass through with the user's header; no ids, no resend,
-//! no contexts (nng.md §1.4 "xreq receive").
+//! no contexts (NNG's src/sp/protocol/reqrep0/xreq.c).
 //!
 //! * Send: the header (the backtrace a device built) goes out as is, to the first idle
 //!   pipe; with none idle `try_send` says `Full`.

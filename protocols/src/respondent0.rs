@@ -1,5 +1,5 @@
-//! respondent0: answers surveys exactly as rep0 answers requests (nng.md §2
-//! "SURVEYOR0 / RESPONDENT0"); only the protocol ids and the raw per-pipe queue (2)
+//! respondent0: answers surveys exactly as rep0 answers requests (NNG's
+//! src/sp/protocol/survey0/respond.c); only the protocol ids and the raw per-pipe queue (2)
 //! differ, so it is the replier state machines with respondent's [`ProtoInfo`].
 
 use crate::core::ProtoInfo;

@@ -1,5 +1,5 @@
 //! surveyor0 (cooked): broadcast a survey, collect responses until its deadline
-//! (nng.md §1.4 "surveyor/respondent", §2 "SURVEYOR0").
+//! (NNG's src/sp/protocol/survey0/survey.c).
 //!
 //! * A send starts a new survey on its context: the previous one ends (its id is freed,
 //!   its queued responses flushed, a waiting receive fails with `Canceled`), a fresh id
