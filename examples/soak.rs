@@ -438,7 +438,7 @@ fn main() {
         std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
                 let t = Instant::now();
-                if req.send("ping").and_then(|()| req.recv()).is_err() {
+                if req.send("ping").is_err() || req.recv().is_err() {
                     break;
                 }
                 let us = t.elapsed().as_micros() as u64;

@@ -7,6 +7,7 @@ use nanoport_engine::{Aio, Message, Result, Timeout};
 use nanoport_protocols::{CtxId, OptValue};
 
 use crate::socket::{Dir, SocketInner};
+use crate::SendError;
 
 /// A context (`nng_ctx`): its own request/reply or survey state, or its own
 /// subscriptions, on a shared socket, so many exchanges can be outstanding at once.
@@ -62,11 +63,23 @@ impl Context {
     /// Sends on this context, waiting up to its send timeout (`nng_ctx_sendmsg`).
     ///
     /// # Errors
-    /// As [`Socket::send`](crate::Socket::send).
-    pub fn send(&self, msg: impl Into<Message>) -> Result<()> {
+    /// As [`Socket::send`](crate::Socket::send): the message comes back in the
+    /// [`SendError`].
+    pub fn send(&self, msg: impl Into<Message>) -> std::result::Result<(), SendError> {
         self.inner
             .sock
             .send_blocking(self.inner.id, msg.into(), false)
+    }
+
+    /// Sends on this context without waiting (`nng_ctx_sendmsg` with
+    /// `NNG_FLAG_NONBLOCK`).
+    ///
+    /// # Errors
+    /// As [`Socket::try_send`](crate::Socket::try_send).
+    pub fn try_send(&self, msg: impl Into<Message>) -> std::result::Result<(), SendError> {
+        self.inner
+            .sock
+            .send_blocking(self.inner.id, msg.into(), true)
     }
 
     /// Receives on this context, waiting up to its receive timeout (`nng_ctx_recvmsg`).
@@ -75,6 +88,15 @@ impl Context {
     /// As [`Socket::recv`](crate::Socket::recv).
     pub fn recv(&self) -> Result<Message> {
         self.inner.sock.recv_blocking(self.inner.id, false)
+    }
+
+    /// Receives on this context without waiting (`nng_ctx_recvmsg` with
+    /// `NNG_FLAG_NONBLOCK`).
+    ///
+    /// # Errors
+    /// As [`Socket::try_recv`](crate::Socket::try_recv): `Again` when nothing is ready.
+    pub fn try_recv(&self) -> Result<Message> {
+        self.inner.sock.recv_blocking(self.inner.id, true)
     }
 
     /// Starts an asynchronous send (`nng_ctx_send`).
@@ -113,6 +135,44 @@ impl Context {
         self.inner
             .sock
             .set_ctx_timeout(self.inner.id, Dir::Recv, t.into())
+    }
+
+    /// This context's send timeout.
+    ///
+    /// # Errors
+    /// `Closed`.
+    pub fn send_timeout(&self) -> Result<Timeout> {
+        Ok(self.inner.sock.ctx_timeouts(self.inner.id)?.send)
+    }
+
+    /// This context's receive timeout.
+    ///
+    /// # Errors
+    /// `Closed`.
+    pub fn recv_timeout(&self) -> Result<Timeout> {
+        Ok(self.inner.sock.ctx_timeouts(self.inner.id)?.recv)
+    }
+
+    /// This req0 context's resend time.
+    ///
+    /// # Errors
+    /// `NotSup` on protocols other than req0; `Closed`.
+    pub fn resend_time(&self) -> Result<Timeout> {
+        match self.get_option(nanoport_protocols::opt::REQ_RESEND_TIME)? {
+            OptValue::Duration(t) => Ok(t),
+            _ => Err(nanoport_engine::Error::BadType),
+        }
+    }
+
+    /// This surveyor0 context's survey time.
+    ///
+    /// # Errors
+    /// `NotSup` on protocols other than surveyor0; `Closed`.
+    pub fn survey_time(&self) -> Result<Timeout> {
+        match self.get_option(nanoport_protocols::opt::SURVEY_TIME)? {
+            OptValue::Duration(t) => Ok(t),
+            _ => Err(nanoport_engine::Error::BadType),
+        }
     }
 
     /// Sets a protocol option by NNG name on this context (`sub:subscribe`,

@@ -265,7 +265,7 @@ impl EndpointInner {
                     a.finish(t, Err(e), 0);
                     return;
                 }
-                if e != Error::Closed && e != Error::Canceled {
+                if !matches!(e, Error::Closed | Error::Canceled | Error::Stopped) {
                     self.schedule_redial();
                 }
             }
@@ -280,7 +280,7 @@ impl EndpointInner {
                 }
                 self.accept_once();
             }
-            Err(Error::Closed) | Err(Error::Canceled) | Err(Error::ConnAborted) => {}
+            Err(Error::Closed | Error::Canceled | Error::Stopped | Error::ConnAborted) => {}
             Err(Error::ConnReset) | Err(Error::TimedOut) | Err(Error::PeerAuth) => {
                 self.accept_once()
             }

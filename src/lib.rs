@@ -26,6 +26,7 @@ mod device;
 mod endpoint;
 mod options;
 mod pipes;
+mod send_error;
 mod socket;
 mod stats;
 
@@ -38,6 +39,7 @@ pub use nanoport_engine::{
 pub use nanoport_protocols::{opt, OptValue, ProtoInfo, Protocol};
 pub use nanoport_transports::ListenerStats;
 pub use pipes::PipeEvent;
+pub use send_error::SendError;
 pub use socket::Socket;
 pub use stats::SocketStats;
 

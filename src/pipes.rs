@@ -14,11 +14,11 @@ use crate::endpoint::EndpointInner;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PipeEvent {
     /// After the handshake, before the protocol sees the pipe (`NNG_PIPE_EV_ADD_PRE`).
-    /// Closing the pipe here rejects it.
+    /// Closing the pipe here rejects it: it gets neither `AddPost` nor `RemPost`.
     AddPre,
     /// The protocol has the pipe (`NNG_PIPE_EV_ADD_POST`).
     AddPost,
-    /// The pipe is gone (`NNG_PIPE_EV_REM_POST`).
+    /// The pipe is gone (`NNG_PIPE_EV_REM_POST`); only for pipes that had `AddPost`.
     RemPost,
 }
 

@@ -23,6 +23,7 @@ use nanoport_transports::{BoxPipe, EndpointOptions};
 use crate::endpoint::{Dialer, EndpointInner, Listener};
 use crate::pipes::{NotifyItem, PipeEvent, PipeNotify, SocketPipe};
 use crate::Protocol;
+use crate::SendError;
 
 static NEXT_SOCKET_ID: AtomicU32 = AtomicU32::new(1);
 
@@ -368,8 +369,9 @@ impl Socket {
     /// (`nng_sendmsg`). Accepted means queued or handed to a pipe, not delivered.
     ///
     /// # Errors
-    /// `TimedOut`, `Closed`, `NotSup` (sub, pull), `State` (rep without a request), ...
-    pub fn send(&self, msg: impl Into<Message>) -> Result<()> {
+    /// A [`SendError`] holding the unsent message and why: `TimedOut`, `Closed`, `NotSup`
+    /// (sub, pull), `State` (rep without a request), ...
+    pub fn send(&self, msg: impl Into<Message>) -> std::result::Result<(), SendError> {
         self.inner.send_blocking(0, msg.into(), false)
     }
 
@@ -384,8 +386,9 @@ impl Socket {
     /// Sends without waiting (`NNG_FLAG_NONBLOCK`).
     ///
     /// # Errors
-    /// `Again` when the message cannot be accepted at once; otherwise as [`send`](Socket::send).
-    pub fn try_send(&self, msg: impl Into<Message>) -> Result<()> {
+    /// A [`SendError`] with `Again` when the message cannot be accepted at once;
+    /// otherwise as [`send`](Socket::send). The message comes back either way.
+    pub fn try_send(&self, msg: impl Into<Message>) -> std::result::Result<(), SendError> {
         self.inner.send_blocking(0, msg.into(), true)
     }
 
@@ -513,7 +516,12 @@ impl SocketInner {
         core.ctxs.get(&ctx).copied().ok_or(Error::Closed)
     }
 
-    pub(crate) fn send_blocking(&self, ctx: CtxId, msg: Message, nonblock: bool) -> Result<()> {
+    pub(crate) fn send_blocking(
+        &self,
+        ctx: CtxId,
+        msg: Message,
+        nonblock: bool,
+    ) -> std::result::Result<(), SendError> {
         let held = if self.driven.load(Ordering::Relaxed) {
             self.lone_pipe_readiness(Dir::Recv)
         } else {
@@ -525,7 +533,7 @@ impl SocketInner {
         };
         let msg = match first {
             SendNow::Sent => return Ok(()),
-            SendNow::Failed(e) => return Err(e),
+            SendNow::Failed(e, msg) => return Err(SendError::new(e, msg)),
             SendNow::Wait(msg) => msg,
         };
         with_blocking_aio(|aio| {
@@ -551,12 +559,14 @@ impl SocketInner {
             match aio.result() {
                 Ok(()) => Ok(()),
                 Err(e) => {
-                    drop(aio.take_msg());
-                    Err(if nonblock && e == Error::TimedOut {
+                    let e = if nonblock && e == Error::TimedOut {
                         Error::Again
                     } else {
                         e
-                    })
+                    };
+                    // A failed send leaves its message on the aio (the engine's
+                    // contract); an empty one stands in only if that were ever broken.
+                    Err(SendError::new(e, aio.take_msg().unwrap_or_default()))
                 }
             }
         })
@@ -622,10 +632,7 @@ impl SocketInner {
             let out = match core.proto.try_send(ctx, msg, Now::current()) {
                 Ok(()) => SendNow::Sent,
                 Err(SendBlock::Full(m)) => return SendNow::Wait(m),
-                Err(SendBlock::Fail(e, m)) => {
-                    drop(m);
-                    SendNow::Failed(e)
-                }
+                Err(SendBlock::Fail(e, m)) => return SendNow::Failed(e, m),
             };
             self.process(&mut core);
             out
@@ -907,9 +914,9 @@ impl SocketInner {
             let user_pipe = nanoport_engine::Pipe::new(handle.clone());
             me.notify.call(&user_pipe, PipeEvent::AddPre);
             if handle.is_closed() {
-                // Rejected from AddPre: no AddPost, but RemPost, as NNG's pipe test expects.
+                // Rejected from AddPre: neither AddPost nor RemPost, as in NNG 1.11 (a
+                // pipe the application refused never joined the socket).
                 tp.close();
-                me.notify.call(&user_pipe, PipeEvent::RemPost);
                 tell_owner(&owner, None);
                 return;
             }
@@ -1238,8 +1245,8 @@ impl SocketInner {
 enum SendNow {
     /// The protocol took it.
     Sent,
-    /// The protocol refused it for good (the message is dropped, as on the aio path).
-    Failed(Error),
+    /// The protocol refused it for good; the message goes back to the caller.
+    Failed(Error, Message),
     /// It has to wait, or the full path must decide; here it is back.
     Wait(Message),
 }

@@ -308,7 +308,7 @@ fn blocked_sender(push: &Socket, n: u32) -> (String, thread::JoinHandle<(u32, Op
             let mut body = vec![0u8; 65536];
             body[..4].copy_from_slice(&i.to_le_bytes());
             if let Err(e) = push.send(body) {
-                return (i, Some(e));
+                return (i, Some(e.error()));
             }
         }
         (n, None)

@@ -297,7 +297,7 @@ fn req_refuses_a_req_peer_from_nngcat() {
     let cat = NngCat::spawn(&["--req0", "--dial", &url, "--data", "x", "--count", "1"]);
     // The nngcat req0 peer is rejected by the protocol check, so no pipe ever joins and
     // our request cannot be sent.
-    assert_eq!(req.send("q"), Err(Error::TimedOut));
+    assert_eq!(req.send("q").map_err(|e| e.error()), Err(Error::TimedOut));
     assert_eq!(req.pipe_count(), 0);
     drop(cat);
 }

@@ -139,8 +139,11 @@ fn every_call_on_a_closed_socket_says_closed() {
     assert_eq!(s.resend_time().map(|_| ()), closed);
     assert_eq!(s.set_send_buffer(4), closed);
     assert_eq!(s.send_buffer().map(|_| ()), closed);
-    assert_eq!(s.send("x"), closed);
-    assert_eq!(s.try_send("x"), closed);
+    // A failed send hands the message back.
+    let failed = s.send("x").unwrap_err();
+    assert_eq!(failed.error(), Error::Closed);
+    assert_eq!(failed.into_message().body(), b"x");
+    assert_eq!(s.try_send("x").map_err(|e| e.error()), closed);
     assert_eq!(s.recv().map(|_| ()), closed);
     assert_eq!(s.try_recv().map(|_| ()), closed);
     assert_eq!(s.context().map(|_| ()), closed);
@@ -172,7 +175,10 @@ fn every_call_on_a_context_of_a_closed_socket_says_closed() {
     assert_eq!(c.set_recv_timeout(Duration::from_secs(1)), closed);
     assert_eq!(c.set_send_timeout(Duration::from_secs(1)), closed);
     assert_eq!(c.set_resend_time(Duration::from_secs(1)), closed);
-    assert_eq!(c.send("x"), closed);
+    assert_eq!(c.send("x").map_err(|e| e.error()), closed);
+    assert_eq!(c.try_send("x").map_err(|e| e.error()), closed);
+    assert_eq!(c.try_recv().map(|_| ()), closed);
+    assert_eq!(c.send_timeout().map(|_| ()), closed);
     assert_eq!(c.recv().map(|_| ()), closed);
     assert_eq!(c.close(), closed);
 }

@@ -201,7 +201,7 @@ fn drive(kind: Kind, hub: Socket, st: Arc<SenderState>) {
             pipes.clear();
             st.forgot.store(epoch, Ordering::Release);
         }
-        let count = |r: nanoport::Result<()>| {
+        let count = |r: Result<(), nanoport::SendError>| {
             st.calls.fetch_add(1, Ordering::Relaxed);
             if r.is_ok() {
                 st.accepted.fetch_add(1, Ordering::Relaxed);
@@ -283,6 +283,7 @@ impl Bystander {
                 m.append_u64(n);
                 let r = req
                     .send(m)
+                    .map_err(nanoport::Error::from)
                     .and_then(|()| req.recv())
                     .and_then(|mut m| m.trim_u64());
                 if answer.send(r).is_err() {

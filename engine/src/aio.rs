@@ -781,7 +781,7 @@ impl Aio {
     }
 
     /// Stops the aio for good (`nng_aio_stop`): the pending operation is cancelled, every
-    /// later operation completes at once with `Canceled`, and the call waits until no
+    /// later operation completes at once with `Stopped` (NNG 2.x's `NNG_ESTOPPED`), and the call waits until no
     /// callback is running.
     ///
     /// From inside the aio's own callback, `stop` marks the aio stopped and cancels, but does
@@ -793,7 +793,7 @@ impl Aio {
     }
 
     /// Stops the aio for good without waiting: the pending operation is cancelled and every
-    /// later start fails with `Canceled`, but a callback that is queued or running is left
+    /// later start fails with `Stopped`, but a callback that is queued or running is left
     /// to finish on its own. What dropping the last handle of an inline aio does.
     fn release(&self) {
         let gen = {
@@ -813,7 +813,7 @@ impl Aio {
     /// deadline is armed; without it, it can neither be cancelled nor expire, as in NNG.
     ///
     /// Returns `None` when the operation completed at once because the aio was stopped
-    /// (`Canceled`); the callback has then been queued and the provider must do nothing
+    /// (`Stopped`); the callback has then been queued and the provider must do nothing
     /// more. A zero timeout or past deadline does not complete it here: the provider may
     /// still answer at once, and the operation times out only if it has to wait. Otherwise the provider must
     /// eventually finish the operation with the token, or lose to a cancel.
@@ -837,8 +837,10 @@ impl Aio {
         st.phase = Phase::Pending;
         let gen = st.gen;
         if st.stopped {
+            // NNG 2.x's NNG_ESTOPPED: code that resubmits until the aio says "stopped"
+            // ends here rather than spinning on `Canceled`.
             drop(st);
-            self.core.engine_complete(gen, Err(Error::Canceled), false);
+            self.core.engine_complete(gen, Err(Error::Stopped), false);
             return None;
         }
         // A zero timeout or a deadline already past does NOT fail the operation here: as in

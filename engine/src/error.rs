@@ -82,6 +82,9 @@ pub enum Error {
     BadType,
     /// `NNG_ECONNSHUT` (31).
     ConnShut,
+    /// `NNG_ESTOPPED` (999, NNG 2.x): an operation was started on an aio that was
+    /// stopped (`nng_aio_stop`); code that resubmits until this error ends.
+    Stopped,
     /// `NNG_EINTERNAL` (1000).
     Internal,
     /// `NNG_ESYSERR | errno`: an operating-system error without a closer NNG match.
@@ -134,6 +137,7 @@ impl Error {
             Ambiguous => 29,
             BadType => 30,
             ConnShut => 31,
+            Stopped => 999,
             Internal => 1000,
             System(e) => ESYSERR | (e & 0x0fff_ffff),
             Transport(e) => ETRANERR | (e & 0x0fff_ffff),
@@ -183,6 +187,7 @@ impl Error {
         ];
         match code {
             1..=31 => TABLE[(code - 1) as usize],
+            999 => Stopped,
             c if c & ESYSERR != 0 && c & ETRANERR == 0 => System(c & 0x0fff_ffff),
             c if c & ETRANERR != 0 && c & ESYSERR == 0 => Transport(c & 0x0fff_ffff),
             _ => Internal,
@@ -225,6 +230,7 @@ impl fmt::Display for Error {
             Ambiguous => "Ambiguous option",
             BadType => "Incorrect type",
             ConnShut => "Connection shutdown",
+            Stopped => "Operation stopped",
             Internal => "Internal error detected",
             System(e) => return write!(f, "{}", io::Error::from_raw_os_error(e)),
             Transport(e) => return write!(f, "Transport error #{e}"),
@@ -308,6 +314,7 @@ mod tests {
             assert_eq!(Error::from_code(code).code(), code);
         }
         assert_eq!(Error::from_code(1000), Error::Internal);
+        assert_eq!(Error::from_code(999), Error::Stopped);
         assert_eq!(
             Error::from_code(Error::System(13).code()),
             Error::System(13)

@@ -103,7 +103,7 @@ fn zero_timeout_with_no_answer_times_out_without_waiting() {
 }
 
 #[test]
-fn stopped_aio_fails_every_later_operation_with_canceled_on_a_worker() {
+fn stopped_aio_fails_every_later_operation_with_stopped_on_a_worker() {
     let r = Recorder::new();
     r.aio.stop();
     assert_eq!(
@@ -114,14 +114,15 @@ fn stopped_aio_fails_every_later_operation_with_canceled_on_a_worker() {
     for _ in 0..3 {
         starting(|| sleep_aio(HOUR, &r.aio));
         let seen = r.next();
-        assert_eq!(seen.result, Err(Error::Canceled));
+        assert_eq!(seen.result, Err(Error::Stopped));
         assert_on_worker(&seen);
         r.aio.wait();
     }
     // The provider side sees the same: begin refuses.
     let token = starting(|| r.aio.begin(Timeout::Infinite, None));
     assert!(token.is_none());
-    assert_eq!(r.next().result, Err(Error::Canceled));
+    assert_eq!(r.next().result, Err(Error::Stopped));
+    assert_eq!(Error::Stopped.code(), 999);
     r.assert_runs(4);
 }
 
@@ -614,7 +615,7 @@ fn stop_inside_own_callback_does_not_deadlock() {
     );
     assert_eq!(
         rx.recv_timeout(d).unwrap(),
-        Err(Error::Canceled),
+        Err(Error::Stopped),
         "the op started after stop"
     );
     aio.wait();

@@ -531,7 +531,7 @@ impl<C: Established> LInner<C> {
                     self.setup(s);
                 }
             }
-            Err(Error::Closed | Error::Canceled) => {
+            Err(Error::Closed | Error::Canceled | Error::Stopped) => {
                 lock(&self.st).accepting = false;
                 return;
             }

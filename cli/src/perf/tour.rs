@@ -5,7 +5,7 @@ use std::io::{IsTerminal, Write};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use nanoport::{Message, Socket};
+use nanoport::{Error, Message, Socket};
 
 use super::report::{one_way_latency_us, throughput};
 
@@ -98,13 +98,13 @@ fn latency(place: &Place, size: usize, budget: Duration) -> Result<(u32, Duratio
         let client = dial(&url)?;
         let mut msg = Message::from(vec![0u8; size]);
         for _ in 0..10 {
-            client.send(msg).map_err(e("send"))?;
+            client.send(msg).map_err(Error::from).map_err(e("send"))?;
             msg = client.recv().map_err(e("recv"))?;
         }
         let start = Instant::now();
         let mut trips = 0u32;
         while start.elapsed() < budget {
-            client.send(msg).map_err(e("send"))?;
+            client.send(msg).map_err(Error::from).map_err(e("send"))?;
             msg = client.recv().map_err(e("recv"))?;
             trips += 1;
         }
@@ -128,9 +128,13 @@ fn stream(place: &Place, size: usize, budget: Duration) -> Result<(u64, Duration
         let body = Message::from(vec![1u8; size]);
         let start = Instant::now();
         while start.elapsed() < budget {
-            tx.send(body.clone()).map_err(e("send"))?;
+            tx.send(body.clone())
+                .map_err(Error::from)
+                .map_err(e("send"))?;
         }
-        tx.send(Message::new()).map_err(e("send"))?;
+        tx.send(Message::new())
+            .map_err(Error::from)
+            .map_err(e("send"))?;
         // Wait for the acknowledgement, so closing cannot cut the stream short.
         let _ = tx.recv();
         let _ = tx.close();
