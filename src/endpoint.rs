@@ -53,7 +53,7 @@ pub(crate) struct EndpointInner {
 /// use nanoport::Socket;
 /// let pull = Socket::pull0().unwrap();
 /// let d = pull.dial_nonblocking("tcp://127.0.0.1:1").unwrap(); // retries in the background
-/// d.close();
+/// d.close().unwrap();
 /// ```
 #[derive(Clone)]
 pub struct Dialer {
@@ -311,11 +311,12 @@ impl EndpointInner {
         }
     }
 
-    pub(crate) fn close(&self) {
+    /// Closes the endpoint; false if it was closed already.
+    pub(crate) fn close(&self) -> bool {
         let (d, l, first) = {
             let mut st = self.lock();
             if st.closed {
-                return;
+                return false;
             }
             st.closed = true;
             (st.dialer.take(), st.listener.take(), st.first.take())
@@ -335,13 +336,29 @@ impl EndpointInner {
         if let Some(a) = self.pause.get() {
             a.cancel();
         }
+        true
     }
 
-    fn close_and_detach(self: &Arc<Self>) {
-        self.close();
+    fn close_and_detach(self: &Arc<Self>) -> Result<()> {
+        if !self.close() {
+            return Err(Error::Closed);
+        }
         if let Some(s) = self.sock.upgrade() {
             s.remove_endpoint(self);
         }
+        Ok(())
+    }
+
+    /// A blocking start whose first attempt failed: back to not started, so it can be
+    /// started again (NNG clears only "started").
+    fn unstart(&self, d: &Arc<TransportDialer>) {
+        let mut st = self.lock();
+        if st.dialer.as_ref().is_some_and(|x| Arc::ptr_eq(x, d)) {
+            st.dialer = None;
+        }
+        st.started = false;
+        drop(st);
+        d.close();
     }
 
     /// Changes this endpoint's options, running or not, and hands the connection options
@@ -394,7 +411,8 @@ impl Dialer {
     }
 
     /// Starts the dialer (`nng_dialer_start`). Blocking (`nonblocking == false`): waits for
-    /// the first attempt and returns its error, closing the dialer, if it fails.
+    /// the first attempt and returns its error if it fails; the dialer is then stopped,
+    /// not closed, and may be started again, as in NNG.
     /// Non-blocking: returns at once and connects in the background, retrying.
     ///
     /// # Errors
@@ -435,7 +453,7 @@ impl Dialer {
                 Ok(())
             }
             Err(e) => {
-                ep.close_and_detach();
+                ep.unstart(&d);
                 Err(e)
             }
         }
@@ -445,46 +463,43 @@ impl Dialer {
     /// `aio` (`nng_dialer_start_aio`). If that attempt fails the dialer stays stopped (no
     /// background retry), as NNG does.
     ///
-    /// # Errors
-    /// `State` if already started; `Closed`. Other failures arrive on the aio.
-    pub fn start_aio(&self, aio: &Aio) -> Result<()> {
+    /// Every outcome arrives on `aio`, exactly once, never as a return value: the first
+    /// attempt's result, `State` if already started, `Closed`.
+    pub fn start_aio(&self, aio: &Aio) {
         let ep = &self.inner;
         let Some(token) = aio.begin(Timeout::Infinite, None) else {
-            return Ok(());
+            return;
         };
-        {
+        let started = {
             let mut st = ep.lock();
-            let err = if st.closed {
-                Some(Error::Closed)
+            if st.closed {
+                Err(Error::Closed)
             } else if st.started {
-                Some(Error::State)
+                Err(Error::State)
             } else {
-                None
-            };
-            if let Some(e) = err {
-                drop(st);
-                aio.finish(token, Err(e), 0);
-                return Err(e);
+                ep.proto_id()
+                    .and_then(|proto| TransportDialer::new(&ep.url, proto, st.opts.clone()))
+                    .map(|d| {
+                        st.dialer = Some(Arc::new(d));
+                        st.started = true;
+                        st.first = Some((aio.provider_handle(), token));
+                    })
             }
-            let d = match TransportDialer::new(&ep.url, ep.proto_id()?, st.opts.clone()) {
-                Ok(d) => d,
-                Err(e) => {
-                    drop(st);
-                    aio.finish(token, Err(e), 0);
-                    return Err(e);
-                }
-            };
-            st.dialer = Some(Arc::new(d));
-            st.started = true;
-            st.first = Some((aio.provider_handle(), token));
+        };
+        match started {
+            Ok(()) => ep.dial_once(),
+            Err(e) => {
+                aio.finish(token, Err(e), 0);
+            }
         }
-        ep.dial_once();
-        Ok(())
     }
 
     /// Closes the dialer (`nng_dialer_close`); its pipe stays until it closes by itself.
-    pub fn close(&self) {
-        self.inner.close_and_detach();
+    ///
+    /// # Errors
+    /// `Closed` if it was closed already.
+    pub fn close(&self) -> Result<()> {
+        self.inner.close_and_detach()
     }
 
     /// The URL this dialer connects to.
@@ -578,8 +593,11 @@ impl Listener {
     }
 
     /// Closes the listener (`nng_listener_close`); pipes it accepted stay open.
-    pub fn close(&self) {
-        self.inner.close_and_detach();
+    ///
+    /// # Errors
+    /// `Closed` if it was closed already.
+    pub fn close(&self) -> Result<()> {
+        self.inner.close_and_detach()
     }
 
     /// The bound TCP port, once started (useful with `tcp://127.0.0.1:0`).

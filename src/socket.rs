@@ -342,7 +342,11 @@ impl Socket {
     /// `ConnRefused`, `AddrInval`, `NotSup`, `TimedOut`, `Closed`, ...
     pub fn dial(&self, url: &str) -> Result<Dialer> {
         let d = self.dialer(url)?;
-        d.start(false)?;
+        if let Err(e) = d.start(false) {
+            // nng_dial closes the dialer it made when the first attempt fails.
+            let _ = d.close();
+            return Err(e);
+        }
         Ok(d)
     }
 

@@ -754,3 +754,46 @@ fn a_failed_send_hands_the_very_message_back() {
         (Error::Closed, &b"after close"[..])
     );
 }
+
+/// `nng_dialer_start_aio`: every outcome arrives on the aio, once; a failed blocking
+/// start leaves the dialer stopped but usable (NNG clears only "started"); `nng_dial`
+/// closes the dialer it made when it fails; a bad URL fails at creation.
+#[test]
+fn dialer_start_reports_through_the_aio_and_a_failed_start_can_be_retried() {
+    let s = Socket::push0().unwrap();
+    // A port nobody listens on (bound and released).
+    let url = tcp();
+
+    let d = s.dialer(&url).unwrap();
+    assert_eq!(d.start(false), Err(Error::ConnRefused));
+    // Not closed: it may be started again, and now it connects.
+    let pull = Socket::pull0().unwrap();
+    pull.listen(&url).unwrap();
+    assert_eq!(d.start(false), Ok(()));
+    assert_eq!(d.start(true), Err(Error::State));
+
+    let aio = Aio::new_waitable().unwrap();
+    d.start_aio(&aio);
+    aio.wait();
+    assert_eq!(
+        aio.result(),
+        Err(Error::State),
+        "already started, on the aio"
+    );
+
+    let d2 = s.dialer(&url).unwrap();
+    d2.start_aio(&aio);
+    aio.wait();
+    assert_eq!(aio.result(), Ok(()), "the first attempt's result");
+    assert_eq!(d2.close(), Ok(()));
+    assert_eq!(d2.close(), Err(Error::Closed));
+    d2.start_aio(&aio);
+    aio.wait();
+    assert_eq!(aio.result(), Err(Error::Closed), "closed, on the aio");
+
+    // nng_dial: the dialer it made is closed when the first attempt fails.
+    let other = tcp();
+    assert_eq!(s.dial(&other).map(|_| ()), Err(Error::ConnRefused));
+    assert_eq!(s.dialer("tcp://").map(|_| ()), Err(Error::AddrInval));
+    assert_eq!(s.dialer("nope://x").map(|_| ()), Err(Error::NotSup));
+}

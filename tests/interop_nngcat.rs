@@ -45,7 +45,7 @@ fn req_dials_nngcat_rep() {
         let d = req.dial_nonblocking(&url).unwrap();
         req.send("ping").unwrap();
         assert_eq!(req.recv().unwrap().body(), b"pong", "{url}");
-        d.close();
+        d.close().unwrap();
         let (ok, _, err) = cat.finish(LIMIT);
         assert!(ok, "{url}: nngcat failed: {err}");
     }
