@@ -241,26 +241,30 @@ impl Message {
         self.header_len = 0;
     }
 
-    /// Appends a big-endian u32 to the header (`nng_msg_header_append_u32`).
+    /// Removes `n` bytes from the end of the header (`nng_msg_header_chop`).
     ///
     /// # Errors
-    /// `Inval` when the header is full.
-    pub fn header_append_u32(&mut self, v: u32) -> Result<()> {
-        self.header_append(&v.to_be_bytes())
-    }
-
-    /// Removes a big-endian u32 from the front of the header (`nng_msg_header_trim_u32`).
-    ///
-    /// # Errors
-    /// `Inval` when the header has fewer than four bytes.
-    pub fn header_trim_u32(&mut self) -> Result<u32> {
-        let h = self.header();
-        if h.len() < 4 {
+    /// `Inval` when the header is shorter than `n`.
+    pub fn header_chop(&mut self, n: usize) -> Result<()> {
+        if n > self.header_len as usize {
             return Err(Error::Inval);
         }
-        let v = u32::from_be_bytes([h[0], h[1], h[2], h[3]]);
-        self.header_trim(4)?;
-        Ok(v)
+        self.header_len -= n as u8;
+        Ok(())
+    }
+
+    /// Inserts at the front of the header: NNG's name for
+    /// [`header_prepend`](Message::header_prepend) (`nng_msg_header_insert`).
+    ///
+    /// # Errors
+    /// `Inval` when the header would exceed [`MAX_HEADER`] bytes.
+    pub fn header_insert(&mut self, data: &[u8]) -> Result<()> {
+        self.header_prepend(data)
+    }
+
+    /// Bytes the body can hold without reallocating (`nng_msg_capacity`).
+    pub fn capacity(&self) -> usize {
+        self.body.buf.capacity().saturating_sub(self.body.start)
     }
 
     /// Moves the header to the front of the body, leaving the header empty: the bytes a
@@ -328,6 +332,71 @@ macro_rules! int_helpers {
         }
     };
 }
+macro_rules! header_int_helpers {
+    ($t:ty, $append:ident, $insert:ident, $trim:ident, $chop:ident) => {
+        impl Message {
+            #[doc = concat!("Appends a big-endian `", stringify!($t), "` to the header (`nng_msg_header_", stringify!($append), "`).")]
+            ///
+            /// # Errors
+            /// `Inval` when the header would exceed [`MAX_HEADER`] bytes.
+            pub fn $append(&mut self, v: $t) -> Result<()> {
+                self.header_append(&v.to_be_bytes())
+            }
+            #[doc = concat!("Inserts a big-endian `", stringify!($t), "` at the front of the header.")]
+            ///
+            /// # Errors
+            /// `Inval` when the header would exceed [`MAX_HEADER`] bytes.
+            pub fn $insert(&mut self, v: $t) -> Result<()> {
+                self.header_prepend(&v.to_be_bytes())
+            }
+            #[doc = concat!("Removes a big-endian `", stringify!($t), "` from the front of the header.")]
+            ///
+            /// # Errors
+            /// `Inval` when the header is too short; the message is unchanged.
+            pub fn $trim(&mut self) -> Result<$t> {
+                const N: usize = std::mem::size_of::<$t>();
+                let bytes: [u8; N] = self.header().get(..N).ok_or(Error::Inval)?.try_into().map_err(|_| Error::Inval)?;
+                self.header_trim(N)?;
+                Ok(<$t>::from_be_bytes(bytes))
+            }
+            #[doc = concat!("Removes a big-endian `", stringify!($t), "` from the end of the header.")]
+            ///
+            /// # Errors
+            /// `Inval` when the header is too short; the message is unchanged.
+            pub fn $chop(&mut self) -> Result<$t> {
+                const N: usize = std::mem::size_of::<$t>();
+                let h = self.header();
+                if h.len() < N {
+                    return Err(Error::Inval);
+                }
+                let bytes: [u8; N] = h[h.len() - N..].try_into().map_err(|_| Error::Inval)?;
+                self.header_chop(N)?;
+                Ok(<$t>::from_be_bytes(bytes))
+            }
+        }
+    };
+}
+header_int_helpers!(
+    u16,
+    header_append_u16,
+    header_insert_u16,
+    header_trim_u16,
+    header_chop_u16
+);
+header_int_helpers!(
+    u32,
+    header_append_u32,
+    header_insert_u32,
+    header_trim_u32,
+    header_chop_u32
+);
+header_int_helpers!(
+    u64,
+    header_append_u64,
+    header_insert_u64,
+    header_trim_u64,
+    header_chop_u64
+);
 int_helpers!(u16, append_u16, prepend_u16, trim_u16, chop_u16);
 int_helpers!(u32, append_u32, prepend_u32, trim_u32, chop_u32);
 int_helpers!(u64, append_u64, prepend_u64, trim_u64, chop_u64);
@@ -585,5 +654,42 @@ mod tests {
         assert_eq!(b.header(), &[2, 3, 4]);
         assert_eq!(b.header_prepend(&[0; MAX_HEADER]), Err(Error::Inval));
         assert_eq!(b.header(), &[2, 3, 4]);
+    }
+
+    #[test]
+    fn header_integers_round_trip_at_both_ends_as_nng_s_helpers_do() {
+        let mut m = Message::new();
+        m.header_append_u32(0x0102_0304).unwrap();
+        m.header_insert_u16(0x0a0b).unwrap();
+        m.header_append_u64(7).unwrap();
+        assert_eq!(m.header_len(), 14);
+        assert_eq!(&m.header()[..6], &[0x0a, 0x0b, 1, 2, 3, 4]);
+        assert_eq!(m.header_chop_u64(), Ok(7));
+        assert_eq!(m.header_trim_u16(), Ok(0x0a0b));
+        assert_eq!(m.header_chop_u16(), Ok(0x0304));
+        assert_eq!(m.header(), &[1, 2]);
+        // Too short: an error, and the header is left as it was.
+        assert_eq!(m.header_trim_u32(), Err(Error::Inval));
+        assert_eq!(m.header_chop_u64(), Err(Error::Inval));
+        assert_eq!(m.header(), &[1, 2]);
+        m.header_chop(1).unwrap();
+        assert_eq!(m.header(), &[1]);
+        assert_eq!(m.header_chop(2), Err(Error::Inval));
+        m.header_insert(&[9]).unwrap();
+        assert_eq!(m.header(), &[9, 1]);
+        let mut full = Message::new();
+        full.header_append(&[0; MAX_HEADER - 2]).unwrap();
+        assert_eq!(full.header_append_u32(1), Err(Error::Inval));
+        assert_eq!(full.header_len(), MAX_HEADER - 2);
+    }
+
+    #[test]
+    fn capacity_covers_the_body_and_reserve_grows_it() {
+        let mut m = Message::with_capacity(100);
+        assert!(m.capacity() >= 100);
+        m.append(&[1; 10]);
+        m.reserve(1000);
+        assert!(m.capacity() >= 1010);
+        assert_eq!(m.body(), &[1; 10]);
     }
 }
