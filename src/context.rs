@@ -175,13 +175,21 @@ impl Context {
         }
     }
 
-    /// Sets a protocol option by NNG name on this context (`sub:subscribe`,
-    /// `req:resend-time`, `surveyor:survey-time`, ...).
+    /// Sets an option by NNG name on this context (`nng_ctx_set`): `recv-timeout`,
+    /// `send-timeout`, and the protocol's (`sub:subscribe`, `req:resend-time`,
+    /// `surveyor:survey-time`, ...).
     ///
     /// # Errors
-    /// `NotSup` for an option the protocol lacks, `Inval` for a bad value.
+    /// `NotSup` for an option the context lacks, `BadType` for a value of the wrong type,
+    /// `Inval` for a bad value, `Closed`.
     pub fn set_option(&self, name: &str, value: OptValue) -> Result<()> {
-        self.inner.sock.set_proto_option(self.inner.id, name, value)
+        use nanoport_protocols::opt;
+        match (name, value) {
+            (opt::RECV_TIMEOUT, OptValue::Duration(t)) => self.set_recv_timeout(t),
+            (opt::SEND_TIMEOUT, OptValue::Duration(t)) => self.set_send_timeout(t),
+            (opt::RECV_TIMEOUT | opt::SEND_TIMEOUT, _) => Err(nanoport_engine::Error::BadType),
+            (_, value) => self.inner.sock.set_proto_option(self.inner.id, name, value),
+        }
     }
 
     /// Reads a protocol option of this context.
@@ -189,7 +197,12 @@ impl Context {
     /// # Errors
     /// `NotSup` for an option the protocol lacks.
     pub fn get_option(&self, name: &str) -> Result<OptValue> {
-        self.inner.sock.get_proto_option(self.inner.id, name)
+        use nanoport_protocols::opt;
+        match name {
+            opt::RECV_TIMEOUT => Ok(OptValue::Duration(self.recv_timeout()?)),
+            opt::SEND_TIMEOUT => Ok(OptValue::Duration(self.send_timeout()?)),
+            _ => self.inner.sock.get_proto_option(self.inner.id, name),
+        }
     }
 
     /// Sets this req0 context's resend time (`NNG_OPT_REQ_RESENDTIME` on an `nng_ctx`).

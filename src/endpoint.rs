@@ -15,7 +15,9 @@ use std::time::Duration;
 use nanoport_engine::{sleep_aio, Aio, Error, OpToken, PipeId, Result, Timeout};
 use nanoport_transports::{BoxPipe, EndpointOptions, TransportDialer, TransportListener, Url};
 
+use crate::options::EndpointOpt;
 use crate::socket::{with_blocking_aio, SockOpts, SocketInner};
+use nanoport_protocols::{opt, OptValue};
 
 enum Kind {
     Dialer,
@@ -388,6 +390,43 @@ impl EndpointInner {
         Ok(())
     }
 
+    fn set_option(&self, name: &str, value: OptValue) -> Result<()> {
+        let is_dialer = matches!(self.kind, Kind::Dialer);
+        match EndpointOpt::decode(name, value)? {
+            Some(EndpointOpt::RecvSizeMax(n)) => self.update(|st| st.opts.recv_max = n),
+            Some(EndpointOpt::TcpNoDelay(b)) => self.update(|st| st.opts.tcp_nodelay = b),
+            Some(EndpointOpt::TcpKeepAlive(b)) => self.update(|st| st.opts.tcp_keepalive = b),
+            Some(EndpointOpt::ReconnectMin(d)) if is_dialer => self.update(|st| {
+                st.reconnect_min = d;
+                st.back_off = d;
+            }),
+            Some(EndpointOpt::ReconnectMax(d)) if is_dialer => {
+                self.update(|st| st.reconnect_max = d)
+            }
+            Some(_) => Err(Error::NotSup),
+            None if matches!(name, opt::URL | opt::TCP_BOUND_PORT) => Err(Error::ReadOnly),
+            None => Err(Error::NotSup),
+        }
+    }
+
+    fn get_option(&self, name: &str) -> Result<OptValue> {
+        let st = self.lock();
+        let ms = |d: Duration| OptValue::Duration(Timeout::After(d));
+        Ok(match (name, &self.kind) {
+            (opt::URL, _) => OptValue::Str(self.url.to_string()),
+            (opt::RECV_SIZE_MAX, _) => OptValue::Size(st.opts.recv_max),
+            (opt::TCP_NODELAY, _) => OptValue::Bool(st.opts.tcp_nodelay),
+            (opt::TCP_KEEPALIVE, _) => OptValue::Bool(st.opts.tcp_keepalive),
+            (opt::RECONNECT_TIME_MIN, Kind::Dialer) => ms(st.reconnect_min),
+            (opt::RECONNECT_TIME_MAX, Kind::Dialer) => ms(st.reconnect_max),
+            (opt::TCP_BOUND_PORT, Kind::Listener) => {
+                let port = st.listener.as_ref().and_then(|l| l.port());
+                OptValue::Int(i32::from(port.ok_or(Error::NotSup)?))
+            }
+            _ => return Err(Error::NotSup),
+        })
+    }
+
     /// The socket's options changed (`nni_sock_setopt` hands them to every endpoint).
     pub(crate) fn socket_options_changed(&self, o: &SockOpts) {
         let _ = self.update(|st| {
@@ -556,6 +595,25 @@ impl Dialer {
         self.inner.lock().opts.recv_max
     }
 
+    /// Sets an option by NNG name (`nng_dialer_set`): `recv-size-max`,
+    /// `reconnect-time-min`, `reconnect-time-max`, `tcp-nodelay`, `tcp-keepalive`.
+    ///
+    /// # Errors
+    /// `BadType` for a value of the wrong type, `Inval` for a bad value, `ReadOnly` for
+    /// `url`, `NotSup` for an option dialers lack, `Closed`.
+    pub fn set_option(&self, name: &str, value: OptValue) -> Result<()> {
+        self.inner.set_option(name, value)
+    }
+
+    /// Reads an option by NNG name (`nng_dialer_get`): those of
+    /// [`set_option`](Dialer::set_option) and `url`.
+    ///
+    /// # Errors
+    /// `NotSup` for an option dialers lack.
+    pub fn get_option(&self, name: &str) -> Result<OptValue> {
+        self.inner.get_option(name)
+    }
+
     /// The reconnect minimum and maximum times.
     pub fn reconnect_times(&self) -> (Duration, Duration) {
         let st = self.inner.lock();
@@ -590,6 +648,25 @@ impl Listener {
         }
         ep.accept_once();
         Ok(())
+    }
+
+    /// Sets an option by NNG name (`nng_listener_set`): `recv-size-max`,
+    /// `tcp-nodelay`, `tcp-keepalive`.
+    ///
+    /// # Errors
+    /// `BadType` for a value of the wrong type, `Inval` for a bad value, `ReadOnly` for
+    /// `url` and `tcp-bound-port`, `NotSup` for an option listeners lack, `Closed`.
+    pub fn set_option(&self, name: &str, value: OptValue) -> Result<()> {
+        self.inner.set_option(name, value)
+    }
+
+    /// Reads an option by NNG name (`nng_listener_get`): those of
+    /// [`set_option`](Listener::set_option), `url` and `tcp-bound-port`.
+    ///
+    /// # Errors
+    /// `NotSup` for an option listeners lack.
+    pub fn get_option(&self, name: &str) -> Result<OptValue> {
+        self.inner.get_option(name)
     }
 
     /// Closes the listener (`nng_listener_close`); pipes it accepted stay open.

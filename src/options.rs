@@ -26,6 +26,147 @@ fn as_duration(v: OptValue) -> Result<Timeout> {
     }
 }
 
+fn as_bool(v: OptValue) -> Result<bool> {
+    match v {
+        OptValue::Bool(b) => Ok(b),
+        _ => Err(Error::BadType),
+    }
+}
+
+fn as_size(v: OptValue) -> Result<usize> {
+    match v {
+        OptValue::Size(n) => Ok(n),
+        _ => Err(Error::BadType),
+    }
+}
+
+fn as_str(v: OptValue) -> Result<String> {
+    match v {
+        OptValue::Str(s) => Ok(s),
+        _ => Err(Error::BadType),
+    }
+}
+
+/// A reconnect time: a finite, non-negative duration (NNG refuses the special values
+/// with `Inval`).
+pub(crate) fn as_interval(v: OptValue) -> Result<Duration> {
+    match as_duration(v)? {
+        Timeout::After(d) => Ok(d),
+        Timeout::Infinite | Timeout::Default => Err(Error::Inval),
+    }
+}
+
+/// The options every dialer and listener has, by NNG name: what both `Dialer` and
+/// `Listener` answer before their own.
+pub(crate) enum EndpointOpt {
+    RecvSizeMax(usize),
+    TcpNoDelay(bool),
+    TcpKeepAlive(bool),
+    ReconnectMin(Duration),
+    ReconnectMax(Duration),
+}
+
+impl EndpointOpt {
+    /// Decodes a set of `name`; `Ok(None)` when the name is not an endpoint option.
+    ///
+    /// # Errors
+    /// `BadType` for a value of the wrong type, `Inval` for a bad value.
+    pub(crate) fn decode(name: &str, v: OptValue) -> Result<Option<EndpointOpt>> {
+        Ok(Some(match name {
+            opt::RECV_SIZE_MAX => EndpointOpt::RecvSizeMax(as_size(v)?),
+            opt::TCP_NODELAY => EndpointOpt::TcpNoDelay(as_bool(v)?),
+            opt::TCP_KEEPALIVE => EndpointOpt::TcpKeepAlive(as_bool(v)?),
+            opt::RECONNECT_TIME_MIN => EndpointOpt::ReconnectMin(as_interval(v)?),
+            opt::RECONNECT_TIME_MAX => EndpointOpt::ReconnectMax(as_interval(v)?),
+            _ => return Ok(None),
+        }))
+    }
+}
+
+/// Options no one may set (NNG: `NNG_EREADONLY`).
+fn read_only(name: &str) -> bool {
+    matches!(
+        name,
+        opt::PROTOCOL
+            | opt::PEER
+            | opt::PROTOCOL_NAME
+            | opt::PEER_NAME
+            | opt::RAW
+            | opt::URL
+            | opt::TCP_BOUND_PORT
+    )
+}
+
+impl Socket {
+    /// Sets an option by its NNG name (`nng_socket_set`): the socket's own
+    /// (`recv-timeout`, `send-timeout`, `recv-size-max`, `reconnect-time-min`,
+    /// `reconnect-time-max`, `tcp-nodelay`, `tcp-keepalive`, `socket-name`) and the
+    /// protocol's (`send-buffer`, `ttl-max`, `sub:subscribe`, ...), with NNG's types.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use nanoport::{opt, Error, OptValue, Socket, Timeout};
+    /// use std::time::Duration;
+    /// let s = Socket::req0().unwrap();
+    /// let t = OptValue::Duration(Timeout::After(Duration::from_millis(250)));
+    /// s.set_option(opt::RECV_TIMEOUT, t.clone()).unwrap();
+    /// assert_eq!(s.get_option(opt::RECV_TIMEOUT).unwrap(), t);
+    /// assert_eq!(s.set_option(opt::RECV_TIMEOUT, OptValue::Int(5)), Err(Error::BadType));
+    /// ```
+    ///
+    /// # Errors
+    /// `BadType` for a value of the wrong type, `Inval` for a bad value, `ReadOnly`
+    /// (`protocol`, `peer`, `raw`, ...), `NotSup` for an option the socket lacks,
+    /// `Closed`.
+    pub fn set_option(&self, name: &str, value: OptValue) -> Result<()> {
+        if read_only(name) {
+            return Err(Error::ReadOnly);
+        }
+        match name {
+            opt::RECV_TIMEOUT => self.set_recv_timeout(as_duration(value)?),
+            opt::SEND_TIMEOUT => self.set_send_timeout(as_duration(value)?),
+            opt::SOCKET_NAME => self.set_name(&as_str(value)?),
+            _ => match EndpointOpt::decode(name, value.clone())? {
+                Some(EndpointOpt::RecvSizeMax(n)) => self.set_recv_max_size(n),
+                Some(EndpointOpt::TcpNoDelay(b)) => self.set_tcp_nodelay(b),
+                Some(EndpointOpt::TcpKeepAlive(b)) => self.set_tcp_keepalive(b),
+                Some(EndpointOpt::ReconnectMin(d)) => self.set_reconnect_min_time(d),
+                Some(EndpointOpt::ReconnectMax(d)) => self.set_reconnect_max_time(d),
+                None => self.inner.set_proto_option(0, name, value),
+            },
+        }
+    }
+
+    /// Reads an option by its NNG name (`nng_socket_get`); the names of
+    /// [`set_option`](Socket::set_option), plus the read-only `protocol`, `peer`,
+    /// `protocol-name`, `peer-name` and `raw`.
+    ///
+    /// # Errors
+    /// `NotSup` for an option the socket lacks (and for write-only ones such as
+    /// `sub:subscribe`), `Closed`.
+    pub fn get_option(&self, name: &str) -> Result<OptValue> {
+        let info = self.inner.info;
+        let ms = |d: Duration| OptValue::Duration(Timeout::After(d));
+        Ok(match name {
+            opt::RECV_TIMEOUT => OptValue::Duration(self.recv_timeout()?),
+            opt::SEND_TIMEOUT => OptValue::Duration(self.send_timeout()?),
+            opt::SOCKET_NAME => OptValue::Str(self.name()?),
+            opt::RECV_SIZE_MAX => OptValue::Size(self.recv_max_size()?),
+            opt::TCP_NODELAY => OptValue::Bool(self.tcp_nodelay()?),
+            opt::TCP_KEEPALIVE => OptValue::Bool(self.tcp_keepalive()?),
+            opt::RECONNECT_TIME_MIN => ms(self.reconnect_times()?.0),
+            opt::RECONNECT_TIME_MAX => ms(self.reconnect_times()?.1),
+            opt::PROTOCOL => OptValue::Int(i32::from(info.id)),
+            opt::PEER => OptValue::Int(i32::from(info.peer_id)),
+            opt::PROTOCOL_NAME => OptValue::Str(info.name.to_owned()),
+            opt::PEER_NAME => OptValue::Str(info.peer_name.to_owned()),
+            opt::RAW => OptValue::Bool(info.raw),
+            _ => return self.inner.get_proto_option(0, name),
+        })
+    }
+}
+
 impl Socket {
     /// Sets the receive timeout (`NNG_OPT_RECVTIMEO`, default infinite). Contexts opened
     /// later inherit it.

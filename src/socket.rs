@@ -449,22 +449,6 @@ impl Socket {
         lock(&self.inner.core).pipes.len()
     }
 
-    /// Sets a protocol option by NNG name on the socket's own context.
-    ///
-    /// # Errors
-    /// `NotSup` for an option the protocol lacks, `Inval` for a bad value.
-    pub fn set_option(&self, name: &str, value: OptValue) -> Result<()> {
-        self.inner.set_proto_option(0, name, value)
-    }
-
-    /// Reads a protocol option by NNG name.
-    ///
-    /// # Errors
-    /// `NotSup` for an option the protocol lacks.
-    pub fn get_option(&self, name: &str) -> Result<OptValue> {
-        self.inner.get_proto_option(0, name)
-    }
-
     pub(crate) fn from_inner(inner: &Arc<SocketInner>) -> Socket {
         inner.handles.fetch_add(1, Ordering::Relaxed);
         Socket {

@@ -113,6 +113,8 @@ pub enum OptValue {
     Size(usize),
     /// Opaque bytes (subscriptions).
     Bytes(Vec<u8>),
+    /// String options (`socket-name`, `url`, `protocol-name`).
+    Str(String),
 }
 
 /// Option names shared by several protocols (NNG's `NNG_OPT_*` strings).
@@ -137,6 +139,36 @@ pub mod opt {
     pub const SUB_PREFER_NEW: &str = "sub:prefnew";
     /// `NNG_OPT_PAIR1_POLY`, bool (1.x; set before the socket connects).
     pub const PAIR1_POLY: &str = "pair1:polyamorous";
+    /// `NNG_OPT_RECVTIMEO`, duration, default infinite.
+    pub const RECV_TIMEOUT: &str = "recv-timeout";
+    /// `NNG_OPT_SENDTIMEO`, duration, default infinite.
+    pub const SEND_TIMEOUT: &str = "send-timeout";
+    /// `NNG_OPT_RECVMAXSZ`, size, default 1 GiB; 0 is no limit.
+    pub const RECV_SIZE_MAX: &str = "recv-size-max";
+    /// `NNG_OPT_RECONNMINT`, duration, default 1 s.
+    pub const RECONNECT_TIME_MIN: &str = "reconnect-time-min";
+    /// `NNG_OPT_RECONNMAXT`, duration, default 0 (no back-off).
+    pub const RECONNECT_TIME_MAX: &str = "reconnect-time-max";
+    /// `NNG_OPT_TCP_NODELAY`, bool, default true.
+    pub const TCP_NODELAY: &str = "tcp-nodelay";
+    /// `NNG_OPT_TCP_KEEPALIVE`, bool, default false.
+    pub const TCP_KEEPALIVE: &str = "tcp-keepalive";
+    /// `NNG_OPT_SOCKNAME`, string, default the socket's id.
+    pub const SOCKET_NAME: &str = "socket-name";
+    /// `NNG_OPT_PROTO`, int, read only.
+    pub const PROTOCOL: &str = "protocol";
+    /// `NNG_OPT_PEER`, int, read only.
+    pub const PEER: &str = "peer";
+    /// `NNG_OPT_PROTONAME`, string, read only.
+    pub const PROTOCOL_NAME: &str = "protocol-name";
+    /// `NNG_OPT_PEERNAME`, string, read only.
+    pub const PEER_NAME: &str = "peer-name";
+    /// `NNG_OPT_RAW`, bool, read only.
+    pub const RAW: &str = "raw";
+    /// `NNG_OPT_URL`, string, read only (dialers and listeners).
+    pub const URL: &str = "url";
+    /// `NNG_OPT_TCP_BOUND_PORT`, int, read only (tcp listeners).
+    pub const TCP_BOUND_PORT: &str = "tcp-bound-port";
 }
 
 /// A protocol state machine (one per socket). All methods are cheap and never block.
