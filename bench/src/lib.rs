@@ -6,8 +6,8 @@
 //!   the cost of the kernel alone can be read next to a messaging library.
 //! * [`handoff`]: the in-process floor: two threads handing a body over through a mutex
 //!   and a condition variable, what the inproc transport competes with.
-//! * [`np`]: nanoport contenders; [`nng`] (feature `libnng`): the same shapes on libnng;
-//!   [`libzmq`] (feature `libzmq`): on libzmq.
+//! * [`np`]: nanoport contenders; `nng` (feature `libnng`): the same shapes on libnng;
+//!   `libzmq` (feature `libzmq`): on libzmq.
 //! * [`perf_tool`]: the command line of the two-process perf tools (NNG perf's roles).
 //! * [`rss_kib`], [`raise_nofile`]: the process measurements the scale example needs.
 //!

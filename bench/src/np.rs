@@ -1,6 +1,6 @@
 //! nanoport contenders: req0/rep0 round trips and push0/pull0 streaming, through the
 //! blocking socket API (what an application would write), with the same buffer depths as
-//! the libnng contenders in [`crate::nng`].
+//! the libnng contenders in `crate::nng` (feature `libnng`).
 
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
