@@ -17,7 +17,7 @@
 
 pub mod aio;
 pub mod buffers;
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", not(feature = "portable-poller")))]
 mod epoll;
 mod error;
 mod id_hash;

@@ -1,13 +1,13 @@
 //! The reactor's readiness source: epoll called directly on Linux (`epoll.rs`), the
 //! `polling` crate elsewhere, behind one small API.
 
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", not(feature = "portable-poller")))]
 pub(crate) use crate::epoll::{Event, Events, Poller};
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(any(not(target_os = "linux"), feature = "portable-poller"))]
 pub(crate) use portable::{Event, Events, Poller};
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(any(not(target_os = "linux"), feature = "portable-poller"))]
 mod portable {
     use std::io;
     use std::os::fd::{BorrowedFd, RawFd};
