@@ -627,6 +627,18 @@ impl Listener {
         Ok(())
     }
 
+    /// Sets how long each accepted connection may take over its handshakes (TLS, the
+    /// HTTP upgrade, the SP header) before it is dropped and counted as
+    /// `handshake_timeout` in [`stats`](Listener::stats); before start. NNG fixes this
+    /// at 10 s, the default here too.
+    ///
+    /// # Errors
+    /// `Busy` once started, `Closed`.
+    pub fn set_handshake_timeout(&self, d: Duration) -> Result<()> {
+        self.inner.check_settable()?.opts.handshake_timeout = d;
+        Ok(())
+    }
+
     /// Sets the TLS configuration for `tls+tcp://` and `wss://`
     /// (`nng_listener_set_tls`), a server one with its certificate
     /// ([`TlsConfig::server`](crate::TlsConfig::server)); before start. A tls+tcp or wss
