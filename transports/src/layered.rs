@@ -114,6 +114,9 @@ pub(crate) struct Outcome {
 
 /// Grows by this much when the read buffer has no room (one TLS record fits).
 const READ_CHUNK: usize = 64 * 1024;
+/// The most ciphertext one receive takes in (four 64 KiB messages' worth of records).
+#[cfg(feature = "tls")]
+const CIPHER_CHUNK: usize = 256 * 1024;
 /// WebSocket frames we send carry at most this much (NNG's default `ws:txframe-max`).
 #[cfg(feature = "ws")]
 const WS_TX_FRAME: usize = 64 * 1024;
@@ -127,6 +130,9 @@ pub(crate) struct Core {
     end: usize,
     /// Bytes for the socket when there is no TLS (with TLS, rustls holds them).
     tx: Vec<u8>,
+    /// Ciphertext just received, on its way into rustls.
+    #[cfg(feature = "tls")]
+    cipher: Vec<u8>,
     tx_pos: usize,
     framing: Framing,
     app: Option<App>,
@@ -243,48 +249,85 @@ impl Core {
 
     #[cfg(feature = "tls")]
     fn fill_tls(&mut self, io: &Socket) -> Result<bool> {
-        let Some(t) = self.tls.as_mut() else {
-            return Ok(false);
-        };
+        // One recv of up to CIPHER_CHUNK into our own buffer, then fed to rustls slice by
+        // slice: its own `read_tls` reads 4 KiB at a time (and shrinks its buffer when
+        // drained), which cost a syscall and a reallocation per 4 KiB of a 64 KiB message.
+        let mut cipher = std::mem::take(&mut self.cipher);
+        if cipher.len() < CIPHER_CHUNK {
+            cipher.resize(CIPHER_CHUNK, 0);
+        }
         let n = loop {
-            match t.read_tls(&mut SockIo(io)) {
+            match sys::recv(io, &mut cipher) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(false),
-                Err(e) => return Err(e.into()),
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    self.cipher = cipher;
+                    return Ok(false);
+                }
+                Err(e) => {
+                    self.cipher = cipher;
+                    return Err(e.into());
+                }
             }
         };
+        let res = self.feed_tls(io, &cipher[..n]);
+        self.cipher = cipher;
         if n == 0 {
             return Err(Error::ConnShut);
         }
-        let state = match t.process_new_packets() {
-            Ok(s) => s,
-            Err(e) => {
-                // rustls queued an alert telling the peer why; try to send it.
-                let err = crate::tls::map_error(&e);
-                let _ = self.flush(io);
-                return Err(err);
-            }
-        };
-        let mut pending = state.plaintext_bytes_to_read();
-        while pending > 0 {
-            self.room(pending.max(4096));
+        res.map(|()| true)
+    }
+
+    /// Hands ciphertext to rustls and moves the plaintext it yields into the read buffer.
+    #[cfg(feature = "tls")]
+    fn feed_tls(&mut self, io: &Socket, mut data: &[u8]) -> Result<()> {
+        let mut closed = false;
+        let mut full = false;
+        while !data.is_empty() {
             let Some(t) = self.tls.as_mut() else {
-                break;
+                return Ok(());
             };
-            match t.reader().read(&mut self.buf[self.end..]) {
-                Ok(0) => break,
-                Ok(k) => {
-                    self.end += k;
-                    pending = pending.saturating_sub(k);
+            // Only a full buffer fails here: what it holds is processed below, which
+            // makes room, unless it holds no whole record (then the peer is not speaking
+            // TLS records we can take).
+            match t.read_tls(&mut data) {
+                Ok(_) => full = false,
+                Err(_) if full => return Err(Error::Crypto),
+                Err(_) => full = true,
+            }
+            let state = match t.process_new_packets() {
+                Ok(s) => s,
+                Err(e) => {
+                    // rustls queued an alert telling the peer why; try to send it.
+                    let err = crate::tls::map_error(&e);
+                    let _ = self.flush(io);
+                    return Err(err);
                 }
-                Err(_) => break,
+            };
+            closed |= state.peer_has_closed();
+            let mut pending = state.plaintext_bytes_to_read();
+            while pending > 0 {
+                self.room(pending);
+                let Some(t) = self.tls.as_mut() else {
+                    break;
+                };
+                match t.reader().read(&mut self.buf[self.end..]) {
+                    Ok(0) => break,
+                    Ok(k) => {
+                        self.end += k;
+                        pending = pending.saturating_sub(k);
+                    }
+                    Err(_) => break,
+                }
+            }
+            if closed {
+                break;
             }
         }
-        if state.peer_has_closed() && self.start == self.end {
+        if closed && self.start == self.end {
             return Err(Error::ConnShut);
         }
-        Ok(true)
+        Ok(())
     }
 
     #[cfg(feature = "tls")]
@@ -682,6 +725,8 @@ impl Link {
                 end: 0,
                 tx: Vec::new(),
                 tx_pos: 0,
+                #[cfg(feature = "tls")]
+                cipher: Vec::new(),
                 framing: Framing::None,
                 app: Some(app),
                 seed: seed | 1,
