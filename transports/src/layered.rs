@@ -135,6 +135,10 @@ pub(crate) struct Core {
     tx: Vec<u8>,
     /// Bytes encoded since the output was last empty (bounds what `try_send_now` queues).
     out_bytes: usize,
+    /// The last receive took less than it had room for: the kernel had nothing more, so
+    /// the next receive that finds no whole message waits for readiness rather than
+    /// hearing `EAGAIN` (once; the tcp pipe's reader does the same).
+    drained: bool,
     /// Ciphertext just received, on its way into rustls.
     #[cfg(feature = "tls")]
     cipher: Vec<u8>,
@@ -263,10 +267,12 @@ impl Core {
         let want = want.clamp(READ_CHUNK, 16 << 20);
         loop {
             let room = self.room(want);
+            let cap = room.len();
             match sys::recv(io, room) {
                 Ok(0) => return Err(Error::ConnShut),
                 Ok(n) => {
                     self.end += n;
+                    self.drained = n < cap;
                     return Ok(true);
                 }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
@@ -299,6 +305,7 @@ impl Core {
                 }
             }
         };
+        self.drained = n < cipher.len();
         let res = self.feed_tls(io, &cipher[..n]);
         self.cipher = cipher;
         if n == 0 {
@@ -789,6 +796,7 @@ impl Link {
                 tx: Vec::new(),
                 tx_pos: 0,
                 out_bytes: 0,
+                drained: false,
                 #[cfg(feature = "tls")]
                 cipher: Vec::new(),
                 framing: Framing::None,
@@ -905,6 +913,14 @@ impl Link {
                 }
                 Ok(None) => {}
                 Err(e) => break e,
+            }
+            if std::mem::take(&mut c.drained) {
+                // Nothing more in the kernel a moment ago: wait for readiness (level-
+                // triggered: data that came meanwhile reports at once).
+                if let Err(e) = self.flush_or_kick(&mut c, io) {
+                    break e;
+                }
+                return Poll::Pending;
             }
             let want = c.missing();
             match c.fill(io, want) {
