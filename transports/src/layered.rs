@@ -117,6 +117,9 @@ pub(crate) struct Outcome {
 const SEND_QUEUE_MAX: usize = 256 * 1024;
 /// Grows by this much when the read buffer has no room (one TLS record fits).
 const READ_CHUNK: usize = 64 * 1024;
+/// Plaintext writes this large go to rustls at once rather than through `Core::plain`.
+#[cfg(feature = "tls")]
+const SEAL_DIRECT: usize = 16 * 1024;
 /// The most ciphertext one receive takes in (four 64 KiB messages' worth of records).
 #[cfg(feature = "tls")]
 const CIPHER_CHUNK: usize = 256 * 1024;
@@ -142,6 +145,9 @@ pub(crate) struct Core {
     /// Ciphertext just received, on its way into rustls.
     #[cfg(feature = "tls")]
     cipher: Vec<u8>,
+    /// Small plaintext writes not yet handed to rustls (see `Core::seal`).
+    #[cfg(feature = "tls")]
+    plain: Vec<u8>,
     tx_pos: usize,
     framing: Framing,
     app: Option<App>,
@@ -182,10 +188,18 @@ impl Core {
     /// Queues plaintext for the peer.
     fn put(&mut self, parts: &[&[u8]]) {
         #[cfg(feature = "tls")]
-        if let Some(t) = &mut self.tls {
+        if self.tls.is_some() {
             for p in parts {
-                // The buffer limit is lifted (see `Link::new`), so this takes it all.
-                let _ = t.writer().write_all(p);
+                if p.len() >= SEAL_DIRECT {
+                    // Large: straight into rustls (it copies into its records anyway).
+                    self.seal();
+                    if let Some(t) = &mut self.tls {
+                        // The buffer limit is lifted (see `Link::new`): it takes it all.
+                        let _ = t.writer().write_all(p);
+                    }
+                } else {
+                    self.plain.extend_from_slice(p);
+                }
             }
             return;
         }
@@ -194,16 +208,32 @@ impl Core {
         }
     }
 
+    /// Hands the small writes gathered since the last flush to rustls in one go, so a
+    /// batch of small messages becomes one record (one seal, one allocation) rather than
+    /// one per message.
+    #[cfg(feature = "tls")]
+    fn seal(&mut self) {
+        if self.plain.is_empty() {
+            return;
+        }
+        if let Some(t) = &mut self.tls {
+            let _ = t.writer().write_all(&self.plain);
+        }
+        self.plain.clear();
+    }
+
     fn has_output(&self) -> bool {
         #[cfg(feature = "tls")]
         if let Some(t) = &self.tls {
-            return t.wants_write();
+            return !self.plain.is_empty() || t.wants_write();
         }
         self.tx_pos < self.tx.len()
     }
 
     /// Moves everything queued for the socket into `out` (ciphertext with TLS).
     fn take_output(&mut self, out: &mut Vec<u8>) {
+        #[cfg(feature = "tls")]
+        self.seal();
         #[cfg(feature = "tls")]
         if let Some(t) = &mut self.tls {
             while t.wants_write() {
@@ -227,6 +257,8 @@ impl Core {
     /// Writes what is queued: `Ok(true)` once all of it is in the kernel, `Ok(false)` if
     /// the kernel would block.
     fn flush(&mut self, io: &Socket) -> Result<bool> {
+        #[cfg(feature = "tls")]
+        self.seal();
         #[cfg(feature = "tls")]
         if let Some(t) = &mut self.tls {
             while t.wants_write() {
@@ -799,6 +831,8 @@ impl Link {
                 drained: false,
                 #[cfg(feature = "tls")]
                 cipher: Vec::new(),
+                #[cfg(feature = "tls")]
+                plain: Vec::new(),
                 framing: Framing::None,
                 app: Some(app),
                 seed: seed | 1,
