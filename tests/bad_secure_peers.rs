@@ -317,3 +317,29 @@ fn a_message_over_the_limit_closes_its_pipe() {
         );
     }
 }
+
+#[test]
+fn a_peer_that_pings_without_reading_its_pongs_is_dropped() {
+    // Pongs the peer never reads pile up once the kernel's buffers are full; past a
+    // bound (1 MiB unsent) the next ping closes the connection rather than growing it.
+    let s = Served::new(&format!("ws://127.0.0.1:0{PATH}"), None);
+    let mut c = upgraded(&s);
+    let ping = frame(0x9, &[0x55; 125], true);
+    let burst: Vec<u8> = ping
+        .iter()
+        .copied()
+        .cycle()
+        .take(ping.len() * 1000)
+        .collect();
+    c.set_write_timeout(Some(LIMIT)).unwrap();
+    let mut closed = false;
+    // 64 MiB of pings at most: far past the kernel's buffers plus the bound.
+    for _ in 0..512 {
+        if c.write_all(&burst).is_err() {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed || closed_by_peer(&mut c), "still open");
+    s.still_served("after a ping flood");
+}

@@ -115,6 +115,10 @@ pub(crate) struct Outcome {
 /// The most bytes `try_send_now` lets wait in the core for a flush op; beyond it sends
 /// take the aio path and wait.
 const SEND_QUEUE_MAX: usize = 256 * 1024;
+/// The most unsent output (pongs included) a ws pipe lets build up before a ping is
+/// taken as abuse.
+#[cfg(feature = "ws")]
+const PONG_BACKLOG_MAX: usize = 1 << 20;
 /// Grows by this much when the read buffer has no room (one TLS record fits).
 const READ_CHUNK: usize = 64 * 1024;
 /// Plaintext writes this large go to rustls at once rather than through `Core::plain`.
@@ -470,7 +474,14 @@ impl Core {
             match ev {
                 None | Some(ws::WsEvent::Pong) => {}
                 Some(ws::WsEvent::Message(v)) => return Ok(Some(Message::from(v))),
-                Some(ws::WsEvent::Ping(p)) => self.put_ws(ws::opcode::PONG, &[&p]),
+                Some(ws::WsEvent::Ping(p)) => {
+                    // A peer that pings but never reads our pongs would grow them here
+                    // without bound: past the limit it loses the connection.
+                    if self.out_bytes > PONG_BACKLOG_MAX {
+                        return Err(Error::Proto);
+                    }
+                    self.put_ws(ws::opcode::PONG, &[&p]);
+                }
                 Some(ws::WsEvent::Close(code)) => {
                     // Answer with a close echoing the status (RFC 6455 §5.5.1), once.
                     let sent = match &mut self.framing {
@@ -506,6 +517,7 @@ impl Core {
         };
         let mut out = Vec::new();
         ws::encode_frame_parts(&mut out, op, true, parts, mask);
+        self.out_bytes += out.len();
         self.put(&[&out]);
     }
 
