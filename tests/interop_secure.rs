@@ -150,7 +150,15 @@ fn pub_sub(mk: Mk, p: &Pki) {
     sub.subscribe(b"").unwrap();
     sub.set_recv_timeout(LIMIT).unwrap();
     our_dial(&sub, &url, p);
-    assert_eq!(sub.recv().unwrap().body(), b"tick", "{url}");
+    match sub.recv() {
+        Ok(m) => assert_eq!(m.body(), b"tick", "{url}"),
+        Err(e) => {
+            let (ok, out, err) = cat.finish(LIMIT);
+            panic!(
+                "{url}: nothing published ({e}); nngcat exited ok={ok}, out {out:?}, err {err:?}"
+            );
+        }
+    }
     drop(cat);
     case_done();
 }
@@ -254,7 +262,14 @@ fn survey(mk: Mk, p: &Pki) {
     let resp = Socket::respondent0().unwrap();
     resp.set_recv_timeout(LIMIT).unwrap();
     our_dial(&resp, &url, p);
-    assert_eq!(resp.recv().unwrap().body(), b"q", "{url}");
+    let q = match resp.recv() {
+        Ok(q) => q,
+        Err(e) => {
+            let (ok, out, err) = cat.finish(LIMIT);
+            panic!("{url}: no survey ({e}); nngcat exited ok={ok}, out {out:?}, err {err:?}");
+        }
+    };
+    assert_eq!(q.body(), b"q", "{url}");
     resp.send("a").unwrap();
     let (_, out, _) = cat.finish(Duration::from_secs(8));
     assert!(
