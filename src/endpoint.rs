@@ -363,6 +363,22 @@ impl EndpointInner {
         d.close();
     }
 
+    /// The endpoint's state for a setting NNG takes only before start (the TLS
+    /// configuration: a running endpoint's connections already chose theirs).
+    ///
+    /// # Errors
+    /// `Closed`; `Busy` once started.
+    fn check_settable(&self) -> Result<MutexGuard<'_, EpState>> {
+        let st = self.lock();
+        if st.closed {
+            return Err(Error::Closed);
+        }
+        if st.started {
+            return Err(Error::Busy);
+        }
+        Ok(st)
+    }
+
     /// Changes this endpoint's options, running or not, and hands the connection options
     /// on to the transport (for later connections) and to the live pipes this endpoint
     /// made, as NNG's tcp and ipc endpoints do.
@@ -614,6 +630,48 @@ impl Dialer {
         self.inner.get_option(name)
     }
 
+    /// Sets the TLS configuration for `tls+tcp://` and `wss://` (`nng_dialer_set_tls`),
+    /// a client one ([`TlsConfig::client`](crate::TlsConfig::client)); before start.
+    ///
+    /// ```
+    /// use nanoport::{Socket, TlsConfig, TlsAuthMode};
+    /// let req = Socket::req0().unwrap();
+    /// let d = req.dialer("tls+tcp://127.0.0.1:5555").unwrap();
+    /// d.set_tls(&TlsConfig::client().auth_mode(TlsAuthMode::None)).unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// `Inval` for a server configuration; `Busy` once started; `Closed`.
+    #[cfg(feature = "tls")]
+    pub fn set_tls(&self, cfg: &crate::TlsConfig) -> Result<()> {
+        if cfg.is_server() {
+            return Err(Error::Inval);
+        }
+        self.inner.check_settable()?.opts.tls = Some(cfg.clone());
+        Ok(())
+    }
+
+    /// The TLS configuration set with [`set_tls`](Dialer::set_tls) or the TLS options.
+    #[cfg(feature = "tls")]
+    pub fn tls(&self) -> Option<crate::TlsConfig> {
+        self.inner.lock().opts.tls.clone()
+    }
+
+    /// Sets a string option by its NNG name, before start: `tls-ca-file`,
+    /// `tls-cert-key-file`, `tls-server-name`, `tls-auth-mode` (`none`, `optional`,
+    /// `required`, or NNG's numbers 0, 1, 2), as NNG's `nng_dialer_set_string`.
+    ///
+    /// # Errors
+    /// `NotSup` for another name; `Inval` for a bad value; the file errors of
+    /// [`TlsConfig::ca_file`](crate::TlsConfig::ca_file); `Busy` once started.
+    #[cfg(feature = "tls")]
+    pub fn set_option_string(&self, name: &str, value: &str) -> Result<()> {
+        let mut st = self.inner.check_settable()?;
+        let cfg = st.opts.tls.clone().unwrap_or_else(crate::TlsConfig::client);
+        st.opts.tls = Some(tls_option(cfg, name, value)?);
+        Ok(())
+    }
+
     /// The reconnect minimum and maximum times.
     pub fn reconnect_times(&self) -> (Duration, Duration) {
         let st = self.inner.lock();
@@ -731,6 +789,54 @@ impl Listener {
         self.inner.update(|st| st.opts.tcp_keepalive = on)
     }
 
+    /// Sets how long each accepted connection may take over its handshakes (TLS, the
+    /// HTTP upgrade, the SP header) before it is dropped and counted as
+    /// `handshake_timeout` in [`stats`](Listener::stats); before start. NNG fixes this
+    /// at 10 s, the default here too.
+    ///
+    /// # Errors
+    /// `Busy` once started, `Closed`.
+    pub fn set_handshake_timeout(&self, d: Duration) -> Result<()> {
+        self.inner.check_settable()?.opts.handshake_timeout = d;
+        Ok(())
+    }
+
+    /// Sets the TLS configuration for `tls+tcp://` and `wss://`
+    /// (`nng_listener_set_tls`), a server one with its certificate
+    /// ([`TlsConfig::server`](crate::TlsConfig::server)); before start. A tls+tcp or wss
+    /// listener without one fails to start with `Inval`.
+    ///
+    /// # Errors
+    /// `Inval` for a client configuration; `Busy` once started; `Closed`.
+    #[cfg(feature = "tls")]
+    pub fn set_tls(&self, cfg: &crate::TlsConfig) -> Result<()> {
+        if !cfg.is_server() {
+            return Err(Error::Inval);
+        }
+        self.inner.check_settable()?.opts.tls = Some(cfg.clone());
+        Ok(())
+    }
+
+    /// The TLS configuration set with [`set_tls`](Listener::set_tls) or the TLS options.
+    #[cfg(feature = "tls")]
+    pub fn tls(&self) -> Option<crate::TlsConfig> {
+        self.inner.lock().opts.tls.clone()
+    }
+
+    /// Sets a string option by its NNG name, before start: `tls-ca-file`,
+    /// `tls-cert-key-file`, `tls-server-name`, `tls-auth-mode`, as
+    /// [`Dialer::set_option_string`].
+    ///
+    /// # Errors
+    /// As [`Dialer::set_option_string`].
+    #[cfg(feature = "tls")]
+    pub fn set_option_string(&self, name: &str, value: &str) -> Result<()> {
+        let mut st = self.inner.check_settable()?;
+        let cfg = st.opts.tls.clone().unwrap_or_else(crate::TlsConfig::server);
+        st.opts.tls = Some(tls_option(cfg, name, value)?);
+        Ok(())
+    }
+
     /// The receive size limit.
     pub fn recv_max_size(&self) -> usize {
         self.inner.lock().opts.recv_max
@@ -750,5 +856,26 @@ impl fmt::Debug for Listener {
         f.debug_struct("Listener")
             .field("url", &self.inner.url.to_string())
             .finish()
+    }
+}
+
+/// Applies NNG's TLS string options to a configuration.
+#[cfg(feature = "tls")]
+fn tls_option(cfg: crate::TlsConfig, name: &str, value: &str) -> Result<crate::TlsConfig> {
+    use crate::TlsAuthMode;
+    match name {
+        "tls-ca-file" => cfg.ca_file(value),
+        "tls-cert-key-file" => cfg.cert_key_file(value),
+        "tls-server-name" => Ok(cfg.server_name(value)),
+        "tls-auth-mode" | "tls-authmode" => {
+            let mode = match value {
+                "none" | "0" => TlsAuthMode::None,
+                "optional" | "1" => TlsAuthMode::Optional,
+                "required" | "2" => TlsAuthMode::Required,
+                _ => return Err(Error::Inval),
+            };
+            Ok(cfg.auth_mode(mode))
+        }
+        _ => Err(Error::NotSup),
     }
 }

@@ -4,7 +4,8 @@
 //! on a callback-driven proactor (no `async`/`await`).
 //!
 //! Open a [`Socket`] of a [`Protocol`], [`listen`](Socket::listen) or
-//! [`dial`](Socket::dial) a URL (`inproc://`, `ipc://`, `abstract://`, `tcp://`), and
+//! [`dial`](Socket::dial) a URL (`inproc://`, `ipc://`, `abstract://`, `tcp://`, and with
+//! the default features `tls+tcp://`, `ws://`, `wss://`), and
 //! [`send`](Socket::send)/[`recv`](Socket::recv) [`Message`]s, blocking or through an
 //! [`Aio`] whose callback runs on a worker thread when the operation ends.
 //!
@@ -38,6 +39,8 @@ pub use nanoport_engine::{
 };
 pub use nanoport_protocols::{opt, OptValue, ProtoInfo, Protocol};
 pub use nanoport_transports::ListenerStats;
+#[cfg(feature = "tls")]
+pub use nanoport_transports::{TlsAuthMode, TlsConfig, TlsMode};
 pub use pipes::PipeEvent;
 pub use send_error::SendError;
 pub use socket::Socket;

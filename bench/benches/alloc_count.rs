@@ -107,4 +107,16 @@ fn main() {
         sleep_aio(Duration::ZERO, &cb);
         cb.wait();
     });
+
+    // Whole messages over the secure and web transports (every thread counted: the
+    // echo thread, the workers, the reactor), next to tcp.
+    for t in nanoport_bench::secure::Secure::ALL {
+        use nanoport_bench::RoundTrip;
+        let mut rt = nanoport_bench::secure::SecRoundTrip::new(t, 64);
+        measure(
+            &format!("64 B req/rep round trip, {}", t.name()),
+            2000,
+            || rt.round_trip(),
+        );
+    }
 }

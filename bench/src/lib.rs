@@ -23,9 +23,12 @@ pub mod handoff;
 pub mod libzmq;
 #[cfg(feature = "libnng")]
 pub mod nng;
+#[cfg(feature = "libnng-system")]
+pub mod nng15;
 pub mod np;
 pub mod perf_tool;
 pub mod raw;
+pub mod secure;
 
 /// One request/reply exchange with a single request outstanding.
 pub trait RoundTrip {

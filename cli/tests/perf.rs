@@ -33,15 +33,23 @@ fn tour_runs_quick() {
             "{table}"
         );
     }
-    for size in ["64 B", "1 KiB", "64 KiB"] {
+    // One 64 B row each for the secure and web transports.
+    for t in ["tls+tcp ", "ws ", "wss "] {
+        assert_eq!(
+            table.lines().filter(|l| l.starts_with(t)).count(),
+            1,
+            "{table}"
+        );
+    }
+    for (size, rows) in [("64 B", 6), ("1 KiB", 3), ("64 KiB", 3)] {
         assert_eq!(
             table.lines().filter(|l| l.contains(size)).count(),
-            3,
+            rows,
             "{table}"
         );
     }
     assert!(!table.contains("failed"), "{table}");
-    assert!(out.stderr.contains("[18/18]"), "progress: {}", out.stderr);
+    assert!(out.stderr.contains("[24/24]"), "progress: {}", out.stderr);
 }
 
 #[test]

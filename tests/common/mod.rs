@@ -192,3 +192,18 @@ pub fn eventually<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Optio
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A ws URL on a fresh port (as [`tcp`]), with `path`.
+pub fn ws(path: &str) -> String {
+    tcp().replacen("tcp://", "ws://", 1) + path
+}
+
+/// A wss URL on a fresh port, with `path`.
+pub fn wss(path: &str) -> String {
+    tcp().replacen("tcp://", "wss://", 1) + path
+}
+
+/// A tls+tcp URL on a fresh port.
+pub fn tls_tcp() -> String {
+    tcp().replacen("tcp://", "tls+tcp://", 1)
+}

@@ -1,7 +1,9 @@
 //! # nanoport-transports
 //!
 //! The transports under nanoport, wire-compatible with NNG: `inproc://`, `ipc://` (and
-//! `unix://`), Linux `abstract://`, `tcp://` (`tcp4://`, `tcp6://`).
+//! `unix://`), Linux `abstract://`, `tcp://` (`tcp4://`, `tcp6://`), and with the `tls`
+//! and `ws` features (on by default) `tls+tcp://`, `ws://` and `wss://`, configured with a
+//! [`TlsConfig`] as NNG's `nng_tls_config`.
 //!
 //! * [`TransportDialer`] / [`TransportListener`] set up connections and run the SP
 //!   handshake; each finished connection is a [`BoxPipe`] that sends and receives whole
@@ -26,13 +28,21 @@ mod conn;
 pub mod frame;
 pub mod handshake;
 mod inproc;
+#[cfg(any(feature = "tls", feature = "ws"))]
+mod layered;
 mod sock;
 mod sys;
+#[cfg(feature = "tls")]
+mod tls;
 mod url;
 mod wqueue;
+#[cfg(feature = "ws")]
+pub mod ws;
 
 pub use conn::Stream;
 pub use inproc::{INPROC_BUF, INPROC_MSG_OVERHEAD};
+#[cfg(feature = "tls")]
+pub use tls::{TlsAuthMode, TlsConfig, TlsMode};
 pub use url::Url;
 
 use sock::{SockDialer, SockListener};
@@ -47,8 +57,14 @@ pub struct EndpointOptions {
     pub tcp_nodelay: bool,
     /// `SO_KEEPALIVE` (`tcp-keepalive`), default false.
     pub tcp_keepalive: bool,
-    /// Deadline for the SP handshake of each connection, default 10 s.
+    /// Deadline for the SP handshake of each connection, default 10 s (for tls+tcp, ws
+    /// and wss it covers the TLS handshake and the HTTP upgrade too).
     pub handshake_timeout: Duration,
+    /// TLS configuration for `tls+tcp://` and `wss://` (`nng_dialer_set_tls`): a server
+    /// configuration on a listener (required there), a client one on a dialer (without
+    /// one a dialer trusts no CA and so refuses every server, as NNG's default).
+    #[cfg(feature = "tls")]
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for EndpointOptions {
@@ -58,6 +74,8 @@ impl Default for EndpointOptions {
             tcp_nodelay: true,
             tcp_keepalive: false,
             handshake_timeout: Duration::from_secs(10),
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }
@@ -159,6 +177,8 @@ pub fn next_pipe_id() -> PipeId {
 enum DialerKind {
     Inproc(inproc::Dialer),
     Sock(SockDialer<BoxPipe>),
+    #[cfg(any(feature = "tls", feature = "ws"))]
+    Layered(layered::LayerDialer),
 }
 
 /// Dials one URL, one connection attempt per [`dial_aio`](TransportDialer::dial_aio).
@@ -181,6 +201,10 @@ impl TransportDialer {
     pub fn new(url: &Url, local_proto: u16, opts: EndpointOptions) -> Result<Self> {
         let kind = match &url.addr {
             url::Addr::Inproc(name) => DialerKind::Inproc(inproc::Dialer::new(name, local_proto)),
+            #[cfg(any(feature = "tls", feature = "ws"))]
+            _ if url.layer != url::Layer::Plain => {
+                DialerKind::Layered(layered::LayerDialer::new(url, local_proto, opts)?)
+            }
             _ => DialerKind::Sock(SockDialer::new(url, local_proto, opts)?),
         };
         Ok(TransportDialer { kind })
@@ -193,6 +217,8 @@ impl TransportDialer {
         match &self.kind {
             DialerKind::Inproc(d) => d.dial_aio(aio),
             DialerKind::Sock(d) => d.dial_aio(aio),
+            #[cfg(any(feature = "tls", feature = "ws"))]
+            DialerKind::Layered(d) => d.dial_aio(aio),
         }
     }
 
@@ -202,6 +228,9 @@ impl TransportDialer {
         match &self.kind {
             DialerKind::Inproc(_) => {}
             DialerKind::Sock(d) => d.set_options(opts),
+            // tls+tcp and ws keep the options they started with (not yet updatable).
+            #[cfg(any(feature = "tls", feature = "ws"))]
+            DialerKind::Layered(_) => {}
         }
     }
 
@@ -210,6 +239,8 @@ impl TransportDialer {
         match &self.kind {
             DialerKind::Inproc(d) => d.close(),
             DialerKind::Sock(d) => d.close(),
+            #[cfg(any(feature = "tls", feature = "ws"))]
+            DialerKind::Layered(d) => d.close(),
         }
     }
 }
@@ -217,6 +248,8 @@ impl TransportDialer {
 enum ListenerKind {
     Inproc(Arc<inproc::Listener>),
     Sock(SockListener<BoxPipe>),
+    #[cfg(any(feature = "tls", feature = "ws"))]
+    Layered(layered::LayerListener),
 }
 
 /// Listens on one URL and hands out connections that finished their SP handshake.
@@ -276,6 +309,10 @@ impl TransportListener {
             url::Addr::Inproc(name) => {
                 ListenerKind::Inproc(inproc::Listener::bind(name, local_proto)?)
             }
+            #[cfg(any(feature = "tls", feature = "ws"))]
+            _ if url.layer != url::Layer::Plain => {
+                ListenerKind::Layered(layered::LayerListener::bind(url, local_proto, opts)?)
+            }
             _ => ListenerKind::Sock(SockListener::bind(url, local_proto, opts)?),
         };
         Ok(TransportListener { kind })
@@ -288,6 +325,8 @@ impl TransportListener {
         match &self.kind {
             ListenerKind::Inproc(l) => l.accept_aio(aio),
             ListenerKind::Sock(l) => l.accept_aio(aio),
+            #[cfg(any(feature = "tls", feature = "ws"))]
+            ListenerKind::Layered(l) => l.accept_aio(aio),
         }
     }
 
@@ -296,6 +335,8 @@ impl TransportListener {
         match &self.kind {
             ListenerKind::Inproc(_) => None,
             ListenerKind::Sock(l) => l.port(),
+            #[cfg(any(feature = "tls", feature = "ws"))]
+            ListenerKind::Layered(l) => l.port(),
         }
     }
 
@@ -305,6 +346,8 @@ impl TransportListener {
             // inproc has no handshake to fail; its connections are not counted.
             ListenerKind::Inproc(_) => ListenerStats::default(),
             ListenerKind::Sock(l) => l.stats(),
+            #[cfg(any(feature = "tls", feature = "ws"))]
+            ListenerKind::Layered(l) => l.stats(),
         }
     }
 
@@ -313,6 +356,8 @@ impl TransportListener {
         match &self.kind {
             ListenerKind::Inproc(_) => 0,
             ListenerKind::Sock(l) => l.handshaking(),
+            #[cfg(any(feature = "tls", feature = "ws"))]
+            ListenerKind::Layered(l) => l.handshaking(),
         }
     }
 
@@ -323,6 +368,9 @@ impl TransportListener {
         match &self.kind {
             ListenerKind::Inproc(_) => {}
             ListenerKind::Sock(l) => l.set_options(opts),
+            // tls+tcp and ws keep the options they started with (not yet updatable).
+            #[cfg(any(feature = "tls", feature = "ws"))]
+            ListenerKind::Layered(_) => {}
         }
     }
 
@@ -332,6 +380,8 @@ impl TransportListener {
         match &self.kind {
             ListenerKind::Inproc(l) => l.close(),
             ListenerKind::Sock(l) => l.close(),
+            #[cfg(any(feature = "tls", feature = "ws"))]
+            ListenerKind::Layered(l) => l.close(),
         }
     }
 }
@@ -345,6 +395,7 @@ impl Drop for TransportListener {
 fn stream_url(url: &Url) -> Result<()> {
     match url.addr {
         url::Addr::Inproc(_) => Err(Error::NotSup),
+        _ if url.layer != url::Layer::Plain => Err(Error::NotSup),
         _ => Ok(()),
     }
 }

@@ -28,7 +28,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 static KEYS: AtomicUsize = AtomicUsize::new(1);
-fn next_key() -> usize {
+pub(crate) fn next_key() -> usize {
     KEYS.fetch_add(1, Ordering::Relaxed)
 }
 
@@ -62,15 +62,15 @@ impl Established for Stream {
 
 /// Where a socket endpoint lives.
 #[derive(Debug, Clone)]
-struct Target {
-    kind: Kind,
-    addrs: Vec<SockAddr>,
+pub(crate) struct Target {
+    pub(crate) kind: Kind,
+    pub(crate) addrs: Vec<SockAddr>,
     /// The filesystem path of an `ipc://` endpoint (unlinked by the listener on close).
     path: Option<PathBuf>,
     url: String,
 }
 
-fn target(url: &Url, listen: bool) -> Result<Target> {
+pub(crate) fn target(url: &Url, listen: bool) -> Result<Target> {
     let (kind, addrs, path) = match &url.addr {
         Addr::Ipc(p) => (
             Kind::Ipc,
@@ -289,7 +289,7 @@ impl IoOp<Socket> for NoWrite {
     }
 }
 
-type LSrc = IoSource<Socket, AcceptOp, NoWrite>;
+pub(crate) type LSrc = IoSource<Socket, AcceptOp, NoWrite>;
 
 struct LState<C> {
     negos: HashMap<usize, Arc<Nego>>,
@@ -351,7 +351,7 @@ pub(crate) struct SockListener<C: Established> {
     inner: Arc<LInner<C>>,
 }
 
-fn bind_one(t: &Target, a: &SockAddr, v6only: Option<bool>) -> Result<Socket> {
+pub(crate) fn bind_one(t: &Target, a: &SockAddr, v6only: Option<bool>) -> Result<Socket> {
     let s = Socket::new(a.domain(), socket2::Type::STREAM, None)?;
     if t.kind == Kind::Tcp {
         s.set_reuse_address(true)?;

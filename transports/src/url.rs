@@ -1,4 +1,6 @@
-//! Transport URLs: `inproc://`, `ipc://`, `unix://`, `abstract://`, `tcp://`, `tcp4://`, `tcp6://`.
+//! Transport URLs: `inproc://`, `ipc://`, `unix://`, `abstract://`, `tcp://`, `tcp4://`,
+//! `tcp6://`, and with their features `tls+tcp://` (`tls+tcp4`, `tls+tcp6`),
+//! `ws://host[:port]/path` (`ws4`, `ws6`) and `wss://` (`wss4`, `wss6`).
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
@@ -26,6 +28,67 @@ pub(crate) enum Addr {
     },
 }
 
+/// What runs between a tcp connection and the SP messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Layer {
+    /// Nothing: plain tcp, ipc, inproc.
+    Plain,
+    /// TLS (`tls+tcp://`).
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    Tls,
+    /// WebSocket on `path`, over TLS for `wss://`.
+    #[cfg_attr(not(feature = "ws"), allow(dead_code))]
+    Ws { path: String, tls: bool },
+}
+
+impl Layer {
+    /// Whether TLS runs on the connection.
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    pub(crate) fn is_tls(&self) -> bool {
+        matches!(self, Layer::Tls | Layer::Ws { tls: true, .. })
+    }
+
+    /// The scheme for addresses shown on pipes.
+    #[cfg_attr(not(any(feature = "tls", feature = "ws")), allow(dead_code))]
+    pub(crate) fn scheme(&self) -> &'static str {
+        match self {
+            Layer::Plain => "tcp",
+            Layer::Tls => "tls+tcp",
+            Layer::Ws { tls: false, .. } => "ws",
+            Layer::Ws { tls: true, .. } => "wss",
+        }
+    }
+}
+
+/// `host[:port][/path]` of a ws URL: the port defaults to 80 (`ws`) or 443 (`wss`), the
+/// path to `/`.
+#[cfg_attr(not(feature = "ws"), allow(dead_code))]
+fn parse_ws(rest: &str, family: Family, tls: bool) -> Result<(Addr, Layer)> {
+    let (hostport, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let has_port = match hostport.rfind(']') {
+        Some(i) => hostport[i..].contains(':'),
+        None => hostport.contains(':'),
+    };
+    let hp = if has_port {
+        hostport.to_string()
+    } else {
+        format!("{hostport}:{}", if tls { 443 } else { 80 })
+    };
+    if path.contains([' ', '#']) {
+        return Err(Error::AddrInval);
+    }
+    Ok((
+        parse_tcp(&hp, family)?,
+        Layer::Ws {
+            path: path.to_string(),
+            tls,
+        },
+    ))
+}
+
 /// A parsed transport URL. [`Display`](fmt::Display) gives back the URL as written.
 ///
 /// ```
@@ -40,6 +103,7 @@ pub struct Url {
     raw: String,
     scheme: String,
     pub(crate) addr: Addr,
+    pub(crate) layer: Layer,
 }
 
 fn pct_decode(s: &str) -> Result<Vec<u8>> {
@@ -96,6 +160,8 @@ impl Url {
     /// `AddrInval` for a malformed URL, `NotSup` for an unknown scheme.
     pub fn parse(s: &str) -> Result<Url> {
         let (scheme, rest) = s.split_once("://").ok_or(Error::AddrInval)?;
+        #[cfg_attr(not(any(feature = "tls", feature = "ws")), allow(unused_mut))]
+        let mut layer = Layer::Plain;
         let addr = match scheme {
             "inproc" => Addr::Inproc(rest.to_string()),
             "ipc" | "unix" => {
@@ -118,6 +184,31 @@ impl Url {
             "tcp" => parse_tcp(rest, Family::Any)?,
             "tcp4" => parse_tcp(rest, Family::V4)?,
             "tcp6" => parse_tcp(rest, Family::V6)?,
+            #[cfg(feature = "tls")]
+            "tls+tcp" | "tls+tcp4" | "tls+tcp6" => {
+                layer = Layer::Tls;
+                let family = match scheme {
+                    "tls+tcp4" => Family::V4,
+                    "tls+tcp6" => Family::V6,
+                    _ => Family::Any,
+                };
+                parse_tcp(rest, family)?
+            }
+            #[cfg(feature = "ws")]
+            "ws" | "ws4" | "ws6" | "wss" | "wss4" | "wss6" => {
+                let tls = scheme.starts_with("wss");
+                if tls && !cfg!(feature = "tls") {
+                    return Err(Error::NotSup);
+                }
+                let family = match scheme.trim_start_matches("wss").trim_start_matches("ws") {
+                    "4" => Family::V4,
+                    "6" => Family::V6,
+                    _ => Family::Any,
+                };
+                let (a, l) = parse_ws(rest, family, tls)?;
+                layer = l;
+                a
+            }
             "" => return Err(Error::AddrInval),
             _ => return Err(Error::NotSup),
         };
@@ -125,6 +216,7 @@ impl Url {
             raw: s.to_string(),
             scheme: scheme.to_string(),
             addr,
+            layer,
         })
     }
 
@@ -265,9 +357,33 @@ mod tests {
             assert_eq!(Url::parse(s), Err(Error::AddrInval), "{s}");
         }
         assert_eq!(Url::parse("zmq://x"), Err(Error::NotSup));
+        #[cfg(not(feature = "ws"))]
         assert_eq!(Url::parse("ws://x:80/"), Err(Error::NotSup));
         let long = format!("abstract://{}", "x".repeat(128));
         assert_eq!(Url::parse(&long), Err(Error::AddrInval));
+    }
+
+    #[cfg(all(feature = "ws", feature = "tls"))]
+    #[test]
+    fn secure_and_web_urls() {
+        let u = Url::parse("ws://127.0.0.1:0/x").unwrap();
+        assert_eq!(
+            u.layer,
+            Layer::Ws {
+                path: "/x".into(),
+                tls: false
+            }
+        );
+        let u = Url::parse("wss://[::1]").unwrap();
+        assert!(u.layer.is_tls());
+        assert!(matches!(u.addr, Addr::Tcp { port: 443, .. }));
+        assert!(matches!(
+            Url::parse("ws://h").unwrap().addr,
+            Addr::Tcp { port: 80, .. }
+        ));
+        assert_eq!(Url::parse("tls+tcp://h:5").unwrap().layer, Layer::Tls);
+        assert_eq!(Url::parse("tls+tcp://h"), Err(Error::AddrInval));
+        assert_eq!(Url::parse("ws://h:x/"), Err(Error::AddrInval));
     }
 
     #[test]

@@ -65,13 +65,23 @@ pub struct Config {
     pub recv_maxsz: Option<usize>,
     pub topics: Vec<Vec<u8>>,
     pub socket_name: Option<Vec<u8>>,
-    /// `--insecure`, `--cacert`, `--cert`, `--key` or `--zt-home` were given (TLS and
-    /// ZeroTier are not available here; the options are accepted and ignored).
+    /// `--insecure`, `--cacert`, `--cert`, `--key` or `--zt-home` were given (ZeroTier is
+    /// not available here; `--zt-home` is accepted and ignored).
     pub tls_or_zt: bool,
+    /// `--cacert FILE`: the CA chain (PEM) a `tls+tcp://` or `wss://` endpoint trusts.
+    pub cacert: Option<Vec<u8>>,
+    /// `--cert FILE` (`-E`): our certificate chain (PEM).
+    pub cert: Option<Vec<u8>>,
+    /// `--key FILE`: our private key (PEM); without it, taken from the `--cert` file.
+    pub key: Option<Vec<u8>>,
+    /// `--insecure` (`-k`): a dialer does not verify the server (auth mode none).
+    pub insecure: bool,
 }
 
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
+// Built once per process, so the size of `Run` next to the empty variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     Run(Config),
     /// `-h`/`--help`: print the usage and exit 1, as nngcat does.
@@ -391,7 +401,8 @@ pub fn parse(args: &[Vec<u8>]) -> Result<Command, String> {
     let mut topics = Vec::new();
     let mut socket_name = None;
     let mut tls_or_zt = false;
-    let mut loaded_tls = [false; 3];
+    let mut tls_files: [Option<Vec<u8>>; 3] = [None, None, None];
+    let mut insecure = false;
 
     let mut idx = 0;
     loop {
@@ -484,14 +495,17 @@ pub fn parse(args: &[Vec<u8>]) -> Result<Command, String> {
                     Opt::Key => (1, "Key (--key)"),
                     _ => (2, "Cert (--cert)"),
                 };
-                if loaded_tls[slot] {
+                if tls_files[slot].is_some() {
                     return Err(format!("{what} may be specified only once."));
                 }
-                load_file(val)?;
-                loaded_tls[slot] = true;
+                tls_files[slot] = Some(load_file(val)?);
                 tls_or_zt = true;
             }
-            Opt::Insecure | Opt::ZtHome => tls_or_zt = true,
+            Opt::Insecure => {
+                insecure = true;
+                tls_or_zt = true;
+            }
+            Opt::ZtHome => tls_or_zt = true,
         }
     }
 
@@ -578,6 +592,10 @@ pub fn parse(args: &[Vec<u8>]) -> Result<Command, String> {
         topics,
         socket_name,
         tls_or_zt,
+        key: tls_files[1].take(),
+        cert: tls_files[2].take(),
+        cacert: tls_files[0].take(),
+        insecure,
     }))
 }
 
@@ -627,10 +645,10 @@ Usage: nanoport cat <proto> <addr>... [<fmt>] [<opts>...] [<src>]
   --recv-maxsz <size>    (or alias -Z <size>)
   --compat
   --async
-  --insecure             (or alias -k)   (accepted; TLS is not supported)
-  --cacert <file>                        (accepted; TLS is not supported)
-  --cert <file>          (or alias -E <file>)
-  --key <file>
+  --insecure             (or alias -k)   (tls+tcp://, wss://: do not verify the server)
+  --cacert <file>                        (CA certificates to trust, PEM)
+  --cert <file>          (or alias -E <file>)   (our certificate chain, PEM)
+  --key <file>                           (our key, PEM; default: the --cert file)
   --zt-home <path>                       (accepted; ZeroTier is not supported)
 
 <src> may be one of:
@@ -882,6 +900,7 @@ mod tests {
         ]);
         assert!(c.nonblocking);
         assert!(c.tls_or_zt);
+        assert!(c.insecure);
     }
 
     #[test]

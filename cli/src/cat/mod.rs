@@ -21,7 +21,7 @@ use std::io::Write;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use nanoport::{Error, Message, Protocol, Socket, Timeout};
+use nanoport::{Error, Message, Protocol, Socket, Timeout, TlsAuthMode, TlsConfig};
 
 use args::{AddrMode, Command, Config, Format, Proto};
 
@@ -136,6 +136,10 @@ fn run(cfg: &Config) -> Result<(), String> {
                 let d = sock
                     .dialer(url)
                     .map_err(|e| format!("Unable to create dialer for {url}: {e}"))?;
+                if let Some(tls) = tls_config(cfg, url, false)? {
+                    d.set_tls(&tls)
+                        .map_err(|e| format!("Unable to set TLS config: {e}"))?;
+                }
                 d.start(cfg.nonblocking)
                     .map_err(|e| format!("Unable to dial on {url}: {e}"))?;
                 if cfg.verbose {
@@ -147,6 +151,10 @@ fn run(cfg: &Config) -> Result<(), String> {
                 let l = sock
                     .listener(url)
                     .map_err(|e| format!("Unable to create listener for {url}: {e}"))?;
+                if let Some(tls) = tls_config(cfg, url, true)? {
+                    l.set_tls(&tls)
+                        .map_err(|e| format!("Unable to set TLS config: {e}"))?;
+                }
                 l.start()
                     .map_err(|e| format!("Unable to listen on {url}: {e}"))?;
                 if cfg.verbose {
@@ -173,6 +181,36 @@ fn run(cfg: &Config) -> Result<(), String> {
         (_, Some(data)) => send_recv(&sock, cfg, data, &mut p),
         (_, None) => Err("No data to send (specify with --data or --file)".into()),
     }
+}
+
+/// The TLS configuration nngcat builds for a `tls+tcp://` or `wss://` endpoint from
+/// `--cert`/`--key` (own certificate; the key defaults to the cert file), `--cacert` (CA
+/// chain) and `--insecure` (auth mode none); `None` for other URLs.
+pub fn tls_config(cfg: &Config, url: &str, server: bool) -> Result<Option<TlsConfig>, String> {
+    if !(url.starts_with("tls+") || url.starts_with("wss")) {
+        return Ok(None);
+    }
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let mut tls = if server {
+        TlsConfig::server()
+    } else {
+        TlsConfig::client()
+    };
+    if let Some(cert) = &cfg.cert {
+        let key = cfg.key.as_ref().unwrap_or(cert);
+        tls = tls
+            .cert_key_pem(&text(cert), &text(key))
+            .map_err(|e| format!("Unable to set TLS certificate and key: {e}"))?;
+    }
+    if let Some(ca) = &cfg.cacert {
+        tls = tls
+            .ca_pem(&text(ca))
+            .map_err(|e| format!("Unable to set TLS CA chain: {e}"))?;
+    }
+    if cfg.insecure {
+        tls = tls.auth_mode(TlsAuthMode::None);
+    }
+    Ok(Some(tls))
 }
 
 /// A listener's URL as NNG reports it once bound: a TCP port 0 shows the chosen port.

@@ -1,16 +1,20 @@
 //! `nanoport perf` with no arguments: latency and throughput over inproc, ipc and tcp for
-//! 64 B, 1 KiB and 64 KiB messages, in one process, each measurement bounded in time.
+//! 64 B, 1 KiB and 64 KiB messages, and over tls+tcp, ws and wss for 64 B (one row each),
+//! in one process, each measurement bounded in time.
 
 use std::io::{IsTerminal, Write};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use nanoport::{Error, Message, Socket};
+use nanoport::{Error, Message, Socket, TlsConfig};
 
 use super::report::{one_way_latency_us, throughput};
 
 const TRANSPORTS: [&str; 3] = ["inproc", "ipc", "tcp"];
 const SIZES: [usize; 3] = [64, 1024, 65536];
+/// The secure and web transports, one row each (64 B): a self-signed certificate made at
+/// start, which the dialing side trusts.
+const SECURE: [&str; 3] = ["tls+tcp", "ws", "wss"];
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One row of the table.
@@ -25,6 +29,20 @@ struct Row {
 struct Place {
     url: String,
     ipc_path: Option<std::path::PathBuf>,
+    /// (certificate, key) PEM for tls+tcp and wss.
+    tls: Option<(String, String)>,
+}
+
+/// A self-signed certificate for 127.0.0.1, made once.
+fn cert() -> (String, String) {
+    static C: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
+    C.get_or_init(
+        || match rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]) {
+            Ok(ck) => (ck.cert.pem(), ck.key_pair.serialize_pem()),
+            Err(_) => (String::new(), String::new()),
+        },
+    )
+    .clone()
 }
 
 impl Place {
@@ -34,17 +52,30 @@ impl Place {
             "inproc" => Place {
                 url: format!("inproc://nanoport-perf-{pid}-{n}"),
                 ipc_path: None,
+                tls: None,
             },
             "ipc" => {
                 let p = std::env::temp_dir().join(format!("nanoport-perf-{pid}-{n}.ipc"));
                 Place {
                     url: format!("ipc://{}", p.display()),
                     ipc_path: Some(p),
+                    tls: None,
                 }
             }
+            "tls+tcp" => Place {
+                url: "tls+tcp://127.0.0.1:0".into(),
+                ipc_path: None,
+                tls: Some(cert()),
+            },
+            "ws" | "wss" => Place {
+                url: format!("{transport}://127.0.0.1:0/perf"),
+                ipc_path: None,
+                tls: (transport == "wss").then(cert),
+            },
             _ => Place {
                 url: "tcp://127.0.0.1:0".into(),
                 ipc_path: None,
+                tls: None,
             },
         }
     }
@@ -67,19 +98,35 @@ fn listen(place: &Place) -> Result<(Socket, nanoport::Listener, String), String>
     let s = Socket::pair1().map_err(e("open"))?;
     s.set_recv_timeout(IO_TIMEOUT).map_err(e("recv timeout"))?;
     s.set_send_timeout(IO_TIMEOUT).map_err(e("send timeout"))?;
-    let l = s.listen(&place.url).map_err(e("listen"))?;
+    let l = s.listener(&place.url).map_err(e("listen"))?;
+    if let Some((c, k)) = &place.tls {
+        let cfg = TlsConfig::server()
+            .cert_key_pem(c, k)
+            .map_err(e("certificate"))?;
+        l.set_tls(&cfg).map_err(e("tls"))?;
+    }
+    l.start().map_err(e("listen"))?;
     let url = match l.port() {
-        Some(port) if place.url.starts_with("tcp://") => format!("tcp://127.0.0.1:{port}"),
+        Some(port) if place.url.contains("127.0.0.1:0") => {
+            place
+                .url
+                .replacen("127.0.0.1:0", &format!("127.0.0.1:{port}"), 1)
+        }
         _ => place.url.clone(),
     };
     Ok((s, l, url))
 }
 
-fn dial(url: &str) -> Result<Socket, String> {
+fn dial(url: &str, place: &Place) -> Result<Socket, String> {
     let s = Socket::pair1().map_err(e("open"))?;
     s.set_recv_timeout(IO_TIMEOUT).map_err(e("recv timeout"))?;
     s.set_send_timeout(IO_TIMEOUT).map_err(e("send timeout"))?;
-    s.dial(url).map_err(e("dial"))?;
+    let d = s.dialer(url).map_err(e("dial"))?;
+    if let Some((c, _)) = &place.tls {
+        let cfg = TlsConfig::client().ca_pem(c).map_err(e("certificate"))?;
+        d.set_tls(&cfg).map_err(e("tls"))?;
+    }
+    d.start(false).map_err(e("dial"))?;
     Ok(s)
 }
 
@@ -95,7 +142,7 @@ fn latency(place: &Place, size: usize, budget: Duration) -> Result<(u32, Duratio
         }
     });
     let result = (|| -> Result<(u32, Duration), String> {
-        let client = dial(&url)?;
+        let client = dial(&url, place)?;
         let mut msg = Message::from(vec![0u8; size]);
         for _ in 0..10 {
             client.send(msg).map_err(Error::from).map_err(e("send"))?;
@@ -122,7 +169,7 @@ fn latency(place: &Place, size: usize, budget: Duration) -> Result<(u32, Duratio
 fn stream(place: &Place, size: usize, budget: Duration) -> Result<(u64, Duration), String> {
     let (rx, _l, url) = listen(place)?;
     rx.set_recv_buffer(128).map_err(e("recv buffer"))?;
-    let tx = dial(&url)?;
+    let tx = dial(&url, place)?;
     tx.set_send_buffer(128).map_err(e("send buffer"))?;
     let sender = thread::spawn(move || -> Result<(), String> {
         let body = Message::from(vec![1u8; size]);
@@ -261,21 +308,25 @@ pub fn run(quick: bool) -> i32 {
     };
     let mut progress = Progress {
         tty: std::io::stderr().is_terminal(),
-        total: TRANSPORTS.len() * SIZES.len() * 2,
+        total: (TRANSPORTS.len() * SIZES.len() + SECURE.len()) * 2,
         done: 0,
     };
     let mut rows = Vec::new();
     let mut n = 0;
-    for transport in TRANSPORTS {
-        for size in SIZES {
+    let plan = TRANSPORTS
+        .iter()
+        .flat_map(|t| SIZES.iter().map(move |s| (*t, *s)))
+        .chain(SECURE.iter().map(|t| (*t, 64)));
+    for (transport, size) in plan {
+        {
             n += 1;
             progress.step(&format!(
-                "latency    {transport:<6} {:>6} ...",
+                "latency    {transport:<7} {:>6} ...",
                 size_label(size)
             ));
             let lat = latency(&Place::new(transport, 2 * n), size, budget);
             progress.step(&format!(
-                "throughput {transport:<6} {:>6} ...",
+                "throughput {transport:<7} {:>6} ...",
                 size_label(size)
             ));
             let thr = stream(&Place::new(transport, 2 * n + 1), size, budget);
