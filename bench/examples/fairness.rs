@@ -4,7 +4,8 @@
 //! A raw TCP peer floods a victim socket as fast as the loopback takes it: a pull0 that a
 //! thread drains, a sub0 holding 100,000 subscriptions that match none of the messages,
 //! and a rep0 whose thread takes each request (parsing its backtrace) and drops it.
-//! Meanwhile a rep0 on another port of the same process answers a req0 every 2 ms; the
+//! Meanwhile a rep0 on another port of the same process (two req0 clients, so the
+//! reactor reads its pipes) answers one of them every 2 ms; the
 //! example prints that round trip's median, p99 and maximum, flood by flood.
 //!
 //! `cargo run --release -p nanoport-bench --example fairness -- [PINGS]` (default 500).
@@ -93,6 +94,10 @@ fn measure(name: &str, victim: Socket, victim_proto_peer: u16, payload: Vec<u8>,
     let req = Socket::req0().unwrap();
     req.set_recv_timeout(Duration::from_secs(30)).unwrap();
     req.dial(&format!("tcp://127.0.0.1:{rport}")).unwrap();
+    // A second, idle client gives the rep two pipes, so its receives wait for the reactor
+    // to read them (with one stream pipe the receiving thread reads it itself).
+    let idle = Socket::req0().unwrap();
+    idle.dial(&format!("tcp://127.0.0.1:{rport}")).unwrap();
     // Let the flood get going.
     thread::sleep(Duration::from_millis(200));
     let mut rtts = Vec::with_capacity(pings);
@@ -119,6 +124,7 @@ fn measure(name: &str, victim: Socket, victim_proto_peer: u16, payload: Vec<u8>,
     victim.close().unwrap();
     rep.close().unwrap();
     req.close().unwrap();
+    idle.close().unwrap();
     let _ = flooder.join();
     let _ = drain.join();
     let _ = echo.join();
