@@ -200,6 +200,11 @@ impl EndpointInner {
             }
             delay
         };
+        log::debug!(
+            "NNG-RECONNECT: dialer for {} redials in {:?}",
+            self.url,
+            delay
+        );
         sleep_aio(delay, self.pause_aio());
     }
 
@@ -268,6 +273,7 @@ impl EndpointInner {
                     return;
                 }
                 if !matches!(e, Error::Closed | Error::Canceled | Error::Stopped) {
+                    log::info!("NNG-CONN-FAIL: failed connecting to {}: {e}", self.url);
                     self.schedule_redial();
                 }
             }
@@ -286,7 +292,11 @@ impl EndpointInner {
             Err(Error::ConnReset) | Err(Error::TimedOut) | Err(Error::PeerAuth) => {
                 self.accept_once()
             }
-            Err(_) => {
+            Err(e) => {
+                log::warn!(
+                    "NNG-ACCEPT-FAIL: accepting on {}: {e}; pausing 100 ms",
+                    self.url
+                );
                 // Out of files or memory, say: pause rather than spin, then try again.
                 if !self.lock().closed {
                     sleep_aio(Duration::from_millis(100), self.pause_aio());

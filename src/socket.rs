@@ -886,6 +886,15 @@ impl SocketInner {
     pub(crate) fn add_pipe(&self, tp: BoxPipe, owner: Option<Weak<EndpointInner>>, help: bool) {
         if tp.peer_protocol() != self.info.peer_id {
             // NNG-PEER-MISMATCH: the protocol refuses a peer it cannot talk to.
+            log::warn!(
+                "NNG-PEER-MISMATCH: socket<{}> {}: peer protocol {:#x} is not {} ({:#x}), rejected ({})",
+                self.id,
+                self.info.name,
+                tp.peer_protocol(),
+                self.info.peer_name,
+                self.info.peer_id,
+                tp.option("remote-address").unwrap_or_default(),
+            );
             self.lock().rejected += 1;
             tp.close();
             tell_owner(&owner, None);
@@ -964,6 +973,14 @@ impl SocketInner {
             }
         }
         self.process(&mut core);
+        drop(core);
+        log::debug!(
+            "NNG-PIPEADD: socket<{}> {}: pipe {} added ({})",
+            self.id,
+            self.info.name,
+            id.0,
+            tp.option("remote-address").unwrap_or_default(),
+        );
         Some(id)
     }
 
@@ -986,8 +1003,22 @@ impl SocketInner {
             Err(e) => {
                 // The transport already dropped the connection; count why.
                 match e {
-                    Error::MsgSize => self.lock().frames_too_large += 1,
-                    Error::Proto => self.lock().frames_malformed += 1,
+                    Error::MsgSize => {
+                        log::warn!(
+                            "NNG-RECVMAX: socket<{}>: pipe {} closed: a message over the receive limit",
+                            self.id,
+                            id.0
+                        );
+                        self.lock().frames_too_large += 1
+                    }
+                    Error::Proto => {
+                        log::warn!(
+                            "NNG-PROTO: socket<{}>: pipe {} closed: malformed frame",
+                            self.id,
+                            id.0
+                        );
+                        self.lock().frames_malformed += 1
+                    }
                     _ => {}
                 }
                 self.remove_pipe(id)
@@ -1025,6 +1056,13 @@ impl SocketInner {
             slot
         };
         slot.tp.close();
+        log::debug!(
+            "NNG-PIPEREM: socket<{}> {}: pipe {} removed ({})",
+            self.id,
+            self.info.name,
+            id.0,
+            slot.tp.option("remote-address").unwrap_or_default(),
+        );
         self.post_rem_post(&slot);
         if let Some(owner) = slot.handle.owner() {
             owner.pipe_closed(id);

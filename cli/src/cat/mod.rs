@@ -16,6 +16,7 @@
 
 pub mod args;
 pub mod format;
+mod log_stderr;
 
 use std::io::Write;
 use std::thread::sleep;
@@ -104,6 +105,9 @@ fn lossy(b: &[u8]) -> String {
 
 /// Opens the socket, sets it up, dials and listens, then runs the protocol's loop.
 fn run(cfg: &Config) -> Result<(), String> {
+    if cfg.verbose {
+        log_stderr::install();
+    }
     let sock =
         Socket::open(protocol(cfg.proto)).map_err(|e| format!("Unable to open socket: {e}"))?;
     for t in &cfg.topics {
