@@ -377,6 +377,7 @@ impl EndpointInner {
             st.opts.recv_max = o.recv_max;
             st.opts.tcp_nodelay = o.tcp_nodelay;
             st.opts.tcp_keepalive = o.tcp_keepalive;
+            st.opts.send_ahead_max = o.send_ahead_max;
             st.reconnect_min = o.reconnect_min;
             st.reconnect_max = o.reconnect_max;
             st.back_off = st
@@ -536,6 +537,22 @@ impl Dialer {
         self.inner.update(|st| st.opts.tcp_keepalive = on)
     }
 
+    /// Bounds how far, in bytes, the dialer's tcp and ipc pipes may run ahead of the
+    /// peer's reading (`send-ahead-max`, default 0: no bound); see
+    /// [`Socket::set_send_ahead_max`](crate::Socket::set_send_ahead_max). Live pipes
+    /// follow.
+    ///
+    /// # Errors
+    /// `Closed`.
+    pub fn set_send_ahead_max(&self, bytes: usize) -> Result<()> {
+        self.inner.update(|st| st.opts.send_ahead_max = bytes)
+    }
+
+    /// The send-ahead bound in bytes (0: none).
+    pub fn send_ahead_max(&self) -> usize {
+        self.inner.lock().opts.send_ahead_max
+    }
+
     /// The receive size limit.
     pub fn recv_max_size(&self) -> usize {
         self.inner.lock().opts.recv_max
@@ -634,6 +651,22 @@ impl Listener {
     /// `Closed`.
     pub fn set_tcp_keepalive(&self, on: bool) -> Result<()> {
         self.inner.update(|st| st.opts.tcp_keepalive = on)
+    }
+
+    /// Bounds how far, in bytes, accepted tcp and ipc pipes may run ahead of the peer's
+    /// reading (`send-ahead-max`, default 0: no bound); see
+    /// [`Socket::set_send_ahead_max`](crate::Socket::set_send_ahead_max). Live pipes
+    /// follow.
+    ///
+    /// # Errors
+    /// `Closed`.
+    pub fn set_send_ahead_max(&self, bytes: usize) -> Result<()> {
+        self.inner.update(|st| st.opts.send_ahead_max = bytes)
+    }
+
+    /// The send-ahead bound in bytes (0: none).
+    pub fn send_ahead_max(&self) -> usize {
+        self.inner.lock().opts.send_ahead_max
     }
 
     /// The receive size limit.
