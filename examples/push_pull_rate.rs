@@ -4,7 +4,7 @@
 //!
 //! ```sh
 //! cargo build --release --example push_pull_rate
-//! target/release/examples/push_pull_rate [tcp|ipc|inproc|URL] [count] [size] [clone|copy] [sendbuf]
+//! target/release/examples/push_pull_rate [tcp|ipc|inproc|URL] [count] [size] [clone|copy] [sendbuf] [send-ahead-max]
 //! strace -f -c -o /tmp/x.txt target/release/examples/push_pull_rate tcp 200000 64
 //! ```
 
@@ -22,6 +22,8 @@ fn main() {
     let copy = args.get(4).is_some_and(|s| s == "copy");
     // The push socket's send buffer depth in messages (default: the socket's own, 0).
     let sendbuf: Option<i32> = args.get(5).and_then(|s| s.parse().ok());
+    // The push socket's send-ahead bound in bytes (default: the socket's own, none).
+    let ahead: Option<usize> = args.get(6).and_then(|s| s.parse().ok());
     let url = match which {
         "tcp" => {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -41,6 +43,9 @@ fn main() {
     let push = Socket::push0().unwrap();
     if let Some(n) = sendbuf {
         push.set_send_buffer(n).unwrap();
+    }
+    if let Some(b) = ahead {
+        push.set_send_ahead_max(b).unwrap();
     }
     push.dial(&url).unwrap();
     let bytes = vec![7u8; size];

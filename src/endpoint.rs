@@ -422,6 +422,7 @@ impl EndpointInner {
             Some(EndpointOpt::RecvSizeMax(n)) => self.update(|st| st.opts.recv_max = n),
             Some(EndpointOpt::TcpNoDelay(b)) => self.update(|st| st.opts.tcp_nodelay = b),
             Some(EndpointOpt::TcpKeepAlive(b)) => self.update(|st| st.opts.tcp_keepalive = b),
+            Some(EndpointOpt::SendAheadMax(n)) => self.update(|st| st.opts.send_ahead_max = n),
             Some(EndpointOpt::ReconnectMin(d)) if is_dialer => self.update(|st| {
                 st.reconnect_min = d;
                 st.back_off = d;
@@ -443,6 +444,7 @@ impl EndpointInner {
             (opt::RECV_SIZE_MAX, _) => OptValue::Size(st.opts.recv_max),
             (opt::TCP_NODELAY, _) => OptValue::Bool(st.opts.tcp_nodelay),
             (opt::TCP_KEEPALIVE, _) => OptValue::Bool(st.opts.tcp_keepalive),
+            (opt::SEND_AHEAD_MAX, _) => OptValue::Size(st.opts.send_ahead_max),
             (opt::RECONNECT_TIME_MIN, Kind::Dialer) => ms(st.reconnect_min),
             (opt::RECONNECT_TIME_MAX, Kind::Dialer) => ms(st.reconnect_max),
             (opt::TCP_BOUND_PORT, Kind::Listener) => {
@@ -459,6 +461,7 @@ impl EndpointInner {
             st.opts.recv_max = o.recv_max;
             st.opts.tcp_nodelay = o.tcp_nodelay;
             st.opts.tcp_keepalive = o.tcp_keepalive;
+            st.opts.send_ahead_max = o.send_ahead_max;
             st.reconnect_min = o.reconnect_min;
             st.reconnect_max = o.reconnect_max;
             st.back_off = st
@@ -614,6 +617,22 @@ impl Dialer {
     /// `Closed`.
     pub fn set_tcp_keepalive(&self, on: bool) -> Result<()> {
         self.inner.update(|st| st.opts.tcp_keepalive = on)
+    }
+
+    /// Bounds how far, in bytes, the dialer's tcp and ipc pipes may run ahead of the
+    /// peer's reading (`send-ahead-max`, default 0: no bound); see
+    /// [`Socket::set_send_ahead_max`](crate::Socket::set_send_ahead_max). Live pipes
+    /// follow.
+    ///
+    /// # Errors
+    /// `Closed`.
+    pub fn set_send_ahead_max(&self, bytes: usize) -> Result<()> {
+        self.inner.update(|st| st.opts.send_ahead_max = bytes)
+    }
+
+    /// The send-ahead bound in bytes (0: none).
+    pub fn send_ahead_max(&self) -> usize {
+        self.inner.lock().opts.send_ahead_max
     }
 
     /// The receive size limit.
@@ -845,6 +864,22 @@ impl Listener {
         let cfg = st.opts.tls.clone().unwrap_or_else(crate::TlsConfig::server);
         st.opts.tls = Some(tls_option(cfg, name, value)?);
         Ok(())
+    }
+
+    /// Bounds how far, in bytes, accepted tcp and ipc pipes may run ahead of the peer's
+    /// reading (`send-ahead-max`, default 0: no bound); see
+    /// [`Socket::set_send_ahead_max`](crate::Socket::set_send_ahead_max). Live pipes
+    /// follow.
+    ///
+    /// # Errors
+    /// `Closed`.
+    pub fn set_send_ahead_max(&self, bytes: usize) -> Result<()> {
+        self.inner.update(|st| st.opts.send_ahead_max = bytes)
+    }
+
+    /// The send-ahead bound in bytes (0: none).
+    pub fn send_ahead_max(&self) -> usize {
+        self.inner.lock().opts.send_ahead_max
     }
 
     /// The receive size limit.

@@ -64,6 +64,7 @@ pub(crate) enum EndpointOpt {
     TcpKeepAlive(bool),
     ReconnectMin(Duration),
     ReconnectMax(Duration),
+    SendAheadMax(usize),
 }
 
 impl EndpointOpt {
@@ -78,6 +79,7 @@ impl EndpointOpt {
             opt::TCP_KEEPALIVE => EndpointOpt::TcpKeepAlive(as_bool(v)?),
             opt::RECONNECT_TIME_MIN => EndpointOpt::ReconnectMin(as_interval(v)?),
             opt::RECONNECT_TIME_MAX => EndpointOpt::ReconnectMax(as_interval(v)?),
+            opt::SEND_AHEAD_MAX => EndpointOpt::SendAheadMax(as_size(v)?),
             _ => return Ok(None),
         }))
     }
@@ -133,6 +135,7 @@ impl Socket {
                 Some(EndpointOpt::TcpKeepAlive(b)) => self.set_tcp_keepalive(b),
                 Some(EndpointOpt::ReconnectMin(d)) => self.set_reconnect_min_time(d),
                 Some(EndpointOpt::ReconnectMax(d)) => self.set_reconnect_max_time(d),
+                Some(EndpointOpt::SendAheadMax(n)) => self.set_send_ahead_max(n),
                 None => self.inner.set_proto_option(0, name, value),
             },
         }
@@ -155,6 +158,7 @@ impl Socket {
             opt::RECV_SIZE_MAX => OptValue::Size(self.recv_max_size()?),
             opt::TCP_NODELAY => OptValue::Bool(self.tcp_nodelay()?),
             opt::TCP_KEEPALIVE => OptValue::Bool(self.tcp_keepalive()?),
+            opt::SEND_AHEAD_MAX => OptValue::Size(self.send_ahead_max()?),
             opt::RECONNECT_TIME_MIN => ms(self.reconnect_times()?.0),
             opt::RECONNECT_TIME_MAX => ms(self.reconnect_times()?.1),
             opt::PROTOCOL => OptValue::Int(i32::from(info.id)),
@@ -277,6 +281,37 @@ impl Socket {
     /// `Closed`.
     pub fn tcp_keepalive(&self) -> Result<bool> {
         self.inner.sock_opt(|o| o.tcp_keepalive)
+    }
+
+    /// Bounds how far, in bytes, each tcp or ipc pipe may run ahead of its peer's reading
+    /// (`send-ahead-max`; NNG has no equivalent). It bounds what a peer that dies, or
+    /// hangs, can take with it: messages a send accepted that the peer never read.
+    ///
+    /// 0, the default, keeps each pipe's 128 KiB write queue and the kernel's own send
+    /// buffering, which over tcp grows to megabytes: a push0 streaming 16-byte messages
+    /// loses tens of thousands to a peer killed mid-stream. A bound `b` gives each pipe's
+    /// write queue `b / 2` and caps the kernel's sending side at about `b / 2` more (tcp:
+    /// unsent bytes, `TCP_NOTSENT_LOWAT`; ipc: the send buffer, `SO_SNDBUF`, which for a
+    /// unix stream also counts what waits at the receiver). Over tcp the receiving
+    /// kernel's buffer comes on top, sized by the peer's system (Linux grows it with the
+    /// rate the peer reads: about 100 KB for a stream of small messages, megabytes for
+    /// 4 KiB ones). A message is accepted while the queue holds less than its share, so
+    /// one large message may exceed it. Small bounds cost throughput (docs/engine.md has
+    /// the figures); inproc ignores the option. As the other socket-wide options, it
+    /// reaches existing dialers and listeners and their live pipes, and later ones.
+    ///
+    /// # Errors
+    /// `Closed`.
+    pub fn set_send_ahead_max(&self, bytes: usize) -> Result<()> {
+        self.inner.set_sock_opts(|o| o.send_ahead_max = bytes)
+    }
+
+    /// The send-ahead bound in bytes (0: none).
+    ///
+    /// # Errors
+    /// `Closed`.
+    pub fn send_ahead_max(&self) -> Result<usize> {
+        self.inner.sock_opt(|o| o.send_ahead_max)
     }
 
     /// Sets the socket's name (`NNG_OPT_SOCKNAME`, default its id).

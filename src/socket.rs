@@ -59,6 +59,7 @@ pub(crate) struct SockOpts {
     pub(crate) reconnect_max: Duration,
     pub(crate) tcp_nodelay: bool,
     pub(crate) tcp_keepalive: bool,
+    pub(crate) send_ahead_max: usize,
     pub(crate) name: String,
 }
 
@@ -202,6 +203,7 @@ impl Socket {
                     reconnect_max: Duration::ZERO,
                     tcp_nodelay: true,
                     tcp_keepalive: false,
+                    send_ahead_max: 0,
                     name: id.to_string(),
                 },
                 endpoints: Vec::new(),
@@ -1119,6 +1121,7 @@ impl SocketInner {
             recv_max: o.recv_max,
             tcp_nodelay: o.tcp_nodelay,
             tcp_keepalive: o.tcp_keepalive,
+            send_ahead_max: o.send_ahead_max,
             ..EndpointOptions::default()
         };
         (eo, o.clone())

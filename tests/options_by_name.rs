@@ -23,6 +23,7 @@ fn socket_options_by_name_round_trip_with_nng_s_types() {
         (opt::RECONNECT_TIME_MAX, ms(800)),
         (opt::TCP_NODELAY, OptValue::Bool(false)),
         (opt::TCP_KEEPALIVE, OptValue::Bool(true)),
+        (opt::SEND_AHEAD_MAX, OptValue::Size(65536)),
         (opt::SOCKET_NAME, OptValue::Str("front door".into())),
         (opt::MAX_TTL, OptValue::Int(3)),
         (opt::REQ_RESEND_TIME, ms(9000)),

@@ -167,6 +167,9 @@ pub mod opt {
     pub const RAW: &str = "raw";
     /// `NNG_OPT_URL`, string, read only (dialers and listeners).
     pub const URL: &str = "url";
+    /// Bytes a tcp or ipc pipe may run ahead of its peer's reading, size, default 0 (no
+    /// bound); nanoport's own (NNG has none).
+    pub const SEND_AHEAD_MAX: &str = "send-ahead-max";
     /// `NNG_OPT_TCP_BOUND_PORT`, int, read only (tcp listeners).
     pub const TCP_BOUND_PORT: &str = "tcp-bound-port";
 }

@@ -65,6 +65,16 @@ pub struct EndpointOptions {
     /// one a dialer trusts no CA and so refuses every server, as NNG's default).
     #[cfg(feature = "tls")]
     pub tls: Option<TlsConfig>,
+    /// How far, in bytes, a tcp or ipc pipe may run ahead of its peer's reading
+    /// (`send-ahead-max`; NNG has no such option, its `send-buffer` counts messages at
+    /// the socket). 0, the default, sets no bound beyond the pipe's write queue (128 KiB)
+    /// and the kernel's own send buffering, which on Linux reaches megabytes over tcp. A
+    /// bound `b` gives the write queue `b / 2` and caps the kernel's sending side at about
+    /// `b / 2` more: tcp's unsent bytes (`TCP_NOTSENT_LOWAT`), a unix stream's send buffer
+    /// (`SO_SNDBUF`, which also counts what waits in the receiver). Over tcp the peer's
+    /// kernel receive buffer comes on top: it is the peer's. Ignored by inproc, whose
+    /// queue counts messages.
+    pub send_ahead_max: usize,
 }
 
 impl Default for EndpointOptions {
@@ -76,6 +86,7 @@ impl Default for EndpointOptions {
             handshake_timeout: Duration::from_secs(10),
             #[cfg(feature = "tls")]
             tls: None,
+            send_ahead_max: 0,
         }
     }
 }
@@ -136,7 +147,8 @@ pub trait TransportPipe: PipeOps {
     /// Applies options changed while the pipe is live, as NNG's tcp and ipc endpoints
     /// update their pipes: the receive limit holds from the next frame on (a frame whose
     /// length was already accepted is finished), and tcp's no-delay and keep-alive are set
-    /// on the socket. The default (inproc, which has no limit) ignores them.
+    /// on the socket; a changed `send_ahead_max` bounds the next sends and resizes the
+    /// kernel buffers. The default (inproc, which has no limit) ignores them.
     fn set_options(&self, opts: &EndpointOptions) {
         let _ = opts;
     }

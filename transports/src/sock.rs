@@ -123,6 +123,7 @@ fn meta_for(t: &Target, s: &Socket, opts: &EndpointOptions) -> Meta {
     Meta {
         kind: t.kind,
         recv_max: opts.recv_max,
+        send_ahead_max: opts.send_ahead_max,
         local,
         remote,
     }

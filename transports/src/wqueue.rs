@@ -41,7 +41,8 @@ use nanoport_engine::{Error, Message};
 
 use crate::frame::{encode_prefix, Framing};
 
-/// Accepted but unwritten bytes from which new sends wait (backpressure).
+/// Accepted but unwritten bytes from which new sends wait (backpressure), unless the
+/// pipe's send-ahead bound sets a smaller limit ([`WriteQueue::set_limit`]).
 pub(crate) const BUF_LIMIT: usize = 128 * 1024;
 /// Frames up to this size (prefix included) are copied into a staging buffer.
 pub(crate) const COPY_MAX: usize = 2048;
@@ -195,6 +196,11 @@ pub(crate) struct WriteQueue<W> {
     shutdown_on_release: bool,
     waiters: VecDeque<W>,
     batches: u64,
+    /// Unsent bytes from which sends wait: [`BUF_LIMIT`] or the send-ahead bound's share.
+    limit: usize,
+    /// Queued bytes from which a sender writes itself: [`FLUSH_AT`], or half a smaller
+    /// limit, so a bounded queue still gets written before it fills.
+    flush_at: usize,
 }
 
 impl<W> WriteQueue<W> {
@@ -214,7 +220,29 @@ impl<W> WriteQueue<W> {
             shutdown_on_release: false,
             waiters: VecDeque::new(),
             batches: 0,
+            limit: BUF_LIMIT,
+            flush_at: FLUSH_AT,
         }
+    }
+
+    /// Sets the unsent bytes from which sends wait; 0 restores [`BUF_LIMIT`], and more
+    /// than it is taken as it (the bound only ever tightens the queue). A send is admitted
+    /// while the queue holds less than the limit, so a queue may hold the limit plus one
+    /// frame. A raised limit lets parked sends in at the writer's next completed write
+    /// (a send only parks on a full queue, which always has a writer or one coming).
+    pub(crate) fn set_limit(&mut self, bytes: usize) {
+        self.limit = if bytes == 0 {
+            BUF_LIMIT
+        } else {
+            bytes.min(BUF_LIMIT)
+        };
+        self.flush_at = FLUSH_AT.min(self.limit.div_ceil(2));
+    }
+
+    /// The unsent bytes from which sends wait.
+    #[cfg(test)]
+    pub(crate) fn limit(&self) -> usize {
+        self.limit
     }
 
     #[cfg(test)]
@@ -222,6 +250,7 @@ impl<W> WriteQueue<W> {
         self.writer
     }
 
+    #[cfg(test)]
     pub(crate) fn unsent(&self) -> usize {
         self.unsent
     }
@@ -230,8 +259,9 @@ impl<W> WriteQueue<W> {
         self.closed
     }
 
-    fn has_room(&self) -> bool {
-        self.unsent < BUF_LIMIT
+    /// Whether a send may be accepted now (parked sends aside).
+    pub(crate) fn has_room(&self) -> bool {
+        self.unsent < self.limit
     }
 
     fn touch(&mut self, now: Instant) -> bool {
@@ -305,7 +335,7 @@ impl<W> WriteQueue<W> {
         self.unsent += total;
         if self.writer != Writer::None {
             After::Nothing
-        } else if self.queued >= FLUSH_AT {
+        } else if self.queued >= self.flush_at {
             self.writer = Writer::Thread;
             After::FlushNow
         } else if !self.kicked {
@@ -796,6 +826,50 @@ mod tests {
         w.remove_waiters(|&x| x == 1);
         assert_eq!(w.pop_waiter(), Some(2));
         assert_eq!(w.pop_waiter(), None);
+    }
+
+    #[test]
+    fn a_send_ahead_limit_bounds_the_queue_and_can_be_lifted() {
+        // Fills a queue nobody writes (the reactor waits on a deaf peer) with 1 KiB
+        // messages; returns the bytes accepted.
+        fn fill(w: &mut WriteQueue<u32>) -> usize {
+            let t = Instant::now();
+            while w.admit(1024, || t) == Admit::Queue {
+                w.push(Message::from(vec![0u8; 1024]));
+            }
+            w.unsent()
+        }
+        let frame = 1024 + 8;
+        let mut w = q();
+        w.writer = Writer::Reactor;
+        w.set_limit(10_000);
+        assert_eq!(w.limit(), 10_000);
+        assert_eq!(w.flush_at, 5_000, "a sender flushes at half a small limit");
+        let held = fill(&mut w);
+        assert!(held >= 10_000 && held < 10_000 + frame, "{held}");
+        w.park(1);
+        assert_eq!(w.pop_waiter(), None, "full: the parked send waits");
+        // Tightening below what is queued accepts nothing more; lifting (0) restores the
+        // default and lets the parked send in.
+        w.set_limit(4_000);
+        assert_eq!(w.pop_waiter(), None);
+        w.set_limit(0);
+        assert_eq!((w.limit(), w.flush_at), (BUF_LIMIT, FLUSH_AT));
+        assert_eq!(w.pop_waiter(), Some(1));
+        let held = fill(&mut w);
+        assert!(held >= BUF_LIMIT && held < BUF_LIMIT + frame, "{held}");
+        // The bound only ever tightens the queue.
+        w.set_limit(10 * BUF_LIMIT);
+        assert_eq!(w.limit(), BUF_LIMIT);
+        // Written bytes make room again.
+        let mut w = q();
+        w.writer = Writer::Reactor;
+        w.set_limit(3000);
+        fill(&mut w);
+        assert!(w.resume_reactor());
+        let batch = w.next_batch().unwrap();
+        w.written(batch, 2 * frame);
+        assert!(w.has_room());
     }
 
     #[test]
