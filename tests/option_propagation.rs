@@ -11,6 +11,11 @@ use nanoport::{Error, Socket};
 
 const LIMIT: Duration = Duration::from_secs(10);
 
+/// A ws URL on a fresh port, with a path.
+fn ws() -> String {
+    format!("ws{}/opt", &tcp()["tcp".len()..])
+}
+
 /// A push dialed to a pull listening on `url`, with one message through so the pipe is
 /// live on both sides.
 fn connected(url: &str) -> (Socket, Socket, nanoport::Listener) {
@@ -49,7 +54,7 @@ fn oversized_is_refused(pull: &Socket, push: &Socket) -> bool {
 
 #[test]
 fn a_socket_receive_limit_reaches_live_pipes_and_later_connections() {
-    for url in [tcp(), ipc("optprop")] {
+    for url in [tcp(), ipc("optprop"), ws()] {
         let (pull, push, _l) = connected(&url);
         pull.set_recv_max_size(4096).unwrap();
         assert!(
@@ -69,7 +74,7 @@ fn a_socket_receive_limit_reaches_live_pipes_and_later_connections() {
 
 #[test]
 fn a_running_listener_takes_a_new_receive_limit_for_its_pipes() {
-    for url in [tcp(), ipc("optprop-l")] {
+    for url in [tcp(), ipc("optprop-l"), ws()] {
         let (pull, push, l) = connected(&url);
         l.set_recv_max_size(4096).unwrap();
         assert_eq!(l.recv_max_size(), 4096);

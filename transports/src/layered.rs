@@ -1055,7 +1055,7 @@ impl PipeOps for LPipe {
         match name {
             "remote-address" => Ok(i.remote.clone()),
             "local-address" => Ok(i.local.clone()),
-            "recv-size-max" => Ok(i.recv_max.to_string()),
+            "recv-size-max" => Ok(self.link.recv_max().unwrap_or(i.recv_max).to_string()),
             "url" | "scheme" if name == "scheme" => Ok(i.scheme.clone()),
             "tls-verified" if i.scheme.starts_with("tls") || i.scheme.starts_with("wss") => {
                 Ok(i.verified.to_string())
@@ -1090,7 +1090,38 @@ fn peek_msg(aio: &Aio) -> Option<Message> {
     Some(c)
 }
 
+impl Link {
+    /// The receive limit the message framing enforces now (`None` while handshaking).
+    fn recv_max(&self) -> Option<usize> {
+        match &lock(&self.core).framing {
+            Framing::None => None,
+            Framing::Sp { recv_max } => Some(*recv_max),
+            #[cfg(feature = "ws")]
+            Framing::Ws { dec, .. } => Some(dec.recv_max()),
+        }
+    }
+
+    /// A changed receive limit, from the next message header on.
+    fn set_recv_max(&self, n: usize) {
+        match &mut lock(&self.core).framing {
+            Framing::None => {}
+            Framing::Sp { recv_max } => *recv_max = n,
+            #[cfg(feature = "ws")]
+            Framing::Ws { dec, .. } => dec.set_recv_max(n),
+        }
+    }
+}
+
 impl TransportPipe for LPipe {
+    fn set_options(&self, opts: &EndpointOptions) {
+        self.link.set_recv_max(opts.recv_max);
+        if let Some(src) = self.link.src() {
+            // Best effort, as at connect time (see the tcp pipe's).
+            let _ = src.io().set_tcp_nodelay(opts.tcp_nodelay);
+            let _ = src.io().set_keepalive(opts.tcp_keepalive);
+        }
+    }
+
     fn send_aio(&self, aio: &Aio) {
         let Some(src) = self.link.src() else {
             return fail_now(aio, Error::Closed);
@@ -1387,7 +1418,8 @@ pub(crate) struct ListenerInner {
     proto: u16,
     #[cfg_attr(not(feature = "ws"), allow(dead_code))]
     token: String,
-    opts: EndpointOptions,
+    /// Read as each connection is set up, so a change reaches later connections.
+    opts: Mutex<EndpointOptions>,
     st: Mutex<LState>,
     server: Mutex<Option<Arc<Server>>>,
     path: String,
@@ -1666,14 +1698,15 @@ impl Owner for Server {
         let Some(src) = link.src() else { return };
         let scheme = self.layer.scheme();
         #[allow(unused_mut)]
-        let mut info = info_for(scheme, src.io(), l.opts.recv_max);
+        let recv_max = lock(&l.opts).recv_max;
+        let mut info = info_for(scheme, src.io(), recv_max);
         #[cfg(feature = "tls")]
         {
             let (v, cn) = tls_info(link, self.tls.as_ref().map(|t| &t.1), "");
             info.verified = v;
             info.peer_cn = cn;
         }
-        start_messages(link, &self.layer, false, l.opts.recv_max);
+        start_messages(link, &self.layer, false, recv_max);
         l.deliver(build_pipe(link, &out, info));
     }
 }
@@ -1757,7 +1790,7 @@ impl LayerListener {
         let inner = Arc::new(ListenerInner {
             proto: local_proto,
             token,
-            opts: opts.clone(),
+            opts: Mutex::new(opts.clone()),
             st: Mutex::new(LState::default()),
             server: Mutex::new(None),
             path: path.clone(),
@@ -1841,6 +1874,17 @@ impl LayerListener {
         lock(&self.server.negos).len()
     }
 
+    /// Options for the connections accepted from now on on this path (the receive limit,
+    /// which is the path's own; the shared port's TCP flags and handshake deadline stay
+    /// those of the listener that bound it).
+    pub(crate) fn set_options(&self, opts: &EndpointOptions) {
+        let mut o = lock(&self.inner.opts);
+        o.recv_max = opts.recv_max;
+        o.tcp_nodelay = opts.tcp_nodelay;
+        o.tcp_keepalive = opts.tcp_keepalive;
+        o.send_ahead_max = opts.send_ahead_max;
+    }
+
     pub(crate) fn close(&self) {
         engine_scope(|| self.inner.close());
     }
@@ -1860,7 +1904,8 @@ struct DInner {
     target: Target,
     layer: Layer,
     local_proto: u16,
-    opts: EndpointOptions,
+    /// Read as each connection is set up, so a change reaches later connections.
+    opts: Mutex<EndpointOptions>,
     /// Host (and port) for the HTTP `Host` header and the TLS server name.
     #[cfg_attr(not(feature = "ws"), allow(dead_code))]
     host: String,
@@ -1914,13 +1959,23 @@ impl LayerDialer {
             target,
             layer: url.layer.clone(),
             local_proto,
-            opts,
+            opts: Mutex::new(opts),
             host,
             hostname,
             #[cfg(feature = "tls")]
             tls,
         });
         Ok(LayerDialer { inner })
+    }
+
+    /// Options for the connections dialed from now on (the TLS configuration is fixed
+    /// once the dialer runs).
+    pub(crate) fn set_options(&self, opts: &EndpointOptions) {
+        let mut o = lock(&self.inner.opts);
+        o.recv_max = opts.recv_max;
+        o.tcp_nodelay = opts.tcp_nodelay;
+        o.tcp_keepalive = opts.tcp_keepalive;
+        o.send_ahead_max = opts.send_ahead_max;
     }
 
     pub(crate) fn dial_aio(&self, aio: &Aio) {
@@ -1979,7 +2034,8 @@ impl DInner {
                 return;
             }
         };
-        tune(&s, &self.opts);
+        let opts = lock(&self.opts).clone();
+        tune(&s, &opts);
         let step = match s.connect(addr) {
             Ok(()) => Step::Hs,
             Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Step::Connect,
@@ -2019,7 +2075,7 @@ impl DInner {
         #[cfg(not(feature = "tls"))]
         let link = Link::new(src, self.app());
         let owner: Weak<dyn Owner> = self.me.clone();
-        let n = match Nego::new(key, link, step, self.opts.handshake_timeout, owner) {
+        let n = match Nego::new(key, link, step, opts.handshake_timeout, owner) {
             Ok(n) => n,
             Err(e) => {
                 aio.finish(token, Err(e), 0);
@@ -2070,7 +2126,8 @@ impl Owner for DInner {
             return;
         };
         #[allow(unused_mut)]
-        let mut info = info_for(self.layer.scheme(), src.io(), self.opts.recv_max);
+        let recv_max = lock(&self.opts).recv_max;
+        let mut info = info_for(self.layer.scheme(), src.io(), recv_max);
         #[cfg(feature = "tls")]
         {
             let name = self
@@ -2082,7 +2139,7 @@ impl Owner for DInner {
             info.verified = v;
             info.peer_cn = cn;
         }
-        start_messages(link, &self.layer, true, self.opts.recv_max);
+        start_messages(link, &self.layer, true, recv_max);
         let p = build_pipe(link, &out, info);
         if let Err(p) = aio.finish_output(token, p) {
             p.close();

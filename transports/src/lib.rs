@@ -240,9 +240,8 @@ impl TransportDialer {
         match &self.kind {
             DialerKind::Inproc(_) => {}
             DialerKind::Sock(d) => d.set_options(opts),
-            // tls+tcp and ws keep the options they started with (not yet updatable).
             #[cfg(any(feature = "tls", feature = "ws"))]
-            DialerKind::Layered(_) => {}
+            DialerKind::Layered(d) => d.set_options(opts),
         }
     }
 
@@ -380,9 +379,8 @@ impl TransportListener {
         match &self.kind {
             ListenerKind::Inproc(_) => {}
             ListenerKind::Sock(l) => l.set_options(opts),
-            // tls+tcp and ws keep the options they started with (not yet updatable).
             #[cfg(any(feature = "tls", feature = "ws"))]
-            ListenerKind::Layered(_) => {}
+            ListenerKind::Layered(l) => l.set_options(opts),
         }
     }
 

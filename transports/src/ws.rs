@@ -464,6 +464,16 @@ pub struct FrameDecoder {
 }
 
 impl FrameDecoder {
+    /// The receive limit (0: none).
+    pub fn recv_max(&self) -> usize {
+        self.recv_max
+    }
+
+    /// Changes the receive limit from the next frame header on (0: no limit).
+    pub fn set_recv_max(&mut self, recv_max: usize) {
+        self.recv_max = recv_max;
+    }
+
     /// A decoder for the `role` side, refusing messages over `recv_max` bytes (0: no
     /// limit).
     pub fn new(role: Role, recv_max: usize) -> FrameDecoder {
