@@ -64,9 +64,8 @@ fn connect(t: Secure, listener: Id, dialer: Id) {
     let opt = cstr("tls-config");
     let (c, k) = cert();
     let (c, k) = (cstr(c), cstr(k));
-    // SAFETY: every pointer passed is a valid NUL-terminated string or an out-parameter
-    // on this stack frame; libnng copies what it keeps (the TLS config is reference
-    // counted by the endpoint that holds it).
+    // libnng copies what it keeps (the TLS config is reference counted by its endpoint).
+    // SAFETY: every pointer passed is a valid NUL-terminated string or an out-parameter.
     unsafe {
         let mut l = Id(0);
         check(
