@@ -319,7 +319,8 @@ impl Socket {
     /// # Errors
     /// `Closed`.
     pub fn set_name(&self, name: &str) -> Result<()> {
-        self.inner.set_sock_opts(|o| o.name = name.to_owned())
+        // The name concerns no endpoint or pipe: nothing to hand on.
+        self.inner.set_sock_name(name)
     }
 
     /// The socket's name.

@@ -1225,6 +1225,19 @@ impl SocketInner {
         Ok(f(&core.opts))
     }
 
+    /// Sets the socket's name (`socket-name`), which no endpoint or pipe uses.
+    ///
+    /// # Errors
+    /// `Closed`.
+    pub(crate) fn set_sock_name(&self, name: &str) -> Result<()> {
+        let mut core = self.lock();
+        if core.closed {
+            return Err(Error::Closed);
+        }
+        core.opts.name = name.to_owned();
+        Ok(())
+    }
+
     /// Changes socket-wide options and hands them on, as NNG's `nni_sock_setopt` does: to
     /// every dialer and listener (for what they make from now on, and the reconnect
     /// times) and through them to their live pipes; pipes whose endpoint is gone get them

@@ -14,25 +14,6 @@ fn urls() -> Vec<String> {
     vec![tcp(), ipc("interop")]
 }
 
-/// Sends `data` on `sock` every 50 ms until `cat` exits (for fire-and-forget protocols,
-/// where a message sent before the peer's pipe is up is legitimately dropped).
-fn send_until_exit(sock: &Socket, data: &str, cat: NngCat) -> (bool, String, String) {
-    let sock = sock.clone();
-    let data = data.to_string();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let stop2 = stop.clone();
-    let t = std::thread::spawn(move || {
-        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
-            let _ = sock.try_send(data.as_str());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    });
-    let r = cat.finish(LIMIT);
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    t.join().unwrap();
-    r
-}
-
 #[test]
 fn req_dials_nngcat_rep() {
     if !nngcat_or_skip("req_dials_nngcat_rep") {
@@ -91,7 +72,7 @@ fn pub_to_nngcat_sub_and_back() {
         ]);
         // Messages that do not match must be filtered by nngcat's sub.
         let _ = publ.try_send("sport: nothing");
-        let (ok, out, err) = send_until_exit(&publ, "news: hello", cat);
+        let (ok, out, err) = cat.finish_while_sending(&publ, "news: hello", LIMIT);
         assert!(ok, "{url}: {err}");
         assert_eq!(out, "\"news: hello\"\n", "{url}");
         publ.close().unwrap();
@@ -257,7 +238,7 @@ fn bus_with_nngcat() {
         let cat = NngCat::spawn(&["--bus0", "--listen", &url, "--count", "1", "-Q"]);
         let bus = Socket::bus0().unwrap();
         bus.dial_nonblocking(&url).unwrap();
-        let (ok, out, err) = send_until_exit(&bus, "to all", cat);
+        let (ok, out, err) = cat.finish_while_sending(&bus, "to all", LIMIT);
         assert!(ok, "{url}: {err}");
         assert_eq!(out, "\"to all\"\n", "{url}");
 

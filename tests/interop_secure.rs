@@ -55,25 +55,6 @@ fn our_dial(s: &Socket, url: &str, p: &Pki) {
     d.start(true).unwrap();
 }
 
-/// Sends `data` on `sock` every 50 ms until `cat` exits (for fire-and-forget protocols,
-/// where a message sent before the peer's pipe is up is legitimately dropped).
-fn send_until_exit(sock: &Socket, data: &str, cat: NngCat) -> (bool, String, String) {
-    let sock = sock.clone();
-    let data = data.to_string();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let stop2 = stop.clone();
-    let t = std::thread::spawn(move || {
-        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
-            let _ = sock.try_send(data.as_str());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    });
-    let r = cat.finish(LIMIT);
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    t.join().unwrap();
-    r
-}
-
 type Mk = fn() -> String;
 
 /// How many nngcat exchanges ran (each protocol pair, transport and direction is one).
@@ -130,7 +111,7 @@ fn pub_sub(mk: Mk, p: &Pki) {
     let base = ["--sub0", "--subscribe", "news", "--count", "1", "-Q"];
     let cat = NngCat::spawn(&cat_args(&base, &url, false, p));
     let _ = publ.try_send("sport: nothing");
-    let (ok, out, err) = send_until_exit(&publ, "news: hello", cat);
+    let (ok, out, err) = cat.finish_while_sending(&publ, "news: hello", LIMIT);
     assert!(ok, "{url}: {err}");
     assert_eq!(out, "\"news: hello\"\n", "{url}");
     case_done();
@@ -284,7 +265,7 @@ fn bus(mk: Mk, p: &Pki) {
     let cat = NngCat::spawn(&cat_args(&["--bus0", "--count", "1", "-Q"], &url, true, p));
     let b = Socket::bus0().unwrap();
     our_dial(&b, &url, p);
-    let (ok, out, err) = send_until_exit(&b, "to all", cat);
+    let (ok, out, err) = cat.finish_while_sending(&b, "to all", LIMIT);
     assert!(ok, "{url}: {err}");
     assert_eq!(out, "\"to all\"\n", "{url}");
     case_done();

@@ -186,7 +186,9 @@ where
                 // flood) would never let the poller serve anyone else: past the turn's
                 // budget, a read that needs the kernel waits for readiness instead, and
                 // the poller reports it again behind the other ready sources.
-                let park = op.needs_io() && !crate::reactor::take_inline_read();
+                // The budget (a thread-local) first: only a reactor thread past its budget
+                // asks the op, which may lock the pipe's reader.
+                let park = !crate::reactor::take_inline_read() && op.needs_io();
                 q.reads.push_back(Entry { aio, token, op });
                 if q.reads.len() == 1 {
                     if park {

@@ -139,6 +139,33 @@ impl NngCat {
         (!line.is_empty()).then(|| line.trim_end_matches('\n').to_string())
     }
 
+    /// Sends `data` on `sock` every 50 ms until nngcat exits, then [`finish`]es it (for
+    /// fire-and-forget protocols, where a message sent before the peer's pipe is up is
+    /// legitimately dropped).
+    ///
+    /// [`finish`]: NngCat::finish
+    pub fn finish_while_sending(
+        self,
+        sock: &nanoport::Socket,
+        data: &str,
+        limit: Duration,
+    ) -> (bool, String, String) {
+        let sock = sock.clone();
+        let data = data.to_string();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop2 = stop.clone();
+        let t = std::thread::spawn(move || {
+            while !stop2.load(Ordering::Relaxed) {
+                let _ = sock.try_send(data.as_str());
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        let r = self.finish(limit);
+        stop.store(true, Ordering::Relaxed);
+        t.join().unwrap();
+        r
+    }
+
     /// Waits (bounded) for the process to exit and returns (exit ok, stdout, stderr).
     pub fn finish(mut self, limit: Duration) -> (bool, String, String) {
         let mut child = self.child.take().unwrap();
