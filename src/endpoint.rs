@@ -767,6 +767,22 @@ impl Dialer {
     }
 }
 
+/// The dialer or listener behind an endpoint, as its handle type.
+pub(crate) enum EndpointHandle {
+    Dialer(Dialer),
+    Listener(Listener),
+}
+
+impl EndpointInner {
+    /// A user handle on this endpoint.
+    pub(crate) fn handle(self: Arc<Self>) -> EndpointHandle {
+        match self.kind {
+            Kind::Dialer => EndpointHandle::Dialer(Dialer { inner: self }),
+            Kind::Listener => EndpointHandle::Listener(Listener { inner: self }),
+        }
+    }
+}
+
 impl Listener {
     pub(crate) fn create(sock: &Arc<SocketInner>, url: &str) -> Result<Listener> {
         Ok(Listener {

@@ -26,6 +26,7 @@ mod context;
 mod device;
 mod endpoint;
 mod options;
+mod pipe_ext;
 mod pipes;
 mod send_error;
 mod socket;
@@ -41,6 +42,7 @@ pub use nanoport_protocols::{opt, OptValue, ProtoInfo, Protocol};
 pub use nanoport_transports::ListenerStats;
 #[cfg(feature = "tls")]
 pub use nanoport_transports::{TlsAuthMode, TlsConfig, TlsMode};
+pub use pipe_ext::{PipeExt, SockAddr};
 pub use pipes::PipeEvent;
 pub use send_error::SendError;
 pub use socket::Socket;

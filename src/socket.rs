@@ -906,7 +906,7 @@ impl SocketInner {
             tell_owner(&owner, None);
             return;
         }
-        let handle = Arc::new(SocketPipe::new(tp.clone(), owner.clone(), self.id));
+        let handle = SocketPipe::register(tp.clone(), owner.clone(), &self.arc());
         if !self.notify.is_active() {
             let id = engine_scope(|| self.join(tp, handle));
             tell_owner(&owner, id);
