@@ -31,6 +31,7 @@ mod pipes;
 mod send_error;
 mod socket;
 mod stats;
+pub mod stream;
 
 pub use context::Context;
 pub use device::device;
