@@ -7,6 +7,7 @@
 //! 100 ms before the next try rather than spinning (NNG's `listener_accept_cb`).
 //! Both are driven by inline aios: no thread of their own.
 
+use nanoport_engine::AioProvider;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};

@@ -7,6 +7,7 @@
 //! aio). After each event the socket drains the protocol's actions: writes to pipes, pipe
 //! closes, and retries of the user operations waiting on a context.
 
+use nanoport_engine::AioProvider;
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
@@ -660,7 +661,7 @@ impl SocketInner {
 
     /// On a socket with exactly one pipe, one side of that pipe's fd: a blocked receive
     /// reads its answer itself and a send blocked on a full pipe writes it out itself
-    /// ([`Aio::wait_driving`]), and a send of a thread that drives its receives holds the
+    /// ([`AioProvider::wait_driving`]), and a send of a thread that drives its receives holds the
     /// reads meanwhile ([`Readiness::holding_reads`]). With several pipes the answer (or
     /// the room) may come from any of them, and the caller waits for whichever thread
     /// sees it.

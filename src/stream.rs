@@ -5,7 +5,7 @@
 //! The promises are those of NNG's stream functions (and asio's): every operation
 //! completes exactly once through its aio, its callback never runs inside the call that
 //! started it, a send may complete with fewer bytes than the message holds (the aio's
-//! [`count`](Aio::count) says how many; send the rest), and a receive completes with what
+//! [`count`](crate::Aio::count) says how many; send the rest), and a receive completes with what
 //! was there, up to the limit it was given.
 //!
 //! # Examples

@@ -4,6 +4,7 @@
 //! allocations the whole process made (every thread: caller, reactor, workers) divided by
 //! the number of operations, after a warm-up of the same operations.
 
+use nanoport_engine::AioProvider;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -3,8 +3,8 @@
 //! # The life of an operation
 //!
 //! An aio is *idle* until a provider (a socket, a transport, [`sleep_aio`]) calls
-//! [`Aio::begin`], which makes it *pending* and hands back an [`OpToken`]. Exactly one
-//! completion ends the operation: the provider's [`Aio::finish`] (or [`finish_recv`],
+//! [`AioProvider::begin`], which makes it *pending* and hands back an [`OpToken`]. Exactly one
+//! completion ends the operation: the provider's [`AioProvider::finish`] (or [`finish_recv`],
 //! [`finish_send`]), the expiry of its deadline, or a [`cancel`]/[`abort`]/[`stop`]. All of
 //! them go through one check under the aio's lock (state pending, token generation
 //! current), so whichever comes first wins and every later attempt is told it lost. The
@@ -21,8 +21,8 @@
 //! leaves the message on the aio for the user to [`take_msg`], and a message is never both
 //! delivered and handed back.
 //!
-//! [`finish_recv`]: Aio::finish_recv
-//! [`finish_send`]: Aio::finish_send
+//! [`finish_recv`]: AioProvider::finish_recv
+//! [`finish_send`]: AioProvider::finish_send
 //! [`cancel`]: Aio::cancel
 //! [`abort`]: Aio::abort
 //! [`stop`]: Aio::stop
@@ -53,7 +53,7 @@ pub trait Cancel: Send + Sync + 'static {
     fn cancelled(&self, aio: &Aio, key: usize, token: OpToken);
 }
 
-/// What [`Aio::begin`] registers so a pending operation can be cancelled and can expire.
+/// What [`AioProvider::begin`] registers so a pending operation can be cancelled and can expire.
 #[derive(Clone)]
 pub struct CancelHook {
     target: Arc<dyn Cancel>,
@@ -111,7 +111,7 @@ struct State {
     running_cb: bool,
     cb_thread: Option<ThreadId>,
     waiters: usize,
-    /// A thread waiting in `poll` for this aio ([`Aio::wait_driving`]): woken by its fd.
+    /// A thread waiting in `poll` for this aio ([`AioProvider::wait_driving`]): woken by its fd.
     poller: Option<Arc<ThreadWaker>>,
 }
 
@@ -120,7 +120,7 @@ pub(crate) struct AioCore {
     cv: Condvar,
     cb: Option<Callback>,
     /// Run the callback on the completing thread, at the end of its current engine scope
-    /// (see [`Aio::new_inline`]).
+    /// (see [`AioProvider::new_inline`]).
     inline: bool,
     handles: AtomicUsize,
 }
@@ -281,7 +281,7 @@ pub(crate) fn driving<R>(f: impl FnOnce() -> R) -> R {
 }
 
 /// Whether the calling thread is running an fd's handler for its own blocked operation
-/// ([`Aio::wait_driving`]) rather than as the reactor. A handler that limits its work
+/// ([`AioProvider::wait_driving`]) rather than as the reactor. A handler that limits its work
 /// to spare the reactor (which serves every fd) may do a full share here.
 ///
 /// # Examples
@@ -526,7 +526,7 @@ impl Aio {
     ///
     /// # Errors
     /// None today.
-    pub fn new_inline(callback: impl Fn(&Aio) + Send + Sync + 'static) -> Result<Aio> {
+    pub(crate) fn new_inline(callback: impl Fn(&Aio) + Send + Sync + 'static) -> Result<Aio> {
         Ok(Aio::from_core(Some(Box::new(callback)), true))
     }
 
@@ -580,7 +580,7 @@ impl Aio {
     /// An engine-internal handle to the same aio: holding it does not keep the user's aio
     /// from being stopped when the user drops their last handle. Providers keep these in
     /// their queues.
-    pub fn provider_handle(&self) -> Aio {
+    pub(crate) fn provider_handle(&self) -> Aio {
         Aio::view(&self.core)
     }
 
@@ -736,11 +736,12 @@ impl Aio {
     /// A blocking receive on a socket does this when the socket has one pipe:
     ///
     /// ```no_run
+    /// # use nanoport_engine::AioProvider;
     /// # fn f(aio: &nanoport_engine::Aio, rr: &nanoport_engine::Readiness) {
     /// aio.wait_driving(rr); // returns once the receive has completed, as `wait` does
     /// # }
     /// ```
-    pub fn wait_driving(&self, source: &Readiness) {
+    pub(crate) fn wait_driving(&self, source: &Readiness) {
         let Some(me) = ThreadWaker::current() else {
             return self.wait();
         };
@@ -820,7 +821,11 @@ impl Aio {
     ///
     /// # Panics
     /// When the aio already has an operation pending (see the type's docs).
-    pub fn begin(&self, default_timeout: Timeout, cancel: Option<CancelHook>) -> Option<OpToken> {
+    pub(crate) fn begin(
+        &self,
+        default_timeout: Timeout,
+        cancel: Option<CancelHook>,
+    ) -> Option<OpToken> {
         let mut st = self.lock();
         if st.phase != Phase::Idle {
             drop(st);
@@ -892,7 +897,7 @@ impl Aio {
 
     /// Completes operation `token` with `result` and byte `count`. Returns `false` when the
     /// operation had already completed (a cancel or deadline won); nothing changes then.
-    pub fn finish(&self, token: OpToken, result: Result<()>, count: usize) -> bool {
+    pub(crate) fn finish(&self, token: OpToken, result: Result<()>, count: usize) -> bool {
         let mut st = self.lock();
         if st.phase != Phase::Pending || st.gen != token.gen {
             return false;
@@ -905,7 +910,11 @@ impl Aio {
 
     /// Completes receive operation `token` successfully with `msg`. If the operation had
     /// already completed, the message is handed back as `Err(msg)` and nothing changes.
-    pub fn finish_recv(&self, token: OpToken, msg: Message) -> std::result::Result<(), Message> {
+    pub(crate) fn finish_recv(
+        &self,
+        token: OpToken,
+        msg: Message,
+    ) -> std::result::Result<(), Message> {
         let mut st = self.lock();
         if st.phase != Phase::Pending || st.gen != token.gen {
             return Err(msg);
@@ -921,7 +930,7 @@ impl Aio {
     /// Returns `None` if the operation had already completed (the message, if any, stays
     /// on the aio for its owner) or if the aio holds no message (then the operation
     /// completes with `Inval`, as NNG does for a send without a message).
-    pub fn finish_send(&self, token: OpToken) -> Option<Message> {
+    pub(crate) fn finish_send(&self, token: OpToken) -> Option<Message> {
         let mut st = self.lock();
         if st.phase != Phase::Pending || st.gen != token.gen {
             return None;
@@ -949,7 +958,7 @@ impl Aio {
     /// the user).
     ///
     /// `f` runs under the aio's lock: it must be quick and must not touch this aio.
-    pub fn attempt_send(
+    pub(crate) fn attempt_send(
         &self,
         token: OpToken,
         f: impl FnOnce(Message) -> std::result::Result<(), (Message, Option<Error>)>,
@@ -987,7 +996,7 @@ impl Aio {
     /// Completes operation `token` successfully with a provider output (see
     /// [`take_output`](Aio::take_output)). Hands the output back if the operation had
     /// already completed.
-    pub fn finish_output<T: Any + Send>(
+    pub(crate) fn finish_output<T: Any + Send>(
         &self,
         token: OpToken,
         out: T,
@@ -1005,7 +1014,7 @@ impl Aio {
     /// Runs `f` on the message of pending operation `token` without taking it (a provider
     /// inspecting a send before committing to it). `None` if the operation is no longer
     /// pending.
-    pub fn with_msg<R>(
+    pub(crate) fn with_msg<R>(
         &self,
         token: OpToken,
         f: impl FnOnce(Option<&mut Message>) -> R,
@@ -1018,7 +1027,7 @@ impl Aio {
     }
 
     /// Whether operation `token` is still pending.
-    pub fn is_pending(&self, token: OpToken) -> bool {
+    pub(crate) fn is_pending(&self, token: OpToken) -> bool {
         let st = self.lock();
         st.phase == Phase::Pending && st.gen == token.gen
     }
@@ -1032,7 +1041,149 @@ impl Aio {
     }
 }
 
-/// What [`Aio::attempt_send`] did.
+/// The provider side of an [`Aio`]: what a transport, a protocol layer or an engine
+/// extension calls to start and finish operations (NNG's `nni_aio_start`,
+/// `nni_aio_finish` and friends, which NNG also keeps out of its public header).
+///
+/// Applications never need it: they make aios, start operations on sockets and read
+/// results. It lives in the engine so that transports outside this crate can be written;
+/// bring it into scope with `use nanoport_engine::AioProvider`.
+///
+/// # Examples
+///
+/// A provider that completes every operation with one byte counted:
+///
+/// ```
+/// use nanoport_engine::{Aio, AioProvider, Timeout};
+///
+/// fn one_byte(aio: &Aio) {
+///     if let Some(token) = aio.begin(Timeout::Infinite, None) {
+///         aio.finish(token, Ok(()), 1);
+///     }
+/// }
+///
+/// let aio = Aio::new_waitable().unwrap();
+/// one_byte(&aio);
+/// aio.wait();
+/// assert_eq!(aio.count(), 1);
+/// ```
+pub trait AioProvider: Sized {
+    /// An aio for engine plumbing (a pipe's reads, say): its callback runs on the thread
+    /// that completes the operation, at the end of that thread's current
+    /// [`engine_scope`], instead of hopping to the worker pool; outside any scope it falls
+    /// back to the pool. The callback must be short and must not block.
+    ///
+    /// # Errors
+    /// None today.
+    fn new_inline(callback: impl Fn(&Aio) + Send + Sync + 'static) -> Result<Self>;
+
+    /// An engine-internal handle to the same aio: holding it does not keep the user's aio
+    /// from being stopped when the user drops their last handle. Providers keep these in
+    /// their queues.
+    fn provider_handle(&self) -> Self;
+
+    /// Waits for the pending operation while this thread polls `source` itself, so the
+    /// operation may complete on this thread with no wake-up hop (see
+    /// [`Readiness`]).
+    fn wait_driving(&self, source: &Readiness);
+
+    /// Starts an operation (the provider side of `nng_aio_start`).
+    ///
+    /// `default_timeout` replaces a `Timeout::Default` set on the aio (a socket passes its
+    /// send or receive timeout). With `cancel` the operation can be cancelled and its
+    /// deadline is armed; without it, it can neither be cancelled nor expire, as in NNG.
+    ///
+    /// Returns `None` when the operation completed at once because the aio was stopped
+    /// (`Stopped`); the callback has then been queued and the provider must do nothing
+    /// more. A zero timeout or past deadline does not complete it here: the provider may
+    /// still answer at once, and the operation times out only if it has to wait.
+    /// Otherwise the provider must eventually finish the operation with the token, or
+    /// lose to a cancel.
+    ///
+    /// # Panics
+    /// When the aio already has an operation pending.
+    fn begin(&self, default_timeout: Timeout, cancel: Option<CancelHook>) -> Option<OpToken>;
+
+    /// Completes operation `token` with `result` and byte `count`. Returns `false` when the
+    /// operation had already completed (a cancel or deadline won); nothing changes then.
+    fn finish(&self, token: OpToken, result: Result<()>, count: usize) -> bool;
+
+    /// Completes receive operation `token` successfully with `msg`. If the operation had
+    /// already completed, the message is handed back as `Err(msg)` and nothing changes.
+    fn finish_recv(&self, token: OpToken, msg: Message) -> std::result::Result<(), Message>;
+
+    /// Completes send operation `token` successfully, taking the message off the aio.
+    /// Returns `None` if the operation had already completed (the message, if any, stays
+    /// on the aio for its owner) or if the aio holds no message (then the operation
+    /// completes with `Inval`, as NNG does for a send without a message).
+    fn finish_send(&self, token: OpToken) -> Option<Message>;
+
+    /// Offers the message of pending send `token` to `f`, atomically with respect to
+    /// cancellation: `f` accepts it (`Ok`: the operation completes successfully), gives
+    /// it back to wait for room (`Err((msg, None))`: still pending), or gives it back with
+    /// an error (`Err((msg, Some(e)))`: the operation fails, the message stays on the aio).
+    ///
+    /// `f` runs under the aio's lock: it must be quick and must not touch this aio.
+    fn attempt_send(
+        &self,
+        token: OpToken,
+        f: impl FnOnce(Message) -> std::result::Result<(), (Message, Option<Error>)>,
+    ) -> SendAttempt;
+
+    /// Completes operation `token` successfully with a provider output (see
+    /// [`Aio::take_output`]). Hands the output back if the operation had already
+    /// completed.
+    fn finish_output<T: Any + Send>(&self, token: OpToken, out: T) -> std::result::Result<(), T>;
+
+    /// Runs `f` on the message of pending operation `token` without taking it. `None` if
+    /// the operation is no longer pending.
+    fn with_msg<R>(&self, token: OpToken, f: impl FnOnce(Option<&mut Message>) -> R) -> Option<R>;
+
+    /// Whether operation `token` is still pending.
+    fn is_pending(&self, token: OpToken) -> bool;
+}
+
+impl AioProvider for Aio {
+    fn new_inline(callback: impl Fn(&Aio) + Send + Sync + 'static) -> Result<Aio> {
+        Aio::new_inline(callback)
+    }
+    fn provider_handle(&self) -> Aio {
+        Aio::provider_handle(self)
+    }
+    fn wait_driving(&self, source: &Readiness) {
+        Aio::wait_driving(self, source)
+    }
+    fn begin(&self, default_timeout: Timeout, cancel: Option<CancelHook>) -> Option<OpToken> {
+        Aio::begin(self, default_timeout, cancel)
+    }
+    fn finish(&self, token: OpToken, result: Result<()>, count: usize) -> bool {
+        Aio::finish(self, token, result, count)
+    }
+    fn finish_recv(&self, token: OpToken, msg: Message) -> std::result::Result<(), Message> {
+        Aio::finish_recv(self, token, msg)
+    }
+    fn finish_send(&self, token: OpToken) -> Option<Message> {
+        Aio::finish_send(self, token)
+    }
+    fn attempt_send(
+        &self,
+        token: OpToken,
+        f: impl FnOnce(Message) -> std::result::Result<(), (Message, Option<Error>)>,
+    ) -> SendAttempt {
+        Aio::attempt_send(self, token, f)
+    }
+    fn finish_output<T: Any + Send>(&self, token: OpToken, out: T) -> std::result::Result<(), T> {
+        Aio::finish_output(self, token, out)
+    }
+    fn with_msg<R>(&self, token: OpToken, f: impl FnOnce(Option<&mut Message>) -> R) -> Option<R> {
+        Aio::with_msg(self, token, f)
+    }
+    fn is_pending(&self, token: OpToken) -> bool {
+        Aio::is_pending(self, token)
+    }
+}
+
+/// What [`AioProvider::attempt_send`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SendAttempt {
     /// The operation completed (accepted, or failed with the message left on the aio).

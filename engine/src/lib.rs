@@ -34,7 +34,7 @@ mod waker;
 
 pub use aio::{
     at_scope_end, engine_scope, in_driving_wait, in_engine_scope, scope_now, sleep_aio, Aio,
-    Cancel, CancelHook, Now, OpToken, ScopeEndJob, SendAttempt,
+    AioProvider, Cancel, CancelHook, Now, OpToken, ScopeEndJob, SendAttempt,
 };
 pub use error::{Error, Result};
 pub use id_hash::{IdHasher, IdMap, IdSet};

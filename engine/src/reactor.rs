@@ -128,7 +128,7 @@ struct Armed {
     driving: Interest,
     /// Arms that came while their direction was borrowed: an operation is parked on it.
     wanted: Interest,
-    /// The thread that last waited by driving reads ([`Aio::wait_driving`]).
+    /// The thread that last waited by driving reads ([`AioProvider::wait_driving`]).
     driver: Option<std::thread::ThreadId>,
 }
 
@@ -437,7 +437,7 @@ impl Registration {
     }
 
     /// A handle with which a blocked thread can wait for this fd's read readiness itself,
-    /// in place of the reactor (see [`Aio::wait_driving`](crate::Aio::wait_driving)).
+    /// in place of the reactor (see [`AioProvider::wait_driving`](crate::AioProvider::wait_driving)).
     pub fn read_readiness(&self) -> Readiness {
         Readiness {
             inner: self.inner.clone(),

@@ -1,5 +1,5 @@
 //! A thread's own wake-up fd, for a thread that waits in `poll` rather than on a condvar
-//! (see [`Aio::wait_driving`](crate::Aio::wait_driving)): whoever completes the aio it
+//! (see [`AioProvider::wait_driving`](crate::AioProvider::wait_driving)): whoever completes the aio it
 //! waits for writes this eventfd, so the wait ends whether the answer came from the fd the
 //! thread polls or from anywhere else (a timer, a cancel, another pipe).
 

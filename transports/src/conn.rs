@@ -2,6 +2,7 @@
 //! handshakes, frames and raw bytes, and the two connection types built on them, the SP
 //! pipe ([`SpPipe`]) and the byte stream ([`Stream`]).
 
+use nanoport_engine::AioProvider;
 use std::io::{ErrorKind, IoSlice};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};

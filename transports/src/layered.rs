@@ -15,6 +15,7 @@
 //! accepts, reads each request and hands the connection to the listener of its path
 //! (404 for a path nobody listens on, as NNG's HTTP server answers).
 
+use nanoport_engine::AioProvider;
 use std::collections::{HashMap, VecDeque};
 use std::io::{ErrorKind, IoSlice};
 #[cfg(feature = "tls")]

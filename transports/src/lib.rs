@@ -131,14 +131,14 @@ pub trait TransportPipe: PipeOps {
     }
 
     /// The read side of the pipe's fd, for a thread that blocks for this pipe's next
-    /// message and drives the read itself ([`Aio::wait_driving`]); `None` for a pipe with
+    /// message and drives the read itself ([`AioProvider::wait_driving`](nanoport_engine::AioProvider::wait_driving)); `None` for a pipe with
     /// no fd (inproc) or one that is closed. The default has none.
     fn read_readiness(&self) -> Option<nanoport_engine::Readiness> {
         None
     }
 
     /// The write side of the pipe's fd, for a thread blocked on a full pipe that writes
-    /// it out itself ([`Aio::wait_driving`]); `None` as for
+    /// it out itself ([`AioProvider::wait_driving`](nanoport_engine::AioProvider::wait_driving)); `None` as for
     /// [`read_readiness`](TransportPipe::read_readiness).
     fn write_readiness(&self) -> Option<nanoport_engine::Readiness> {
         None

@@ -5,6 +5,7 @@
 //! header, read the peer's) driven by one inline aio, under the handshake deadline. Many
 //! run at once; a peer that never speaks only holds its own entry until the deadline.
 
+use nanoport_engine::AioProvider;
 use std::collections::{HashMap, VecDeque};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
