@@ -301,8 +301,8 @@ thread_local! {
 /// The current time, read at most once per engine scope (outside one, read now).
 ///
 /// Why: the socket layer hands the protocol a timestamp with every message it moves, and
-/// reading the clock costs 20–50 ns on a VM: at a million messages a second, a tenth of
-/// the CPU went to `clock_gettime`. Within one scope (one user call, one readiness event)
+/// reading the clock is a measurable share of a message's CPU on a VM (figures in
+/// docs/benchmarks.md, "Figures behind design choices"). Within one scope (one user call, one readiness event)
 /// the time that passes is far below any protocol timer's resolution.
 ///
 /// # Examples
@@ -333,7 +333,7 @@ pub fn scope_now() -> Instant {
 ///
 /// Why: the socket layer hands the protocol the time with every message it moves, but
 /// most protocols (push, pull, pair, pub, sub, bus) never look at it, and a clock read
-/// costs 20–50 ns on a VM, a tenth of a message's CPU in a stream. A `Now` costs nothing
+/// is a measurable share of a message's CPU in a stream. A `Now` costs nothing
 /// until [`get`](Now::get).
 ///
 /// # Examples

@@ -19,8 +19,7 @@
 //! the idle sweep ([`crate::idle`]) frees all of it after one to two seconds without use.
 //! Why that much: a socket with a 128-message queue of 64 KiB messages frees 8 MiB in a
 //! burst, and every buffer the cache turned away went back to glibc and was faulted in
-//! again (two processes over ipc, 64 KiB: 25–73 k msg/s with a 4 MiB bound, 69–88 k with
-//! room for the whole queue).
+//! again (the measurement is in docs/benchmarks.md, "Figures behind design choices").
 //!
 //! A buffer from [`take`] holds stale bytes of an earlier message: callers overwrite every
 //! byte they expose.

@@ -366,8 +366,9 @@ fn queue_share(send_ahead_max: usize) -> usize {
 ///
 /// * tcp: `TCP_NOTSENT_LOWAT` of `b / 2`: writes wait while that many bytes are queued
 ///   and not yet sent. It leaves the kernel's self-tuning of the send buffer alone, so
-///   the bytes in flight still grow with the path (capping `SO_SNDBUF` to 16 KiB instead
-///   took a first loopback run of 4 KiB messages from 277 k to 48 k msg/s); toward a peer that stopped reading nothing is in
+///   the bytes in flight still grow with the path (capping `SO_SNDBUF` instead cut
+///   loopback throughput several-fold: docs/benchmarks.md, "Figures behind design
+///   choices"); toward a peer that stopped reading nothing is in
 ///   flight (the window closed, what it took is acknowledged), so the cap is what waits.
 ///   0 hands the choice back to `net.ipv4.tcp_notsent_lowat` (by default: no limit).
 /// * ipc: `SO_SNDBUF` of `b / 4`, which the kernel doubles and charges its per-packet

@@ -1157,7 +1157,7 @@ impl TransportPipe for LPipe {
 
     /// A thread blocked on this pipe's next message reads it itself: the handoff from
     /// the reactor to a worker to the waiting thread cost two cross-CPU wake-ups per
-    /// message (a 64 B round trip over ws went from ~170 to ~40 µs).
+    /// message (docs/benchmarks.md, "Figures behind design choices").
     fn read_readiness(&self) -> Option<nanoport_engine::Readiness> {
         if self.closing.load(Ordering::Acquire) {
             return None;
