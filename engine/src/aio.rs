@@ -111,6 +111,8 @@ struct State {
     running_cb: bool,
     cb_thread: Option<ThreadId>,
     waiters: usize,
+    /// Where the pending operation of a direct aio was started ([`Origin`]).
+    origin: Origin,
     /// A thread waiting in `poll` for this aio ([`AioProvider::wait_driving`]): woken by its fd.
     poller: Option<Arc<ThreadWaker>>,
 }
@@ -122,7 +124,43 @@ pub(crate) struct AioCore {
     /// Run the callback on the completing thread, at the end of its current engine scope
     /// (see [`AioProvider::new_inline`]).
     inline: bool,
+    /// Run the callback on the completing thread unless the operation completed inside
+    /// the call that started it (see [`Aio::new_direct`]).
+    direct: bool,
     handles: AtomicUsize,
+}
+
+/// Where an operation was started: the starting thread and its outermost engine scope (0:
+/// outside any). A completion on the same thread in the same scope happens inside the
+/// call that started the operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Origin {
+    thread: u64,
+    scope: u64,
+}
+
+thread_local! {
+    /// This thread's tag for [`Origin`], drawn once per thread.
+    static THREAD_TAG: u64 = {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    };
+    /// Counts this thread's outermost engine scopes, so each has its own number.
+    static SCOPE_SERIAL: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+impl Origin {
+    /// Here and now: this thread, and its current outermost scope.
+    fn here() -> Origin {
+        Origin {
+            thread: THREAD_TAG.with(|t| *t),
+            scope: if in_engine_scope() {
+                SCOPE_SERIAL.with(std::cell::Cell::get)
+            } else {
+                0
+            },
+        }
+    }
 }
 
 thread_local! {
@@ -387,7 +425,14 @@ fn reset_scope_now() {
 /// The reactor wraps each readiness event and timer batch in a scope; a socket wraps each
 /// user call that may complete pipe operations.
 pub fn engine_scope<R>(f: impl FnOnce() -> R) -> R {
-    DEFERRED.with(|d| d.borrow_mut().0 += 1);
+    let outermost = DEFERRED.with(|d| {
+        let mut d = d.borrow_mut();
+        d.0 += 1;
+        d.0 == 1
+    });
+    if outermost {
+        SCOPE_SERIAL.with(|c| c.set(c.get().wrapping_add(1)));
+    }
     // Leaves the scope even when `f` panics: a scope left open would park every later
     // inline completion of this thread forever, and lose the ones already deferred.
     let _leave = ScopeExit;
@@ -516,7 +561,54 @@ impl Aio {
     /// # Errors
     /// None today; the `Result` mirrors `nng_aio_alloc`.
     pub fn new(callback: impl Fn(&Aio) + Send + Sync + 'static) -> Result<Aio> {
-        Ok(Aio::from_core(Some(Box::new(callback)), false))
+        Ok(Aio::from_core(Some(Box::new(callback)), false, false))
+    }
+
+    /// An aio whose callback runs on the thread that completes the operation, with no hop
+    /// to a worker: the reactor thread when a peer's message or a timer completes it, or
+    /// the thread whose call completed it (a send on another socket, a blocking receive
+    /// that read the message itself). Beyond NNG, whose callbacks always go through its
+    /// task queue; on a 2-CPU machine that hop (a cross-CPU wake-up) can cost more than a
+    /// whole pinned round trip.
+    ///
+    /// The promise of [`new`](Aio::new) stays: the callback never runs inside the call
+    /// that started the operation. An operation that completes within that call (a
+    /// receive that finds a message queued, say) has its callback run by a worker, as
+    /// with `new`.
+    ///
+    /// The rules, because the callback may run on the reactor thread, which serves every
+    /// socket: it must be short and must never block: no blocking `send`/`recv`, no
+    /// [`wait`](Aio::wait), no lock another thread holds for long, no sleeping. Starting
+    /// the next operation (`recv_aio`, `send_aio`, `try_send`) is what it is for. A
+    /// callback that blocks stalls every socket's I/O until it returns; debug builds
+    /// panic when it waits on an aio (caught and counted in
+    /// [`callback_panics`](crate::callback_panics)), and report on stderr a callback that
+    /// ran longer than 10 ms.
+    ///
+    /// # Errors
+    /// None today; the `Result` mirrors `nng_aio_alloc`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use nanoport_engine::{sleep_aio, Aio};
+    /// use std::sync::mpsc;
+    /// use std::time::Duration;
+    ///
+    /// let (tx, rx) = mpsc::sync_channel(1);
+    /// let aio = Aio::new_direct(move |aio| {
+    ///     // On the reactor thread, which fired the timer: short, non-blocking work only.
+    ///     let name = std::thread::current().name().map(str::to_owned);
+    ///     tx.send((aio.result(), name)).unwrap();
+    /// })
+    /// .unwrap();
+    /// sleep_aio(Duration::from_millis(1), &aio);
+    /// let (result, thread) = rx.recv().unwrap();
+    /// assert_eq!(result, Ok(()));
+    /// assert_eq!(thread.as_deref(), Some("nanoport:reactor"));
+    /// ```
+    pub fn new_direct(callback: impl Fn(&Aio) + Send + Sync + 'static) -> Result<Aio> {
+        Ok(Aio::from_core(Some(Box::new(callback)), false, true))
     }
 
     /// An aio for engine plumbing (a pipe's reads, say): its callback runs on the thread
@@ -527,7 +619,7 @@ impl Aio {
     /// # Errors
     /// None today.
     pub(crate) fn new_inline(callback: impl Fn(&Aio) + Send + Sync + 'static) -> Result<Aio> {
-        Ok(Aio::from_core(Some(Box::new(callback)), true))
+        Ok(Aio::from_core(Some(Box::new(callback)), true, false))
     }
 
     /// A new idle aio with no callback: wait for it with [`wait`](Aio::wait)
@@ -537,10 +629,10 @@ impl Aio {
     /// # Errors
     /// None today; the `Result` mirrors `nng_aio_alloc`.
     pub fn new_waitable() -> Result<Aio> {
-        Ok(Aio::from_core(None, false))
+        Ok(Aio::from_core(None, false, false))
     }
 
-    fn from_core(cb: Option<Callback>, inline: bool) -> Aio {
+    fn from_core(cb: Option<Callback>, inline: bool, direct: bool) -> Aio {
         let core = Arc::new(AioCore {
             st: Mutex::new(State {
                 phase: Phase::Idle,
@@ -557,10 +649,12 @@ impl Aio {
                 cb_thread: None,
                 waiters: 0,
                 poller: None,
+                origin: Origin::default(),
             }),
             cv: Condvar::new(),
             cb,
             inline,
+            direct,
             handles: AtomicUsize::new(1),
         });
         Aio {
@@ -669,7 +763,7 @@ impl Aio {
             if done {
                 return;
             }
-            if self.core.inline && st.phase == Phase::Done && !st.running_cb {
+            if (self.core.inline || self.core.direct) && st.phase == Phase::Done && !st.running_cb {
                 // Its callback may be deferred to the end of this very thread's engine
                 // scope: waiting would deadlock, so run it here.
                 drop(st);
@@ -840,6 +934,9 @@ impl Aio {
         st.count = 0;
         st.output = None;
         st.phase = Phase::Pending;
+        if self.core.direct {
+            st.origin = Origin::here();
+        }
         let gen = st.gen;
         if st.stopped {
             // NNG 2.x's NNG_ESTOPPED: code that resubmits until the aio says "stopped"
@@ -1261,6 +1358,9 @@ impl AioCore {
         // Wake waiters after unlocking: woken while the lock is still held, a waiter would
         // only block again on the mutex (two more futex calls and a context switch).
         let owed = owed_wakes(&st);
+        // A direct callback runs here unless this completion is part of the call that
+        // started the operation (same thread, same outermost scope).
+        let here = dispatch && self.direct && in_engine_scope() && st.origin != Origin::here();
         drop(st);
         deliver_owed(self, owed);
         drop(hook);
@@ -1268,7 +1368,7 @@ impl AioCore {
             reactor().remove_timer(&t);
         }
         if dispatch {
-            if self.inline && in_engine_scope() {
+            if (self.inline || here) && in_engine_scope() {
                 DEFERRED.with(|d| d.borrow_mut().1.push(self.clone()));
             } else {
                 pool().submit(Job::Callback(self.clone()));
@@ -1291,7 +1391,22 @@ impl AioCore {
                 st.cb_thread = Some(thread::current().id());
             }
             if let Some(cb) = &self.cb {
-                run_guarded(|| cb(&view));
+                if cfg!(debug_assertions) && self.direct && in_engine_scope() {
+                    // A direct callback holds up the thread that completed it (maybe the
+                    // reactor, which serves every socket): say so when one runs long.
+                    let began = Instant::now();
+                    run_guarded(|| cb(&view));
+                    let took = began.elapsed();
+                    if took > Duration::from_millis(10) {
+                        eprintln!(
+                            "nanoport: a direct aio callback ran {took:?} on {:?}; direct \
+                             callbacks must be short and never block (Aio::new_direct)",
+                            thread::current().name().unwrap_or("a thread")
+                        );
+                    }
+                } else {
+                    run_guarded(|| cb(&view));
+                }
             }
             let mut st = self.lock();
             st.running_cb = false;
