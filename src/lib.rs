@@ -56,7 +56,8 @@ pub use context::Context;
 pub use device::device;
 pub use endpoint::{Dialer, Listener};
 pub use nanoport_engine::{
-    set_worker_threads, sleep_aio, Aio, Error, Message, Pipe, PipeId, Result, Timeout,
+    idle_strategy, set_idle_strategy, set_worker_threads, sleep_aio, Aio, Error, IdleStrategy,
+    Message, Pipe, PipeId, Result, Timeout,
 };
 pub use nanoport_protocols::{opt, OptValue, ProtoInfo, Protocol};
 pub use nanoport_transports::ListenerStats;

@@ -35,6 +35,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
+use crate::idle_strategy::{spin_until, SpinBudget};
 use crate::pool::{pool, run_guarded, Job};
 use crate::reactor::{reactor, Readiness, TimerKey};
 use crate::waker::ThreadWaker;
@@ -749,6 +750,8 @@ impl Aio {
     /// operation that callback started, never for the callback itself.
     pub fn wait(&self) {
         let me = thread::current().id();
+        // The idle strategy's spin, once per wait, right before the first sleep.
+        let mut spin = SpinBudget::start();
         let mut st = self.lock();
         loop {
             let inside_own_callback = st.running_cb && st.cb_thread == Some(me);
@@ -807,6 +810,15 @@ impl Aio {
                  thread, in an inline callback, or inside a socket call); hand the wait to \
                  the worker pool instead"
             );
+            if let Some(budget) = spin.take().filter(|_| !in_engine_scope()) {
+                drop(st);
+                spin_until(budget, || {
+                    let st = self.lock();
+                    st.phase == Phase::Idle && !st.running_cb
+                });
+                st = self.lock();
+                continue;
+            }
             st.waiters += 1;
             st = self.core.cv.wait(st).unwrap_or_else(|e| e.into_inner());
             st.waiters -= 1;

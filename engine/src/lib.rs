@@ -22,6 +22,7 @@ mod epoll;
 mod error;
 mod id_hash;
 pub mod idle;
+mod idle_strategy;
 pub mod io;
 mod job_queue;
 mod message;
@@ -38,6 +39,7 @@ pub use aio::{
 };
 pub use error::{Error, Result};
 pub use id_hash::{IdHasher, IdMap, IdSet};
+pub use idle_strategy::{idle_strategy, set_idle_strategy, IdleStrategy};
 pub use io::{IoOp, IoSource};
 pub use message::{Message, MAX_HEADER};
 pub use pipe::{Pipe, PipeId, PipeOps};

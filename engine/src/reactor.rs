@@ -28,6 +28,7 @@ use slab::Slab;
 
 use crate::aio::AioCore;
 use crate::idle::{IdleBuffers, Sweep};
+use crate::idle_strategy::SpinBudget;
 use crate::pool::run_guarded;
 use crate::Result;
 
@@ -224,6 +225,8 @@ impl Reactor {
     fn run(&self) {
         let mut events = Events::new();
         let mut due: Vec<TimerEntry> = Vec::new();
+        // The idle strategy: after work, poll without sleeping until the spin runs out.
+        let mut spin: Option<SpinBudget> = None;
         loop {
             let timeout = {
                 let mut t = lock(&self.timers);
@@ -232,8 +235,16 @@ impl Reactor {
                 t.wake_at = next;
                 next.map(|at| at.saturating_duration_since(Instant::now()))
             };
+            let timeout = match spin {
+                Some(b) if b.left() => Some(std::time::Duration::ZERO),
+                _ => timeout,
+            };
             events.clear();
-            if let Err(e) = self.poller.wait(&mut events, timeout) {
+            let polled = self.poller.wait(&mut events, timeout);
+            if events.iter().next().is_some() {
+                spin = SpinBudget::start();
+            }
+            if let Err(e) = polled {
                 if e.kind() != io::ErrorKind::Interrupted {
                     eprintln!("nanoport: poller wait failed: {e}");
                 }
