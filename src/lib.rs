@@ -37,7 +37,9 @@ pub use endpoint::{Dialer, Listener};
 pub use nanoport_engine::{
     set_worker_threads, sleep_aio, Aio, Error, Message, Pipe, PipeId, Result, Timeout,
 };
-pub use nanoport_protocols::{opt, OptValue, ProtoInfo, Protocol};
+pub use nanoport_protocols::{OptValue, ProtoInfo, Protocol};
+pub use nanoport_transports::{set_resolver, ResolveFn};
+pub use options::opt;
 pub use nanoport_transports::ListenerStats;
 #[cfg(feature = "tls")]
 pub use nanoport_transports::{TlsAuthMode, TlsConfig, TlsMode};
