@@ -15,9 +15,9 @@ use std::time::Duration;
 use nanoport_engine::{sleep_aio, Aio, Error, OpToken, PipeId, Result, Timeout};
 use nanoport_transports::{BoxPipe, EndpointOptions, TransportDialer, TransportListener, Url};
 
+use crate::opt;
 use crate::options::EndpointOpt;
 use crate::socket::{with_blocking_aio, SockOpts, SocketInner};
-use crate::opt;
 use nanoport_protocols::OptValue;
 
 enum Kind {
@@ -431,7 +431,9 @@ impl EndpointInner {
             Some(EndpointOpt::ReconnectMax(d)) if is_dialer => {
                 self.update(|st| st.reconnect_max = d)
             }
-            Some(EndpointOpt::TcpKeepAliveIdle(d)) => self.update(|st| st.opts.tcp_keepalive_idle = d),
+            Some(EndpointOpt::TcpKeepAliveIdle(d)) => {
+                self.update(|st| st.opts.tcp_keepalive_idle = d)
+            }
             Some(EndpointOpt::TcpKeepAliveInterval(d)) => {
                 self.update(|st| st.opts.tcp_keepalive_interval = d)
             }
@@ -460,9 +462,12 @@ impl EndpointInner {
             (opt::TCP_KEEPALIVE_COUNT, _) => {
                 OptValue::Int(st.opts.tcp_keepalive_count.map_or(0, |n| n as i32))
             }
-            (opt::LOCAL_ADDRESS, Kind::Dialer) if self.is_tcp() => {
-                OptValue::Str(st.opts.local_addr.map(|a| a.to_string()).unwrap_or_default())
-            }
+            (opt::LOCAL_ADDRESS, Kind::Dialer) if self.is_tcp() => OptValue::Str(
+                st.opts
+                    .local_addr
+                    .map(|a| a.to_string())
+                    .unwrap_or_default(),
+            ),
             (opt::IPC_PERMISSIONS, Kind::Listener) if self.is_ipc() => {
                 OptValue::Int(st.opts.ipc_permissions.ok_or(Error::NoEnt)? as i32)
             }

@@ -38,11 +38,11 @@ pub use nanoport_engine::{
     set_worker_threads, sleep_aio, Aio, Error, Message, Pipe, PipeId, Result, Timeout,
 };
 pub use nanoport_protocols::{OptValue, ProtoInfo, Protocol};
-pub use nanoport_transports::{set_resolver, ResolveFn};
-pub use options::opt;
 pub use nanoport_transports::ListenerStats;
+pub use nanoport_transports::{set_resolver, ResolveFn};
 #[cfg(feature = "tls")]
 pub use nanoport_transports::{TlsAuthMode, TlsConfig, TlsMode};
+pub use options::opt;
 pub use pipes::PipeEvent;
 pub use send_error::SendError;
 pub use socket::Socket;

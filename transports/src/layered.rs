@@ -31,8 +31,8 @@ use nanoport_engine::{
 };
 use socket2::{SockAddr, Socket};
 
-use crate::handshake::{encode_header, parse_header, HEADER_LEN};
 use crate::conn::Kind;
+use crate::handshake::{encode_header, parse_header, HEADER_LEN};
 use crate::sock::{
     bind_one, connect_one, next_key, target, usable, AcceptOp, Dest, LSrc as AcceptSrc, Target,
 };

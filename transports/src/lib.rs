@@ -42,9 +42,9 @@ pub mod ws;
 
 pub use conn::Stream;
 pub use inproc::{INPROC_BUF, INPROC_MSG_OVERHEAD};
+pub use resolv::{set_resolver, ResolveFn};
 #[cfg(feature = "tls")]
 pub use tls::{TlsAuthMode, TlsConfig, TlsMode};
-pub use resolv::{set_resolver, ResolveFn};
 pub use url::Url;
 
 use sock::{SockDialer, SockListener};

@@ -126,10 +126,7 @@ pub fn set_resolver(f: Option<Arc<ResolveFn>>) {
 /// (`getaddrinfo`). Addresses of other families than `family` are dropped, duplicates
 /// too; none left is `AddrInval`, as NNG reports a name that does not resolve.
 fn lookup_now(host: &str, port: u16, family: Family) -> Result<Vec<SocketAddr>> {
-    let f = custom()
-        .read()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
+    let f = custom().read().unwrap_or_else(|e| e.into_inner()).clone();
     let found = match f.and_then(|f| f(host, port)) {
         Some(r) => r?,
         None => (host, port)

@@ -919,7 +919,10 @@ impl<C: Established> DInner<C> {
             };
             let opts = self.opts();
             let started = connect_one(self.target.kind, &addr, &opts).and_then(|(s, now)| {
-                Ok((Src::new(s)?, if now { Step::SendHdr } else { Step::Connect }))
+                Ok((
+                    Src::new(s)?,
+                    if now { Step::SendHdr } else { Step::Connect },
+                ))
             });
             let (src, step) = match started {
                 Ok(x) => x,
