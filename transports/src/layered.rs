@@ -2062,7 +2062,10 @@ impl DInner {
             );
         }
         match self.target.dest() {
-            Dest::Addrs(a) => self.resolved(key, Ok(a.into())),
+            Dest::Addrs(a) => {
+                let ips = a.iter().filter_map(SockAddr::as_socket).collect();
+                self.resolved(key, usable(ips, &lock(&self.opts)));
+            }
             Dest::Name(host, port, family) => {
                 let me = self.me.clone();
                 let opts = lock(&self.opts).clone();

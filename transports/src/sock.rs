@@ -866,6 +866,10 @@ impl<C: Established> DInner<C> {
             );
         }
         match self.target.dest() {
+            Dest::Addrs(a) if self.target.kind == Kind::Tcp => {
+                let ips = a.iter().filter_map(SockAddr::as_socket).collect();
+                self.resolved(key, usable(ips, &self.opts()));
+            }
             Dest::Addrs(a) => self.resolved(key, Ok(a.into())),
             Dest::Name(host, port, family) => {
                 let me = self.me.clone();
