@@ -2064,7 +2064,8 @@ impl DInner {
         match self.target.dest() {
             Dest::Addrs(a) => {
                 let ips = a.iter().filter_map(SockAddr::as_socket).collect();
-                self.resolved(key, usable(ips, &lock(&self.opts)));
+                let r = usable(ips, &lock(&self.opts));
+                self.resolved(key, r);
             }
             Dest::Name(host, port, family) => {
                 let me = self.me.clone();
