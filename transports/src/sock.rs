@@ -386,6 +386,7 @@ pub(crate) struct SockListener<C: Established> {
     inner: Arc<LInner<C>>,
 }
 
+#[cfg(any(feature = "tls", feature = "ws"))]
 pub(crate) fn bind_one(t: &Target, a: &SockAddr, v6only: Option<bool>) -> Result<Socket> {
     bind_with_mode(t, a, v6only, None)
 }
