@@ -13,6 +13,7 @@
 
 use std::collections::VecDeque;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, RwLock};
 
 use nanoport_engine::{Error, Result};
@@ -57,7 +58,11 @@ fn thread_loop(p: &'static Pool) {
     loop {
         if let Some(job) = st.jobs.pop_front() {
             drop(st);
-            job();
+            // A panic (in a dialer's continuation, say) must not take the thread with
+            // it: the pool counts its threads and would run out.
+            if catch_unwind(AssertUnwindSafe(job)).is_err() {
+                eprintln!("nanoport: a name lookup's job panicked (the resolver carries on)");
+            }
             st = lock(&p.st);
             continue;
         }
@@ -108,7 +113,8 @@ fn custom() -> &'static RwLock<Option<Arc<ResolveFn>>> {
 /// (tried in order; those of a family the URL excludes, `tcp4://` say, are skipped),
 /// `Some(Err(e))` to fail the attempt with `e` (NNG reports a name that does not resolve
 /// as `AddrInval`), or `None` to leave the name to the system. Literal IP addresses never
-/// reach it.
+/// reach it. If it panics, that attempt fails with `Internal` and the dialer retries as
+/// after any failed attempt.
 ///
 /// ```
 /// use std::net::SocketAddr;
@@ -127,7 +133,12 @@ pub fn set_resolver(f: Option<Arc<ResolveFn>>) {
 /// too; none left is `AddrInval`, as NNG reports a name that does not resolve.
 fn lookup_now(host: &str, port: u16, family: Family) -> Result<Vec<SocketAddr>> {
     let f = custom().read().unwrap_or_else(|e| e.into_inner()).clone();
-    let found = match f.and_then(|f| f(host, port)) {
+    // A program's resolver that panics fails this lookup only.
+    let answer = match f {
+        Some(f) => catch_unwind(AssertUnwindSafe(|| f(host, port))).map_err(|_| Error::Internal)?,
+        None => None,
+    };
+    let found = match answer {
         Some(r) => r?,
         None => (host, port)
             .to_socket_addrs()
@@ -216,6 +227,29 @@ mod tests {
             lookup_now("127.0.0.1", 1, Family::V6),
             Err(Error::AddrInval)
         );
+    }
+
+    #[test]
+    fn a_panicking_program_resolver_fails_that_lookup_only() {
+        // The only test here that installs a resolver; it answers one name of its own.
+        set_resolver(Some(Arc::new(|host: &str, _| {
+            if host == "panics.nanoport.test" {
+                panic!("a broken resolver");
+            }
+            None
+        })));
+        for _ in 0..(MAX_THREADS + 2) {
+            let (tx, rx) = mpsc::channel();
+            lookup("panics.nanoport.test".into(), 7, Family::Any, move |r| {
+                let _ = tx.send(r);
+            });
+            assert_eq!(rx.recv().unwrap(), Err(Error::Internal));
+        }
+        let (tx, rx) = mpsc::channel();
+        lookup("localhost".into(), 7, Family::Any, move |r| {
+            let _ = tx.send(r.is_ok());
+        });
+        assert!(rx.recv().unwrap());
     }
 
     #[test]
