@@ -532,3 +532,35 @@ fn keep_alive_timing_reaches_the_kernel_and_live_pipes() {
         Err(Error::NotSup)
     );
 }
+
+#[cfg(feature = "ws")]
+#[test]
+fn a_ws_dialer_looks_its_name_up_and_tries_each_address() {
+    let pull = Socket::pull0().unwrap();
+    let url = common::ws("/named");
+    pull.listen(&url).unwrap();
+    let p = port_of(url.strip_suffix("/named").unwrap());
+    let lookups = Arc::new(AtomicUsize::new(0));
+    {
+        let lookups = lookups.clone();
+        answer("ws-dual.nanoport.test", move |port| {
+            lookups.fetch_add(1, Ordering::SeqCst);
+            Some(Ok(vec![
+                SocketAddr::from(([127, 0, 0, 5], port ^ 1)), // refused
+                SocketAddr::from(([127, 0, 0, 1], port)),
+            ]))
+        });
+    }
+    let push = Socket::push0().unwrap();
+    push.dial(&format!("ws://ws-dual.nanoport.test:{p}/named"))
+        .unwrap();
+    push.send("over ws by name").unwrap();
+    assert_eq!(recv_body(&pull), b"over ws by name");
+    assert_eq!(lookups.load(Ordering::SeqCst), 1);
+    // A name that does not resolve, as for tcp.
+    let s = Socket::push0().unwrap();
+    assert_eq!(
+        s.dial("ws://no-such-host.invalid:80/x").map(|_| ()),
+        Err(Error::AddrInval)
+    );
+}
