@@ -59,10 +59,12 @@ pub use nanoport_engine::{
     idle_strategy, set_idle_strategy, set_worker_threads, sleep_aio, Aio, Error, IdleStrategy,
     Message, Pipe, PipeId, Result, Timeout,
 };
-pub use nanoport_protocols::{opt, OptValue, ProtoInfo, Protocol};
+pub use nanoport_protocols::{OptValue, ProtoInfo, Protocol};
 pub use nanoport_transports::ListenerStats;
+pub use nanoport_transports::{set_resolver, ResolveFn};
 #[cfg(feature = "tls")]
 pub use nanoport_transports::{TlsAuthMode, TlsConfig, TlsMode};
+pub use options::opt;
 pub use pipe_ext::{PipeExt, SockAddr};
 pub use pipes::PipeEvent;
 pub use send_error::SendError;

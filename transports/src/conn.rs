@@ -307,6 +307,19 @@ impl Conn {
             ("local-address", _) => Ok(self.meta.local.clone()),
             ("tcp-nodelay", Kind::Tcp) => b(self.src().ok_or(Error::Closed)?.io().tcp_nodelay()),
             ("tcp-keepalive", Kind::Tcp) => b(self.src().ok_or(Error::Closed)?.io().keepalive()),
+            // The kernel's keep-alive timing (getsockopt): milliseconds, and a count.
+            (
+                "tcp-keepalive-idle" | "tcp-keepalive-interval" | "tcp-keepalive-count",
+                Kind::Tcp,
+            ) => {
+                let (idle, intvl, cnt) =
+                    sys::tcp_keepalive_timing(self.src().ok_or(Error::Closed)?.io())?;
+                Ok(match name {
+                    "tcp-keepalive-idle" => idle.as_millis().to_string(),
+                    "tcp-keepalive-interval" => intvl.as_millis().to_string(),
+                    _ => cnt.to_string(),
+                })
+            }
             ("ipc:peer-pid", Kind::Ipc) => self.cred.map(|c| c.0.to_string()).ok_or(Error::NotSup),
             ("ipc:peer-uid", Kind::Ipc) => self.cred.map(|c| c.1.to_string()).ok_or(Error::NotSup),
             ("ipc:peer-gid", Kind::Ipc) => self.cred.map(|c| c.2.to_string()).ok_or(Error::NotSup),
@@ -871,8 +884,7 @@ impl TransportPipe for SpPipe {
             if let Some(src) = self.conn.src() {
                 // Best effort, as at connect time: a socket the peer already reset may
                 // refuse, and the pipe learns of that from its next read or write.
-                let _ = src.io().set_tcp_nodelay(opts.tcp_nodelay);
-                let _ = src.io().set_keepalive(opts.tcp_keepalive);
+                sys::tune_tcp(src.io(), opts);
             }
         }
     }
@@ -961,7 +973,8 @@ impl Stream {
     }
 
     /// A named option as text (`remote-address`, `local-address`, `tcp-nodelay`,
-    /// `tcp-keepalive`, `ipc:peer-pid`, `ipc:peer-uid`, `ipc:peer-gid`).
+    /// `tcp-keepalive`, `tcp-keepalive-idle` and `tcp-keepalive-interval` (milliseconds),
+    /// `tcp-keepalive-count`, `ipc:peer-pid`, `ipc:peer-uid`, `ipc:peer-gid`).
     ///
     /// # Errors
     /// `NotSup` for an option this stream lacks, `Closed` after close.
