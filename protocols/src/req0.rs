@@ -425,6 +425,18 @@ impl ProtocolCore for Req0 {
         self.resend_timers.first().map(|(at, _)| *at)
     }
 
+    fn recv_ready(&self) -> bool {
+        self.ctxs
+            .get(&0)
+            .is_some_and(|c| c.recv_error.is_some() || c.reply.is_some())
+    }
+
+    fn send_ready(&self) -> bool {
+        self.idle_pipes
+            .iter()
+            .any(|p| self.pipes.get(p).is_some_and(|rp| !rp.busy))
+    }
+
     fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
     }
