@@ -739,7 +739,8 @@ impl SocketInner {
     }
 
     pub(crate) fn recv_blocking(&self, ctx: CtxId, nonblock: bool) -> Result<Message> {
-        if let Some(r) = self.recv_queued(ctx) {
+        let quick = self.recv_queued(ctx, nonblock);
+        if let Some(r @ Ok(_)) = quick {
             return r;
         }
         if nonblock && self.driven.load(Ordering::Relaxed) {
@@ -748,6 +749,9 @@ impl SocketInner {
             if let Some(rr) = self.lone_pipe_readiness(Dir::Recv) {
                 rr.end_hold();
             }
+        }
+        if let Some(r) = quick {
+            return r;
         }
         with_blocking_aio(|aio| {
             aio.set_timeout(if nonblock {
@@ -811,13 +815,17 @@ impl SocketInner {
     /// holds for `ctx`, with nobody queued ahead for it, is handed over under one lock of
     /// the core, without starting an aio (no deadline, no cancel hook, no completion);
     /// so is the protocol's error, which the aio would have reported the same way (some
-    /// are reported once: req's `ConnReset`, a surveyor's `TimedOut`). `None`: the
-    /// protocol says wait (or the socket is closed, the context gone), for the full path
-    /// to decide.
+    /// are reported once: req's `ConnReset`, a surveyor's `TimedOut`). When the protocol
+    /// says wait, a non-blocking receive ends here with `Again`, as NNG's zero-timeout
+    /// aio ends before it reaches the protocol: nothing waited, so nothing is cancelled
+    /// (a req keeps its request, see `ProtocolCore::recv_not_waiting`). `None`: a
+    /// blocking receive must wait (or the socket is closed, the context gone, a receive
+    /// queued ahead), for the full path to decide.
     ///
     /// Why: a receiver that falls behind a stream finds a message waiting on nearly every
-    /// call, and the aio's start, completion and hand-over were a fifth of its time.
-    fn recv_queued(&self, ctx: CtxId) -> Option<Result<Message>> {
+    /// call, and the aio's start, completion and hand-over were a fifth of its time; an
+    /// event loop calls `try_recv` on every readiness event and until `Again`.
+    fn recv_queued(&self, ctx: CtxId, nonblock: bool) -> Option<Result<Message>> {
         if !self.info.can_recv {
             return None;
         }
@@ -826,7 +834,15 @@ impl SocketInner {
             if !core.may_go_ahead(ctx, Dir::Recv) {
                 return None;
             }
-            let got = core.proto.try_recv(ctx, Now::current()).transpose();
+            let got = match core.proto.try_recv(ctx, Now::current()) {
+                Ok(Some(m)) => Some(Ok(m)),
+                Ok(None) if nonblock => {
+                    core.proto.recv_not_waiting(ctx);
+                    Some(Err(Error::Again))
+                }
+                Ok(None) => None,
+                Err(e) => Some(Err(e)),
+            };
             // Taking a message may let a paused pipe read again, or the protocol act; and
             // the poll fds follow what was taken.
             self.process(&mut core);

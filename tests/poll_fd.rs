@@ -301,10 +301,8 @@ fn no_lost_wakeups_with_edge_triggered_epoll() {
         u64: 7,
     };
     // SAFETY: `ep` and `fd` are open; `ev` is a live event for the call.
-    assert_eq!(
-        unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, &mut ev) },
-        0
-    );
+    let added = unsafe { libc::epoll_ctl(ep, libc::EPOLL_CTL_ADD, fd, &mut ev) };
+    assert_eq!(added, 0, "epoll_ctl: {}", std::io::Error::last_os_error());
     let threads: Vec<_> = (0..SENDERS)
         .map(|k| {
             let url = url.clone();
@@ -422,4 +420,35 @@ fn nngcat_push_drives_our_pull_through_the_fd() {
         let (ok, _, err) = cat.finish(Duration::from_secs(10));
         assert!(ok, "{url}: nngcat failed: {err}");
     }
+}
+
+#[test]
+fn req_try_recv_before_the_reply_keeps_the_request() {
+    // A poll-driven req calls try_recv before its reply is in: as in NNG (a zero-timeout
+    // receive never reaches the protocol's cancel) that is `Again` and the request stays
+    // out, and a later send cancels no receive (no `Canceled` to report).
+    let url = inproc("pollfd-early");
+    let rep = Socket::rep0().unwrap();
+    rep.listen(&url).unwrap();
+    let req = Socket::req0().unwrap();
+    req.dial(&url).unwrap();
+    let fd = req.recv_poll_fd().unwrap().as_raw_fd();
+    req.send("q1").unwrap();
+    assert_eq!(req.try_recv().map(|_| ()), Err(Error::Again));
+    assert!(!readable(fd, 0));
+    assert_eq!(rep.recv().unwrap().body(), b"q1");
+    rep.send("a1").unwrap();
+    wait_readable(fd, "req's reply after an early try_recv");
+    assert_eq!(req.try_recv().unwrap().body(), b"a1");
+
+    req.send("q2").unwrap();
+    assert_eq!(req.try_recv().map(|_| ()), Err(Error::Again));
+    req.send("q3").unwrap(); // replaces q2; nobody was waiting for it
+    assert!(!readable(fd, 0), "no Canceled to report: nobody waited");
+    assert_eq!(rep.recv().unwrap().body(), b"q2");
+    rep.send("a2").unwrap(); // late: dropped by req
+    assert_eq!(rep.recv().unwrap().body(), b"q3");
+    rep.send("a3").unwrap();
+    wait_readable(fd, "req's reply to its newest request");
+    assert_eq!(req.try_recv().unwrap().body(), b"a3");
 }

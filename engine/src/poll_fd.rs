@@ -104,10 +104,10 @@ impl PollFd {
     pub fn clear(&self) {
         let mut sink = [0u8; 64];
         loop {
-            // SAFETY: reading at most `sink.len()` bytes into a live buffer from our own
+            let (fd, buf, len) = (self.read.as_raw_fd(), sink.as_mut_ptr().cast(), sink.len());
+            // SAFETY: reading at most `len` bytes into the live `sink` from our own
             // non-blocking fd (an eventfd read wants 8, the buffer holds 64).
-            let n =
-                unsafe { libc::read(self.read.as_raw_fd(), sink.as_mut_ptr().cast(), sink.len()) };
+            let n = unsafe { libc::read(fd, buf, len) };
             // An eventfd is emptied by one read; a pipe until it says EAGAIN (n < 0).
             if n <= 0 || self.write.is_none() {
                 return;

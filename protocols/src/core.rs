@@ -241,6 +241,17 @@ pub trait ProtocolCore: Send + 'static {
         let _ = ctx;
     }
 
+    /// A non-blocking receive on `ctx` (NNG's `NNG_FLAG_NONBLOCK`, a zero timeout) found
+    /// nothing: `try_recv` answered `Ok(None)`, but nobody waits. Forget the waiting it
+    /// noted, without a cancellation's consequences: NNG's zero-timeout aio fails before
+    /// it reaches the protocol's cancel, so a req keeps its request (a poll-driven req
+    /// calls `try_recv` before its reply and must still get it). Default:
+    /// [`recv_cancelled`](ProtocolCore::recv_cancelled), for protocols where the two are
+    /// the same.
+    fn recv_not_waiting(&mut self, ctx: CtxId) {
+        self.recv_cancelled(ctx);
+    }
+
     /// Gives back a message that `try_recv` returned but the socket could not deliver (its
     /// receiver was cancelled at that instant); it goes back to the front.
     fn unrecv(&mut self, ctx: CtxId, msg: Message);
