@@ -706,6 +706,81 @@ impl Dialer {
         let st = self.inner.lock();
         (st.reconnect_min, st.reconnect_max)
     }
+
+    /// The reconnect minimum (`NNG_OPT_RECONNMINT`).
+    pub fn reconnect_min_time(&self) -> Duration {
+        self.inner.lock().reconnect_min
+    }
+
+    /// The reconnect maximum (`NNG_OPT_RECONNMAXT`, 0: no exponential back-off).
+    pub fn reconnect_max_time(&self) -> Duration {
+        self.inner.lock().reconnect_max
+    }
+
+    /// Whether the dialer's connections set `TCP_NODELAY`.
+    pub fn tcp_nodelay(&self) -> bool {
+        self.inner.lock().opts.tcp_nodelay
+    }
+
+    /// Whether the dialer's connections use TCP keep-alive.
+    pub fn tcp_keepalive(&self) -> bool {
+        self.inner.lock().opts.tcp_keepalive
+    }
+
+    /// Starts the dialer and waits for its first connection: [`start`](Dialer::start)
+    /// with `nonblocking == false`, spelled so the call site says which.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use nanoport::{Error, Socket};
+    /// let req = Socket::req0().unwrap();
+    /// let d = req.dialer("inproc://start-blocking-doc").unwrap();
+    /// // Nobody listens: a blocking start reports the refusal and leaves the dialer stopped.
+    /// assert_eq!(d.start_blocking(), Err(Error::ConnRefused));
+    /// ```
+    ///
+    /// # Errors
+    /// As [`start`](Dialer::start).
+    pub fn start_blocking(&self) -> Result<()> {
+        self.start(false)
+    }
+
+    /// Starts the dialer in the background (`NNG_FLAG_NONBLOCK`): returns at once and
+    /// keeps connecting, with back-off, until it succeeds or is closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use nanoport::Socket;
+    /// let req = Socket::req0().unwrap();
+    /// let d = req.dialer("inproc://start-nonblocking-doc").unwrap();
+    /// d.start_nonblocking().unwrap(); // nobody listens yet; it retries
+    /// let rep = Socket::rep0().unwrap();
+    /// rep.listen("inproc://start-nonblocking-doc").unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// `State` if already started, `Closed`.
+    pub fn start_nonblocking(&self) -> Result<()> {
+        self.start(true)
+    }
+}
+
+/// The dialer or listener behind an endpoint, as its handle type.
+pub(crate) enum EndpointHandle {
+    Dialer(Dialer),
+    Listener(Listener),
+}
+
+impl EndpointInner {
+    /// A user handle on this endpoint.
+    pub(crate) fn handle(self: Arc<Self>) -> EndpointHandle {
+        match self.kind {
+            Kind::Dialer => EndpointHandle::Dialer(Dialer { inner: self }),
+            Kind::Listener => EndpointHandle::Listener(Listener { inner: self }),
+        }
+    }
 }
 
 impl Listener {
@@ -828,6 +903,21 @@ impl Listener {
     pub fn set_handshake_timeout(&self, d: Duration) -> Result<()> {
         self.inner.check_settable()?.opts.handshake_timeout = d;
         Ok(())
+    }
+
+    /// How long each accepted connection may take over its handshakes (default 10 s).
+    pub fn handshake_timeout(&self) -> Duration {
+        self.inner.lock().opts.handshake_timeout
+    }
+
+    /// Whether the listener's connections set `TCP_NODELAY`.
+    pub fn tcp_nodelay(&self) -> bool {
+        self.inner.lock().opts.tcp_nodelay
+    }
+
+    /// Whether the listener's connections use TCP keep-alive.
+    pub fn tcp_keepalive(&self) -> bool {
+        self.inner.lock().opts.tcp_keepalive
     }
 
     /// Sets the TLS configuration for `tls+tcp://` and `wss://`

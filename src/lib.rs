@@ -26,10 +26,12 @@ mod context;
 mod device;
 mod endpoint;
 mod options;
+mod pipe_ext;
 mod pipes;
 mod send_error;
 mod socket;
 mod stats;
+pub mod stream;
 
 pub use context::Context;
 pub use device::device;
@@ -41,6 +43,7 @@ pub use nanoport_protocols::{opt, OptValue, ProtoInfo, Protocol};
 pub use nanoport_transports::ListenerStats;
 #[cfg(feature = "tls")]
 pub use nanoport_transports::{TlsAuthMode, TlsConfig, TlsMode};
+pub use pipe_ext::{PipeExt, SockAddr};
 pub use pipes::PipeEvent;
 pub use send_error::SendError;
 pub use socket::Socket;

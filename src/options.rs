@@ -139,7 +139,17 @@ impl Socket {
                 Some(EndpointOpt::ReconnectMin(d)) => self.set_reconnect_min_time(d),
                 Some(EndpointOpt::ReconnectMax(d)) => self.set_reconnect_max_time(d),
                 Some(EndpointOpt::SendAheadMax(n)) => self.set_send_ahead_max(n),
-                None => self.inner.set_proto_option(0, name, value),
+                None => match self.inner.set_proto_option(0, name, value.clone()) {
+                    Err(Error::NotSup) if spare_buf(name).is_some() => {
+                        let n = as_int(value)?;
+                        if !(0..=8192).contains(&n) {
+                            return Err(Error::Inval);
+                        }
+                        let i = spare_buf(name).unwrap_or(0);
+                        self.inner.set_local_opts(|o| o.spare_bufs[i] = n)
+                    }
+                    r => r,
+                },
             },
         }
     }
@@ -173,8 +183,25 @@ impl Socket {
             opt::RAW => OptValue::Bool(info.raw),
             opt::RECV_FD => OptValue::Int(self.recv_poll_fd()?.as_raw_fd()),
             opt::SEND_FD => OptValue::Int(self.send_poll_fd()?.as_raw_fd()),
-            _ => return self.inner.get_proto_option(0, name),
+            _ => match (self.inner.get_proto_option(0, name), spare_buf(name)) {
+                (Err(Error::NotSup), Some(i)) => {
+                    OptValue::Int(self.inner.sock_opt(|o| o.spare_bufs[i])?)
+                }
+                (r, _) => return r,
+            },
         })
+    }
+}
+
+/// Which of the socket's spare buffer depths `name` is, for a protocol whose core has
+/// no queue of that kind. libnng (1.5) answers `send-buffer` and `recv-buffer` on every
+/// socket, whether or not the protocol uses them, so code written for it sets them
+/// freely; the socket keeps such values (range-checked as NNG does) and reads them back.
+fn spare_buf(name: &str) -> Option<usize> {
+    match name {
+        opt::SEND_BUF => Some(0),
+        opt::RECV_BUF => Some(1),
+        _ => None,
     }
 }
 
@@ -327,7 +354,7 @@ impl Socket {
     /// `Closed`.
     pub fn set_name(&self, name: &str) -> Result<()> {
         // The name concerns no endpoint or pipe: nothing to hand on.
-        self.inner.set_sock_name(name)
+        self.inner.set_local_opts(|o| o.name = name.to_owned())
     }
 
     /// The socket's name.
@@ -338,10 +365,12 @@ impl Socket {
         self.inner.sock_opt(|o| o.name.clone())
     }
 
-    /// Sets the send buffer depth in messages (`NNG_OPT_SENDBUF`, 0..=8192).
+    /// Sets the send buffer depth in messages (`NNG_OPT_SENDBUF`, 0..=8192). Every
+    /// protocol takes it, as libnng's do; one that keeps no send queue (req0, sub0, ...)
+    /// only stores it.
     ///
     /// # Errors
-    /// `Inval` out of range, `NotSup` where the protocol has none.
+    /// `Inval` out of range, `Closed`.
     pub fn set_send_buffer(&self, n: i32) -> Result<()> {
         self.set_option(opt::SEND_BUF, OptValue::Int(n))
     }
@@ -349,15 +378,17 @@ impl Socket {
     /// The send buffer depth.
     ///
     /// # Errors
-    /// `NotSup` where the protocol has none.
+    /// `Closed`.
     pub fn send_buffer(&self) -> Result<i32> {
         as_int(self.get_option(opt::SEND_BUF)?)
     }
 
-    /// Sets the receive buffer depth in messages (`NNG_OPT_RECVBUF`, 0..=8192).
+    /// Sets the receive buffer depth in messages (`NNG_OPT_RECVBUF`, 0..=8192). Every
+    /// protocol takes it, as libnng's do; one that keeps no receive queue (push0, req0,
+    /// ...) only stores it.
     ///
     /// # Errors
-    /// `Inval` out of range, `NotSup` where the protocol has none.
+    /// `Inval` out of range, `Closed`.
     pub fn set_recv_buffer(&self, n: i32) -> Result<()> {
         self.set_option(opt::RECV_BUF, OptValue::Int(n))
     }
@@ -365,7 +396,7 @@ impl Socket {
     /// The receive buffer depth.
     ///
     /// # Errors
-    /// `NotSup` where the protocol has none.
+    /// `Closed`.
     pub fn recv_buffer(&self) -> Result<i32> {
         as_int(self.get_option(opt::RECV_BUF)?)
     }

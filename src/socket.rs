@@ -62,6 +62,9 @@ pub(crate) struct SockOpts {
     pub(crate) tcp_keepalive: bool,
     pub(crate) send_ahead_max: usize,
     pub(crate) name: String,
+    /// `send-buffer` and `recv-buffer` for protocols whose core keeps no such queue:
+    /// libnng accepts both on every protocol, so the socket keeps the values.
+    pub(crate) spare_bufs: [i32; 2],
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -226,6 +229,7 @@ impl Socket {
                     tcp_keepalive: false,
                     send_ahead_max: 0,
                     name: id.to_string(),
+                    spare_bufs: [0, 1],
                 },
                 endpoints: Vec::new(),
                 timer_at: None,
@@ -1099,7 +1103,7 @@ impl SocketInner {
             tell_owner(&owner, None);
             return;
         }
-        let handle = Arc::new(SocketPipe::new(tp.clone(), owner.clone(), self.id));
+        let handle = SocketPipe::register(tp.clone(), owner.clone(), &self.arc());
         if !self.notify.is_active() {
             let id = engine_scope(|| self.join(tp, handle));
             tell_owner(&owner, id);
@@ -1424,16 +1428,17 @@ impl SocketInner {
         Ok(f(&core.opts))
     }
 
-    /// Sets the socket's name (`socket-name`), which no endpoint or pipe uses.
+    /// Changes socket options that no endpoint or pipe uses (`socket-name`, the spare
+    /// buffer depths), so nothing is handed on.
     ///
     /// # Errors
     /// `Closed`.
-    pub(crate) fn set_sock_name(&self, name: &str) -> Result<()> {
+    pub(crate) fn set_local_opts(&self, f: impl FnOnce(&mut SockOpts)) -> Result<()> {
         let mut core = self.lock();
         if core.closed {
             return Err(Error::Closed);
         }
-        core.opts.name = name.to_owned();
+        f(&mut core.opts);
         Ok(())
     }
 

@@ -26,6 +26,8 @@ pub mod nng;
 #[cfg(feature = "libnng-system")]
 pub mod nng15;
 pub mod np;
+#[cfg(all(test, feature = "libnng"))]
+mod option_table;
 pub mod perf_tool;
 pub mod raw;
 pub mod secure;

@@ -186,7 +186,7 @@ impl ProtocolCore for Pair1 {
             opt::PAIR1_POLY => match value {
                 OptValue::Bool(false) => Ok(()),
                 OptValue::Bool(true) => Err(Error::NotSup),
-                _ => Err(Error::Inval),
+                _ => Err(Error::BadType),
             },
             _ => self.link.set_option(ctx, name, value),
         }

@@ -202,7 +202,7 @@ mod tests {
         );
         assert_eq!(
             h.set(0, opt::PAIR1_POLY, OptValue::Int(1)),
-            Err(Error::Inval)
+            Err(Error::BadType)
         );
     }
 }

@@ -173,7 +173,7 @@ impl ProtocolCore for Pair1Poly {
             opt::PAIR1_POLY => match value {
                 OptValue::Bool(true) => {}
                 OptValue::Bool(false) => return Err(Error::NotSup),
-                _ => return Err(Error::Inval),
+                _ => return Err(Error::BadType),
             },
             _ => return Err(Error::NotSup),
         }

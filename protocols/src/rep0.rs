@@ -443,7 +443,7 @@ mod tests {
         assert_eq!(h.set(0, opt::MAX_TTL, OptValue::Int(16)), Err(Error::Inval));
         assert_eq!(
             h.set(0, opt::MAX_TTL, OptValue::Bool(true)),
-            Err(Error::Inval)
+            Err(Error::BadType)
         );
         assert_eq!(h.get(0, opt::REQ_RESEND_TIME), Err(Error::NotSup));
     }

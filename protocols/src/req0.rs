@@ -800,7 +800,7 @@ mod tests {
         assert_eq!(h.set(0, opt::MAX_TTL, OptValue::Int(16)), Err(Error::Inval));
         assert_eq!(
             h.set(0, opt::REQ_RESEND_TIME, OptValue::Int(5)),
-            Err(Error::Inval)
+            Err(Error::BadType)
         );
         let c = h.proto.open_ctx().unwrap();
         assert_eq!(

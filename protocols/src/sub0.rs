@@ -397,7 +397,7 @@ mod tests {
         assert_eq!(h.set(0, opt::RECV_BUF, OptValue::Int(0)), Err(Error::Inval));
         assert_eq!(
             h.set(0, opt::SUBSCRIBE, OptValue::Int(1)),
-            Err(Error::Inval)
+            Err(Error::BadType)
         );
         assert_eq!(h.get(0, opt::SUBSCRIBE), Err(Error::NotSup));
         assert_eq!(h.get(0, opt::SEND_BUF), Err(Error::NotSup));

@@ -508,7 +508,7 @@ mod tests {
         assert_eq!(h.get(0, opt::MAX_TTL), Ok(OptValue::Int(8)));
         assert_eq!(
             h.set(0, opt::SURVEY_TIME, OptValue::Int(1)),
-            Err(Error::Inval)
+            Err(Error::BadType)
         );
         assert_eq!(h.set(0, opt::MAX_TTL, OptValue::Int(0)), Err(Error::Inval));
         assert_eq!(h.get(0, opt::SEND_BUF), Err(Error::NotSup));

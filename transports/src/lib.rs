@@ -433,6 +433,16 @@ impl StreamDialer {
         })
     }
 
+    /// A stream dialer for the URL text `url` with default options
+    /// (`nng_stream_dialer_alloc`).
+    ///
+    /// # Errors
+    /// `AddrInval` for a bad URL, `NotSup` for inproc, tls+tcp, ws, wss or an unknown
+    /// scheme.
+    pub fn open(url: &str) -> Result<Self> {
+        StreamDialer::new(&Url::parse(url)?, EndpointOptions::default())
+    }
+
     /// Connects: completes with output [`Stream`] (`aio.take_output::<Stream>()`).
     pub fn dial_aio(&self, aio: &Aio) {
         self.inner.dial_aio(aio)
@@ -467,6 +477,16 @@ impl StreamListener {
         Ok(StreamListener {
             inner: SockListener::bind(url, 0, opts)?,
         })
+    }
+
+    /// Binds and listens on the URL text `url` with default options
+    /// (`nng_stream_listener_alloc` and `nng_stream_listener_listen`).
+    ///
+    /// # Errors
+    /// `AddrInval` for a bad URL, `AddrInUse`, `NotSup` for inproc, tls+tcp, ws, wss or
+    /// an unknown scheme.
+    pub fn listen(url: &str) -> Result<Self> {
+        StreamListener::bind(&Url::parse(url)?, EndpointOptions::default())
     }
 
     /// Completes with the next connection (output [`Stream`]).
