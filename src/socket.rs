@@ -89,9 +89,11 @@ pub(crate) struct Core {
     pub(crate) frames_too_large: u64,
     /// Pipes closed because a frame was malformed (a bad IPC message type).
     pub(crate) frames_malformed: u64,
-    /// Whether each poll fd (by [`Dir`]) is raised; `None` until the user asks for that fd,
-    /// and while both are `None` the socket never looks at readiness.
+    /// Whether each poll fd (by [`Dir`]) is raised; `None` until the user asks for that fd.
     poll_raised: [Option<bool>; 2],
+    /// Some poll fd exists: until then `process` never looks at readiness (one test of
+    /// this flag per event is all a socket without poll fds pays).
+    polled: bool,
 }
 
 impl Core {
@@ -237,6 +239,7 @@ impl Socket {
                 frames_too_large: 0,
                 frames_malformed: 0,
                 poll_raised: [None, None],
+                polled: false,
             }),
             poll_fds: [OnceLock::new(), OnceLock::new()],
             timer: OnceLock::new(),
@@ -646,6 +649,7 @@ impl SocketInner {
             // Cannot be set already: it is only set here, under this lock.
             let _ = slot.set(fd);
             core.poll_raised[dir as usize] = Some(ready);
+            core.polled = true;
         }
         drop(core);
         slot.get().map(PollFd::as_fd).ok_or(Error::Internal)
@@ -653,12 +657,9 @@ impl SocketInner {
 
     /// Brings the poll fds the user asked for up to date with the protocol: raised or
     /// cleared only where readiness changed. Called with the core lock held, at the end
-    /// of every event (`process`) and at close; a socket whose fds were never asked for
-    /// pays one branch.
+    /// of every event (`process`) and at close, only once some fd exists (`Core::polled`).
+    #[inline(never)]
     fn update_poll(&self, core: &mut Core) {
-        if core.poll_raised == [None, None] {
-            return;
-        }
         for dir in [Dir::Send, Dir::Recv] {
             let Some(raised) = core.poll_raised[dir as usize] else {
                 continue;
@@ -743,10 +744,11 @@ impl SocketInner {
     }
 
     pub(crate) fn recv_blocking(&self, ctx: CtxId, nonblock: bool) -> Result<Message> {
-        let quick = self.recv_queued(ctx, nonblock);
-        if let Some(r @ Ok(_)) = quick {
-            return r;
-        }
+        let err = match self.recv_queued(ctx, nonblock) {
+            Some(Ok(m)) => return Ok(m),
+            Some(Err(e)) => Some(e),
+            None => None,
+        };
         if nonblock && self.driven.load(Ordering::Relaxed) {
             // A thread polling without waiting drives nothing: a read held since its last
             // blocking receive goes back to the reactor, which fills the queue meanwhile.
@@ -754,8 +756,8 @@ impl SocketInner {
                 rr.end_hold();
             }
         }
-        if let Some(r) = quick {
-            return r;
+        if let Some(e) = err {
+            return Err(e);
         }
         with_blocking_aio(|aio| {
             aio.set_timeout(if nonblock {
@@ -803,13 +805,14 @@ impl SocketInner {
             if !core.may_go_ahead(ctx, Dir::Send) {
                 return SendNow::Wait(msg);
             }
+            // A refusal queues nothing to act on now: `Fail` changes nothing, and what a
+            // `Full` changed (req: a waiting receive cancelled) is acted on, poll fds
+            // included, by the full path that follows at once (`start_user_op`).
             let out = match core.proto.try_send(ctx, msg, Now::current()) {
                 Ok(()) => SendNow::Sent,
-                Err(SendBlock::Full(m)) => SendNow::Wait(m),
-                Err(SendBlock::Fail(e, m)) => SendNow::Failed(e, m),
+                Err(SendBlock::Full(m)) => return SendNow::Wait(m),
+                Err(SendBlock::Fail(e, m)) => return SendNow::Failed(e, m),
             };
-            // Even a refused send may have changed the protocol (req: a waiting receive
-            // was cancelled, a sender now waits for a pipe): act on it, and on readiness.
             self.process(&mut core);
             out
         })
@@ -844,11 +847,12 @@ impl SocketInner {
                     core.proto.recv_not_waiting(ctx);
                     Some(Err(Error::Again))
                 }
-                Ok(None) => None,
+                // The full path follows at once and acts on what the protocol noted.
+                Ok(None) => return None,
                 Err(e) => Some(Err(e)),
             };
-            // Taking a message may let a paused pipe read again, or the protocol act; and
-            // the poll fds follow what was taken.
+            // Taking a message (or a reported outcome) may let a paused pipe read again,
+            // or the protocol act; and the poll fds follow what was taken.
             self.process(&mut core);
             got
         })
@@ -962,6 +966,18 @@ impl SocketInner {
         })
     }
 
+    /// Drains the protocol's actions and re-arms its timer ([`drain_actions`]), then
+    /// brings the poll fds up to date: the end of every event. A socket without poll fds
+    /// pays one test of a flag here, once per event (not per message of a batch).
+    ///
+    /// [`drain_actions`]: SocketInner::drain_actions
+    pub(crate) fn process(&self, core: &mut Core) {
+        self.drain_actions(core);
+        if core.polled {
+            self.update_poll(core);
+        }
+    }
+
     /// Drains the protocol's actions, then re-arms its timer.
     ///
     /// A message for a pipe is first offered to the transport synchronously
@@ -969,7 +985,7 @@ impl SocketInner {
     /// the protocol hears "writable" right here, so a stream of small messages costs no
     /// aio start, completion and callback per message. Otherwise it goes on the pipe's
     /// send aio as before, which waits for room or reports the error.
-    pub(crate) fn process(&self, core: &mut Core) {
+    fn drain_actions(&self, core: &mut Core) {
         while let Some(action) = core.proto.poll_action() {
             match action {
                 Action::SendToPipe(p, msg) => match core.pipes.get(&p) {
@@ -1006,20 +1022,20 @@ impl SocketInner {
             }
         }
         self.rearm_timer(core);
-        self.update_poll(core);
     }
 
     /// After a message from pipe `id` reached the protocol: runs the protocol's actions,
     /// then gives it the next message the pipe already has buffered, with no aio and no
     /// I/O (`try_recv_now`), for as long as it wants them; then starts the pipe's
-    /// receive, or marks the pipe paused. The pipe's receive aio must be idle.
+    /// receive, or marks the pipe paused. The pipe's receive aio must be idle. The poll
+    /// fds are the caller's (`process`, or `on_pipe_recv` after the batch).
     ///
     /// Why: a stream pipe reads many frames per `recv`; passing each through a receive
     /// aio and its callback would cost more than the read itself. Each message is still
     /// followed by `process`, as when each came through the aio.
     fn feed_from_pipe(&self, core: &mut Core, id: PipeId) {
         loop {
-            self.process(core);
+            self.drain_actions(core);
             let Some(slot) = core.pipes.get_mut(&id) else {
                 return;
             };
@@ -1202,6 +1218,9 @@ impl SocketInner {
                 }
                 core.proto.pipe_message(id, msg, Now::current());
                 self.feed_from_pipe(&mut core, id);
+                if core.polled {
+                    self.update_poll(&mut core);
+                }
             }
             Err(e) => {
                 // The transport already dropped the connection; count why.
@@ -1293,7 +1312,9 @@ impl SocketInner {
             }
             core.closed = true;
             // The poll fds turn readable: a call now fails with `Closed` at once.
-            self.update_poll(&mut core);
+            if core.polled {
+                self.update_poll(&mut core);
+            }
             let waiters: Vec<Waiter> = core.waiters.drain().flat_map(|(_, q)| q).collect();
             let pipes: Vec<PipeSlot> = core.pipes.drain().map(|(_, s)| s).collect();
             let endpoints = std::mem::take(&mut core.endpoints);
