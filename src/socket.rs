@@ -458,7 +458,7 @@ impl Socket {
     ///   return the same fd) and closed when the socket's last handle is dropped, not at
     ///   [`close`](Socket::close) as in NNG: a closed socket's fds turn readable and stay
     ///   open while a handle lives, so a registered fd never dangles, and `try_recv` then
-    ///   says `Closed`. Until the first call the socket does no work for it at all.
+    ///   says `Closed`. Until the first call the socket only tests a flag once per event.
     /// * Contexts have none, as in NNG ("not compatible with contexts"): the fd follows the
     ///   socket's own context only.
     ///
