@@ -21,8 +21,9 @@
 //! new request is taken meanwhile (a cooked rep answers one request at a time).
 //!
 //! The demo mode runs a req client (blocking calls, its own thread) and an echo client
-//! against the loop, each alone and then both at once, and prints round-trip figures
-//! measured in the same run.
+//! against the loop, each alone and then both at once, then the same req client against
+//! a rep served by a plain blocking thread, and prints round-trip figures measured in the
+//! same run.
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -309,5 +310,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("  {label:30} median {p50:7.1} us   p99 {p99:8.1} us");
     }
     println!("  ({} replies sent from the loop thread)", server.replies);
+
+    // For comparison, the same req client against a rep served by a plain blocking thread
+    // (no event loop: the thread reads its lone pipe itself, one hop fewer).
+    let plain = Socket::rep0()?;
+    let plain_url = match plain.listen("tcp://127.0.0.1:0")?.port() {
+        Some(p) => format!("tcp://127.0.0.1:{p}"),
+        None => return Err("no port".into()),
+    };
+    let server = std::thread::spawn(move || -> nanoport::Result<()> {
+        for _ in 0..n + 1000 {
+            let m = plain.recv()?;
+            plain.send(m).map_err(|e| e.error())?;
+        }
+        Ok(())
+    });
+    let mut v = req_client(&plain_url, n)?;
+    server.join().map_err(|_| "blocking rep panicked")??;
+    let (p50, p99) = percentiles(&mut v);
+    println!(
+        "  {:30} median {p50:7.1} us   p99 {p99:8.1} us",
+        "req -> blocking rep thread"
+    );
     Ok(())
 }
