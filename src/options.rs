@@ -4,6 +4,7 @@
 //! the socket; endpoints copy them when created, as NNG 2.x does. Protocol options
 //! (buffers, TTL, resend and survey times, subscriptions) go to the protocol.
 
+use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use std::net::IpAddr;
@@ -218,6 +219,8 @@ fn read_only(name: &str) -> bool {
             | opt::RAW
             | opt::URL
             | opt::TCP_BOUND_PORT
+            | opt::RECV_FD
+            | opt::SEND_FD
     )
 }
 
@@ -277,7 +280,9 @@ impl Socket {
 
     /// Reads an option by its NNG name (`nng_socket_get`); the names of
     /// [`set_option`](Socket::set_option), plus the read-only `protocol`, `peer`,
-    /// `protocol-name`, `peer-name` and `raw`.
+    /// `protocol-name`, `peer-name` and `raw`, and NNG 1.x's `recv-fd` and `send-fd`
+    /// (the raw fds of [`recv_poll_fd`](Socket::recv_poll_fd) and
+    /// [`send_poll_fd`](Socket::send_poll_fd), valid while the socket has a handle).
     ///
     /// # Errors
     /// `NotSup` for an option the socket lacks (and for write-only ones such as
@@ -300,6 +305,8 @@ impl Socket {
             opt::PROTOCOL_NAME => OptValue::Str(info.name.to_owned()),
             opt::PEER_NAME => OptValue::Str(info.peer_name.to_owned()),
             opt::RAW => OptValue::Bool(info.raw),
+            opt::RECV_FD => OptValue::Int(self.recv_poll_fd()?.as_raw_fd()),
+            opt::SEND_FD => OptValue::Int(self.send_poll_fd()?.as_raw_fd()),
             _ => match (self.inner.get_proto_option(0, name), spare_buf(name)) {
                 (Err(Error::NotSup), Some(i)) => {
                     OptValue::Int(self.inner.sock_opt(|o| o.spare_bufs[i])?)

@@ -9,6 +9,8 @@
 //! * [`IoSource`], [`IoOp`]: resumable non-blocking operations on a registered fd, for
 //!   transports.
 //! * [`Message`], [`Error`], [`Timeout`], [`Pipe`]: the types every layer shares.
+//! * [`PollFd`]: an fd that polls readable while a condition holds, for a socket's
+//!   receive and send poll fds.
 //!
 //! Threads: one reactor thread (`nanoport:reactor`), N workers (`nanoport:worker:i`,
 //! [`set_worker_threads`]). Both start on first use.
@@ -27,6 +29,7 @@ pub mod io;
 mod job_queue;
 mod message;
 mod pipe;
+mod poll_fd;
 mod poller;
 mod pool;
 pub mod reactor;
@@ -43,6 +46,7 @@ pub use idle_strategy::{idle_strategy, set_idle_strategy, IdleStrategy};
 pub use io::{IoOp, IoSource};
 pub use message::{Message, MAX_HEADER};
 pub use pipe::{Pipe, PipeId, PipeOps};
+pub use poll_fd::PollFd;
 pub use pool::{callback_panics, set_worker_threads, spawn, worker_threads};
 pub use reactor::{
     armed_timers, poller_modifications, registered_sources, Interest, Readiness, ReadyHandler,

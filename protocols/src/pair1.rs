@@ -165,6 +165,14 @@ impl ProtocolCore for Pair1 {
         None
     }
 
+    fn recv_ready(&self) -> bool {
+        self.link.recv_ready()
+    }
+
+    fn send_ready(&self) -> bool {
+        self.link.send_ready()
+    }
+
     fn poll_action(&mut self) -> Option<Action> {
         self.link.poll_action()
     }

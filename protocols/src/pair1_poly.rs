@@ -144,6 +144,15 @@ impl ProtocolCore for Pair1Poly {
         None
     }
 
+    fn recv_ready(&self) -> bool {
+        !self.inbound.is_empty()
+    }
+
+    fn send_ready(&self) -> bool {
+        // Never blocks: a full or unknown destination drops the message.
+        true
+    }
+
     fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
     }

@@ -164,6 +164,14 @@ impl ProtocolCore for Sub0 {
         None
     }
 
+    fn recv_ready(&self) -> bool {
+        self.ctxs.get(&0).is_some_and(|c| !c.queue.is_empty())
+    }
+
+    fn send_ready(&self) -> bool {
+        false
+    }
+
     fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
     }
