@@ -37,6 +37,34 @@ struct EpState {
     dialer: Option<Arc<TransportDialer>>,
     listener: Option<Arc<TransportListener>>,
     first: Option<(Aio, OpToken)>,
+    /// How this dialer's connection attempts ended (NNG's dialer statistics).
+    dials: DialStats,
+}
+
+/// How a dialer's attempts ended, by NNG's statistic names.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct DialStats {
+    pub(crate) connect: u64,
+    pub(crate) refused: u64,
+    pub(crate) timeout: u64,
+    pub(crate) canceled: u64,
+    pub(crate) proto: u64,
+    pub(crate) auth: u64,
+    pub(crate) other: u64,
+}
+
+impl DialStats {
+    fn count(&mut self, r: &Result<()>) {
+        match r {
+            Ok(()) => self.connect += 1,
+            Err(Error::ConnRefused) => self.refused += 1,
+            Err(Error::TimedOut) => self.timeout += 1,
+            Err(Error::Canceled | Error::Closed | Error::Stopped) => self.canceled += 1,
+            Err(Error::Proto) => self.proto += 1,
+            Err(Error::PeerAuth) => self.auth += 1,
+            Err(_) => self.other += 1,
+        }
+    }
 }
 
 pub(crate) struct EndpointInner {
@@ -115,6 +143,7 @@ impl EndpointInner {
                 dialer: None,
                 listener: None,
                 first: None,
+                dials: DialStats::default(),
             }),
             work: OnceLock::new(),
             pause: OnceLock::new(),
@@ -122,6 +151,56 @@ impl EndpointInner {
         });
         sock.add_endpoint(inner.clone())?;
         Ok(inner)
+    }
+
+    /// Whether this endpoint dials (or listens).
+    pub(crate) fn is_dialer(&self) -> bool {
+        matches!(self.kind, Kind::Dialer)
+    }
+
+    /// This endpoint's statistics (NNG's `dialer` or `listener` scope).
+    pub(crate) fn stat(&self) -> crate::stat::Stat {
+        use crate::stat::Stat;
+        let st = self.lock();
+        let mut c = vec![
+            Stat::id(
+                "socket",
+                "socket id",
+                self.sock.upgrade().map_or(0, |s| s.id),
+            ),
+            Stat::string("url", "endpoint url", self.url.to_string()),
+            Stat::level("pipes", "open pipes", u64::from(st.pipe.is_some())),
+        ];
+        match self.kind {
+            Kind::Dialer => {
+                let d = st.dials;
+                c.extend([
+                    Stat::counter("connect", "connections established", d.connect),
+                    Stat::counter("refused", "connections refused", d.refused),
+                    Stat::counter("timeout", "connections timed out", d.timeout),
+                    Stat::counter("canceled", "attempts canceled", d.canceled),
+                    Stat::counter("proto", "protocol errors", d.proto),
+                    Stat::counter("auth", "authentication errors", d.auth),
+                    Stat::counter("other", "other errors", d.other),
+                ]);
+                Stat::scope("dialer", "dialer statistics", c)
+            }
+            Kind::Listener => {
+                let l = st.listener.as_ref().map(|l| l.stats()).unwrap_or_default();
+                c.extend([
+                    Stat::counter("accept", "connections accepted", l.accepted),
+                    Stat::counter("proto", "protocol errors", l.handshake_proto),
+                    Stat::counter("timeout", "handshakes timed out", l.handshake_timeout),
+                    Stat::counter(
+                        "disconnect",
+                        "peers gone in the handshake",
+                        l.handshake_disconnect,
+                    ),
+                    Stat::counter("other", "other errors", l.handshake_other),
+                ]);
+                Stat::scope("listener", "listener statistics", c)
+            }
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, EpState> {
@@ -252,7 +331,11 @@ impl EndpointInner {
 
     fn on_dialed(&self, aio: &Aio) {
         let result = aio.result();
-        let first = self.lock().first.take();
+        let first = {
+            let mut st = self.lock();
+            st.dials.count(&result);
+            st.first.take()
+        };
         match result {
             Ok(()) => {
                 let Some(pipe) = aio.take_output::<BoxPipe>() else {
@@ -685,10 +768,12 @@ impl Dialer {
         });
         match result {
             Ok(pipe) => {
+                ep.lock().dials.count(&Ok(()));
                 ep.attach(pipe, true);
                 Ok(())
             }
             Err(e) => {
+                ep.lock().dials.count(&Err(e));
                 ep.unstart(&d);
                 Err(e)
             }

@@ -49,6 +49,7 @@ mod pipe_ext;
 mod pipes;
 mod send_error;
 mod socket;
+mod stat;
 mod stats;
 pub mod stream;
 
@@ -69,6 +70,7 @@ pub use pipe_ext::{PipeExt, SockAddr};
 pub use pipes::PipeEvent;
 pub use send_error::SendError;
 pub use socket::Socket;
+pub use stat::{stats, Stat, StatValue};
 pub use stats::SocketStats;
 
 /// The engine underneath, for transport authors and engine extensions: the provider side

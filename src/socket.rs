@@ -51,6 +51,29 @@ pub(crate) struct PipeSlot {
     /// The protocol said no to more messages from this pipe for now.
     paused: bool,
     pub(crate) handle: Arc<SocketPipe>,
+    /// What went through this pipe (NNG's pipe `tx_msgs`, `rx_bytes`, ...).
+    pub(crate) traffic: Traffic,
+}
+
+/// Messages and bytes moved, counted under the socket's lock, which every message takes
+/// anyway: plain additions, no atomics, nothing per message beyond them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Traffic {
+    pub(crate) tx_msgs: u64,
+    pub(crate) tx_bytes: u64,
+    pub(crate) rx_msgs: u64,
+    pub(crate) rx_bytes: u64,
+}
+
+impl Traffic {
+    fn sent(&mut self, bytes: usize) {
+        self.tx_msgs += 1;
+        self.tx_bytes += bytes as u64;
+    }
+    fn received(&mut self, bytes: usize) {
+        self.rx_msgs += 1;
+        self.rx_bytes += bytes as u64;
+    }
 }
 
 /// Socket-wide options that are not the protocol's.
@@ -90,6 +113,11 @@ pub(crate) struct Core {
     pub(crate) frames_too_large: u64,
     /// Pipes closed because a frame was malformed (a bad IPC message type).
     pub(crate) frames_malformed: u64,
+    /// What the socket's pipes moved, the gone ones included (NNG's socket `tx_msgs`, ...).
+    pub(crate) traffic: Traffic,
+    /// Pipes that joined and that left (NNG's `pipes` is the difference).
+    pub(crate) pipes_added: u64,
+    pub(crate) pipes_removed: u64,
     /// Whether each poll fd (by [`Dir`]) is raised; `None` until the user asks for that fd.
     poll_raised: [Option<bool>; 2],
     /// Some poll fd exists: until then `process` never looks at readiness (one test of
@@ -239,6 +267,9 @@ impl Socket {
                 rejected: 0,
                 frames_too_large: 0,
                 frames_malformed: 0,
+                traffic: Traffic::default(),
+                pipes_added: 0,
+                pipes_removed: 0,
                 poll_raised: [None, None],
                 polled: false,
             }),
@@ -248,6 +279,7 @@ impl Socket {
             handles: AtomicUsize::new(1),
             me: me.clone(),
         });
+        crate::stat::register(&inner);
         Ok(Socket { inner })
     }
 
@@ -615,6 +647,81 @@ impl PartialEq for Socket {
 impl Eq for Socket {}
 
 impl SocketInner {
+    /// This socket's statistics tree (NNG's `socket` scope); `None` once closed.
+    pub(crate) fn stat(&self) -> Option<crate::stat::Stat> {
+        use crate::stat::Stat;
+        let core = self.lock();
+        if core.closed {
+            return None;
+        }
+        let d = core.proto.discards();
+        let t = core.traffic;
+        let dialers = core.endpoints.iter().filter(|e| e.is_dialer()).count() as u64;
+        let listeners = core.endpoints.len() as u64 - dialers;
+        let mut c = vec![
+            Stat::id("id", "socket id", self.id),
+            Stat::string("name", "socket name", core.opts.name.clone()),
+            Stat::string("protocol", "protocol name", self.info.name.to_owned()),
+            Stat::level("dialers", "open dialers", dialers),
+            Stat::level("listeners", "open listeners", listeners),
+            Stat::level("pipes", "open pipes", core.pipes.len() as u64),
+            Stat::counter("pipes_added", "pipes that joined", core.pipes_added),
+            Stat::counter("pipes_removed", "pipes that left", core.pipes_removed),
+            Stat::counter("reject", "pipes rejected", core.rejected),
+            Stat::counter("tx_msgs", "messages sent", t.tx_msgs),
+            Stat::counter("rx_msgs", "messages received", t.rx_msgs),
+            Stat::counter("tx_bytes", "bytes sent", t.tx_bytes),
+            Stat::counter("rx_bytes", "bytes received", t.rx_bytes),
+            Stat::counter("malformed", "malformed messages dropped", d.malformed),
+            Stat::counter(
+                "too_many_hops",
+                "messages over ttl-max dropped",
+                d.too_many_hops,
+            ),
+            Stat::counter("unmatched", "replies matching nothing dropped", d.unmatched),
+            Stat::counter(
+                "frames_too_large",
+                "pipes closed for an oversized frame",
+                core.frames_too_large,
+            ),
+            Stat::counter(
+                "frames_malformed",
+                "pipes closed for a malformed frame",
+                core.frames_malformed,
+            ),
+        ];
+        let endpoints = core.endpoints.clone();
+        let mut pipes: Vec<_> = core
+            .pipes
+            .iter()
+            .map(|(id, slot)| {
+                let t = slot.traffic;
+                Stat::scope(
+                    "pipe",
+                    "pipe statistics",
+                    vec![
+                        Stat::id("id", "pipe id", id.0),
+                        Stat::id("socket", "socket id", self.id),
+                        Stat::string(
+                            "remote",
+                            "peer address",
+                            slot.tp.option("remote-address").unwrap_or_default(),
+                        ),
+                        Stat::counter("tx_msgs", "messages sent", t.tx_msgs),
+                        Stat::counter("rx_msgs", "messages received", t.rx_msgs),
+                        Stat::counter("tx_bytes", "bytes sent", t.tx_bytes),
+                        Stat::counter("rx_bytes", "bytes received", t.rx_bytes),
+                    ],
+                )
+            })
+            .collect();
+        drop(core);
+        // Endpoint locks are taken after the socket's is released, never under it.
+        c.extend(endpoints.iter().map(|e| e.stat()));
+        c.append(&mut pipes);
+        Some(Stat::scope("socket", "socket statistics", c))
+    }
+
     pub(crate) fn lock(&self) -> MutexGuard<'_, Core> {
         lock(&self.core)
     }
@@ -989,14 +1096,19 @@ impl SocketInner {
     fn drain_actions(&self, core: &mut Core) {
         while let Some(action) = core.proto.poll_action() {
             match action {
-                Action::SendToPipe(p, msg) => match core.pipes.get(&p) {
-                    Some(slot) => match slot.tp.try_send_now(msg) {
-                        Ok(()) => core.proto.pipe_writable(p, Now::current()),
-                        Err(msg) => {
-                            slot.send_aio.set_msg(msg);
-                            slot.tp.send_aio(&slot.send_aio);
+                Action::SendToPipe(p, msg) => match core.pipes.get_mut(&p) {
+                    Some(slot) => {
+                        let n = msg.len() + msg.header_len();
+                        slot.traffic.sent(n);
+                        core.traffic.sent(n);
+                        match slot.tp.try_send_now(msg) {
+                            Ok(()) => core.proto.pipe_writable(p, Now::current()),
+                            Err(msg) => {
+                                slot.send_aio.set_msg(msg);
+                                slot.tp.send_aio(&slot.send_aio);
+                            }
                         }
-                    },
+                    }
                     None => drop(msg),
                 },
                 Action::ClosePipe(p) => {
@@ -1045,7 +1157,12 @@ impl SocketInner {
                 return;
             }
             match slot.tp.try_recv_now() {
-                Some(msg) => core.proto.pipe_message(id, msg, Now::current()),
+                Some(msg) => {
+                    let n = msg.len() + msg.header_len();
+                    slot.traffic.received(n);
+                    core.traffic.received(n);
+                    core.proto.pipe_message(id, msg, Now::current())
+                }
                 None => {
                     slot.tp.recv_aio(&slot.recv_aio);
                     return;
@@ -1181,8 +1298,10 @@ impl SocketInner {
                 recv_aio,
                 paused: false,
                 handle,
+                traffic: Traffic::default(),
             },
         );
+        core.pipes_added += 1;
         core.proto.add_pipe(id, Now::current());
         let wants = core.proto.wants_pipe_message(id);
         if let Some(slot) = core.pipes.get_mut(&id) {
@@ -1214,9 +1333,15 @@ impl SocketInner {
             Ok(()) => {
                 let Some(msg) = aio.take_msg() else { return };
                 let mut core = self.lock();
-                if core.closed || !core.pipes.contains_key(&id) {
+                let n = msg.len() + msg.header_len();
+                if core.closed {
                     return;
                 }
+                let Some(slot) = core.pipes.get_mut(&id) else {
+                    return;
+                };
+                slot.traffic.received(n);
+                core.traffic.received(n);
                 core.proto.pipe_message(id, msg, Now::current());
                 self.feed_from_pipe(&mut core, id);
                 if core.polled {
@@ -1272,6 +1397,7 @@ impl SocketInner {
             let Some(slot) = core.pipes.remove(&id) else {
                 return;
             };
+            core.pipes_removed += 1;
             if !core.closed {
                 core.proto.remove_pipe(id, Now::current());
                 self.process(&mut core);
