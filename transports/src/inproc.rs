@@ -11,10 +11,7 @@
 //! gets `AddrInUse`, a dial with no listener `ConnRefused`.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{fence, AtomicU8, AtomicUsize, Ordering};
-
-use crossbeam_queue::ArrayQueue;
-use crossbeam_utils::CachePadded;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
 use nanoport_engine::{
@@ -67,14 +64,8 @@ impl PipeOps for DeadPipe {
 /// pipe's write buffer has (128 KiB), so backpressure sets in as it does there.
 pub const INPROC_BUF: usize = 128 * 1024;
 
-/// Held bytes at or below which waiting sends are let in (see `Shared::after_take`).
+/// Held bytes at or below which waiting sends are let in (see `Queue::after_take`).
 const ADMIT_AT: usize = INPROC_BUF / 2;
-
-/// Slots of a direction's lock-free ring (see [`Lane`]); messages past it wait in the
-/// locked overflow queue. 128 slots of a `Message` are about 12 KiB, made on a
-/// direction's first send, so a pipe that never carries a stream costs little, and a
-/// reader that falls behind takes the lock once per ring-full, not per message.
-const RING: usize = 128;
 
 type Waiter = (usize, Aio, OpToken);
 
@@ -88,126 +79,115 @@ fn held_size(m: &Message) -> usize {
     m.len() + m.header_len() + INPROC_MSG_OVERHEAD
 }
 
-// Bits of `Lane::state`: each says the fast paths must take the lock. Set and cleared
-// only with `Shared::st` locked, always in step with the locked state they summarise.
-/// Receives wait (`Queue::receivers` is not empty): a send must hand over to them.
-const RECV_WAITING: u8 = 1;
-/// Sends wait (`Queue::senders` is not empty): a send must queue behind them, and a take
-/// that brings the held bytes to [`ADMIT_AT`] lets them in.
-const SEND_WAITING: u8 = 2;
-/// Messages wait in `Queue::overflow` (the ring was full): they are newer than all in the
-/// ring, so sends go behind them, and a reader that empties the ring refills it from them.
-const OVERFLOW: u8 = 4;
-/// A receive that lost its race with a cancel gave its message back (`Queue::returned`):
-/// it is the oldest, taken before the ring.
-const RETURNED: u8 = 8;
-
-/// One direction of a pipe pair: what the fast paths touch without the lock.
-///
-/// The hand-off of a message is a push into and a pop from a bounded lock-free ring
-/// (crossbeam's `ArrayQueue`), with the held bytes counted in an atomic; the pair's mutex
-/// is taken only when `state` says someone waits or overflowed, or a side closed. Where
-/// a fast path races with a waiter's registration (a send pushes while a receive decides
-/// to wait; a receive takes while a send decides to wait), each side writes its own word
-/// and then reads the other's, all `SeqCst`, so at least one of them sees the other and
-/// takes the lock to finish the hand-off.
-///
-/// Why not a `Mutex<VecDeque>` per direction, as before: the writer and the reader run
-/// on different threads, and a shared mutex bounces its line and the queue's between the
-/// two CPUs twice per message, and parks one of them whenever they meet.
-#[derive(Default)]
-struct Lane {
-    ring: OnceLock<ArrayQueue<Message>>,
-    /// Bytes held (ring, overflow and a returned message), by [`held_size`]; written by
-    /// the writer (up) and the reader (down) on every message, so padded to its own line.
-    held_bytes: CachePadded<AtomicUsize>,
-    /// `RECV_WAITING | SEND_WAITING | OVERFLOW | RETURNED`.
-    state: CachePadded<AtomicU8>,
-}
-
-impl Lane {
-    fn ring(&self) -> &ArrayQueue<Message> {
-        self.ring.get_or_init(|| ArrayQueue::new(RING))
-    }
-
-    /// Counts `size` bytes in if they fit the bound: always when nothing is held.
-    fn reserve(&self, size: usize) -> bool {
-        let mut cur = self.held_bytes.load(Ordering::SeqCst);
-        loop {
-            if cur != 0 && cur + size > INPROC_BUF {
-                return false;
-            }
-            match self.held_bytes.compare_exchange_weak(
-                cur,
-                cur + size,
-                Ordering::SeqCst,
-                Ordering::SeqCst,
-            ) {
-                Ok(_) => return true,
-                Err(now) => cur = now,
-            }
-        }
-    }
-
-    fn release(&self, size: usize) -> usize {
-        self.held_bytes.fetch_sub(size, Ordering::SeqCst) - size
-    }
-
-    fn set(&self, bit: u8, on: bool) {
-        if on {
-            self.state.fetch_or(bit, Ordering::SeqCst);
-        } else {
-            self.state.fetch_and(!bit, Ordering::SeqCst);
-        }
-    }
-
-    fn has(&self, bits: u8) -> bool {
-        self.state.load(Ordering::SeqCst) & bits != 0
-    }
-}
-
-/// One direction's locked part.
+/// One direction of a pipe pair.
 #[derive(Default)]
 struct Queue {
-    /// A message a lost receive gave back: the oldest held ([`RETURNED`]).
-    returned: Option<Message>,
-    /// Held messages that found the ring full, oldest first ([`OVERFLOW`]).
-    overflow: VecDeque<Message>,
-    /// Sends waiting for room; never non-empty while nothing is held.
+    /// Messages accepted for the reader, oldest first.
+    held: VecDeque<Message>,
+    held_bytes: usize,
+    /// Sends waiting for room; never non-empty while `held` is empty.
     senders: VecDeque<Waiter>,
-    /// Receives waiting for a message; never non-empty while something is held.
+    /// Receives waiting for a message; never non-empty while `held` is not.
     receivers: VecDeque<(usize, Aio, OpToken, Pipe)>,
+}
+
+impl Queue {
+    fn has_room(&self, size: usize) -> bool {
+        self.held_bytes == 0 || self.held_bytes + size <= INPROC_BUF
+    }
+
+    fn hold(&mut self, m: Message) {
+        self.held_bytes += held_size(&m);
+        self.held.push_back(m);
+    }
+
+    fn take_held(&mut self) -> Option<Message> {
+        let m = self.held.pop_front()?;
+        self.held_bytes -= held_size(&m);
+        Some(m)
+    }
+
+    /// Gives back a message [`take_held`](Queue::take_held) took, at the front.
+    fn unhold(&mut self, m: Message) {
+        self.held_bytes += held_size(&m);
+        self.held.push_front(m);
+    }
+
+    /// Accepts `msg` if the queue can take it now without overtaking a waiting send:
+    /// straight to a waiting receive, else into `held` if there is room.
+    fn offer(&mut self, mut msg: Message) -> std::result::Result<(), Message> {
+        while let Some(r) = self.receivers.pop_front() {
+            match hand_over(msg, &r.1, r.2, &r.3) {
+                Ok(()) => return Ok(()),
+                Err(m) => msg = m, // that receive was cancelled: try the next
+            }
+        }
+        if self.senders.is_empty() && self.has_room(held_size(&msg)) {
+            self.hold(msg);
+            return Ok(());
+        }
+        Err(msg)
+    }
+
+    /// After the reader took a message: once `held` is down to [`ADMIT_AT`] bytes, lets
+    /// waiting sends in.
+    ///
+    /// Why not at once: a waiting send is the socket's pipe send, whose completion
+    /// costs a callback; let in with room for one message only, it would fill the queue
+    /// again with that one and wait again, so a stream would pay an aio per message.
+    /// From half empty, the socket refills the queue through `try_send_now` instead.
+    fn after_take(&mut self) {
+        if !self.senders.is_empty() && self.held_bytes <= ADMIT_AT {
+            self.admit_senders();
+        }
+    }
+
+    /// Moves waiting sends into `held` while there is room, completing each.
+    fn admit_senders(&mut self) {
+        while let Some(w) = self.senders.pop_front() {
+            let r = w.1.attempt_send(w.2, |m| {
+                if self.has_room(held_size(&m)) {
+                    self.hold(m);
+                    Ok(())
+                } else {
+                    Err((m, None))
+                }
+            });
+            if r == SendAttempt::Pending {
+                self.senders.push_front(w); // no room for it yet
+                return;
+            }
+            // Done: its message is held. Lost: that send was cancelled or timed out.
+        }
+    }
 }
 
 #[derive(Default)]
 struct PairState {
     /// `q[i]`: messages travelling to side `i`.
     q: [Queue; 2],
+    /// `closed[i]`: side `i` closed its end. Either ends the connection; what side `i`
+    /// sent before the other side closed stays readable by the other side.
+    closed: [bool; 2],
 }
 
-/// Bit `1 << i` of `Shared::closed`: side `i` closed its end. Either ends the connection;
-/// what side `i` sent before the other side closed stays readable by the other side.
-fn side_bit(side: usize) -> u8 {
-    1 << side
+impl PairState {
+    fn any_closed(&self) -> bool {
+        self.closed[0] || self.closed[1]
+    }
 }
 
 #[derive(Default)]
 struct Shared {
-    /// `lanes[i]`: the fast part of the direction towards side `i`.
-    lanes: [Lane; 2],
-    /// Closed sides (`side_bit`); set with `st` locked, read by the fast paths.
-    closed: AtomicU8,
     st: Mutex<PairState>,
 }
 
 impl Cancel for Shared {
     fn cancelled(&self, _: &Aio, key: usize, _: OpToken) {
         let mut st = lock(&self.st);
-        for (q, lane) in st.q.iter_mut().zip(&self.lanes) {
+        for q in &mut st.q {
             q.senders.retain(|w| w.0 != key);
             q.receivers.retain(|w| w.0 != key);
-            lane.set(SEND_WAITING, !q.senders.is_empty());
-            lane.set(RECV_WAITING, !q.receivers.is_empty());
         }
     }
 }
@@ -244,197 +224,6 @@ fn hand_over(
 }
 
 impl Shared {
-    fn is_closed(&self, side: usize) -> bool {
-        self.closed.load(Ordering::SeqCst) & side_bit(side) != 0
-    }
-
-    fn any_closed(&self) -> bool {
-        self.closed.load(Ordering::SeqCst) != 0
-    }
-
-    /// The fast send: into the ring, when nobody waits, nothing overflowed, no side closed
-    /// and the bound has room. `Err` gives the message back for the locked path.
-    fn fast_offer(&self, to: usize, msg: Message) -> std::result::Result<(), Message> {
-        let lane = &self.lanes[to];
-        if self.any_closed() || lane.state.load(Ordering::SeqCst) != 0 {
-            return Err(msg);
-        }
-        let size = held_size(&msg);
-        if !lane.reserve(size) {
-            return Err(msg);
-        }
-        if let Err(m) = lane.ring().push(msg) {
-            lane.release(size);
-            return Err(m);
-        }
-        // Orders the push before the loads below (the receive's side is in `recv`).
-        fence(Ordering::SeqCst);
-        // A receive may have begun to wait, or the reader closed, since the check above:
-        // then it did not see this message, so hand it over (or drop it) here.
-        if lane.has(RECV_WAITING) || self.is_closed(to) {
-            let dropped = {
-                let mut st = lock(&self.st);
-                self.settle(&mut st, to)
-            };
-            drop(dropped); // outside the lock: dropping messages may free pipes
-        }
-        Ok(())
-    }
-
-    /// With the lock: hands what is held towards `to` to waiting receives; if side `to`
-    /// closed, empties its direction instead. Returns the messages to drop (after the
-    /// lock is released).
-    fn settle(&self, st: &mut PairState, to: usize) -> Vec<Message> {
-        let lane = &self.lanes[to];
-        let q = &mut st.q[to];
-        if self.is_closed(to) {
-            return Self::drain(q, lane);
-        }
-        'msgs: while !q.receivers.is_empty() {
-            let Some(mut m) = Self::pop_locked(q, lane) else {
-                break;
-            };
-            let size = held_size(&m);
-            while let Some(r) = q.receivers.pop_front() {
-                match hand_over(m, &r.1, r.2, &r.3) {
-                    Ok(()) => {
-                        lane.release(size);
-                        continue 'msgs;
-                    }
-                    Err(back) => m = back, // that receive was cancelled: try the next
-                }
-            }
-            q.returned = Some(m);
-            lane.set(RETURNED, true);
-        }
-        lane.set(RECV_WAITING, !q.receivers.is_empty());
-        Vec::new()
-    }
-
-    /// With the lock: everything held towards a closed side, its bytes uncounted.
-    fn drain(q: &mut Queue, lane: &Lane) -> Vec<Message> {
-        let mut out: Vec<Message> = q.returned.take().into_iter().collect();
-        if let Some(ring) = lane.ring.get() {
-            while let Some(m) = ring.pop() {
-                out.push(m);
-            }
-        }
-        out.extend(q.overflow.drain(..));
-        for m in &out {
-            lane.release(held_size(m));
-        }
-        lane.set(RETURNED | OVERFLOW, false);
-        out
-    }
-
-    /// With the lock: the oldest held message (returned, ring, then overflow, refilling
-    /// the ring from the overflow), still counted in the held bytes.
-    fn pop_locked(q: &mut Queue, lane: &Lane) -> Option<Message> {
-        if let Some(m) = q.returned.take() {
-            lane.set(RETURNED, false);
-            return Some(m);
-        }
-        let ring = lane.ring();
-        if let Some(m) = ring.pop() {
-            return Some(m);
-        }
-        Self::refill(q, lane);
-        ring.pop()
-    }
-
-    /// With the lock: moves overflowed messages into the ring while it has room; clears
-    /// [`OVERFLOW`] once none is left.
-    fn refill(q: &mut Queue, lane: &Lane) {
-        let ring = lane.ring();
-        while let Some(m) = q.overflow.pop_front() {
-            if let Err(m) = ring.push(m) {
-                q.overflow.push_front(m);
-                return;
-            }
-        }
-        lane.set(OVERFLOW, false);
-    }
-
-    /// With the lock: accepts `msg` if the direction can take it now without overtaking
-    /// a waiting send: straight to a waiting receive, else held if the bound has room.
-    fn offer_locked(
-        &self,
-        st: &mut PairState,
-        to: usize,
-        mut msg: Message,
-    ) -> std::result::Result<(), Message> {
-        let lane = &self.lanes[to];
-        let q = &mut st.q[to];
-        while let Some(r) = q.receivers.pop_front() {
-            match hand_over(msg, &r.1, r.2, &r.3) {
-                Ok(()) => {
-                    lane.set(RECV_WAITING, !q.receivers.is_empty());
-                    return Ok(());
-                }
-                Err(m) => msg = m, // that receive was cancelled: try the next
-            }
-        }
-        lane.set(RECV_WAITING, false);
-        if !q.senders.is_empty() || !lane.reserve(held_size(&msg)) {
-            return Err(msg);
-        }
-        Self::hold_locked(q, lane, msg);
-        Ok(())
-    }
-
-    /// With the lock: puts an accepted (counted) message behind everything held.
-    fn hold_locked(q: &mut Queue, lane: &Lane, msg: Message) {
-        if !q.overflow.is_empty() {
-            Self::refill(q, lane);
-        }
-        let msg = if q.overflow.is_empty() {
-            match lane.ring().push(msg) {
-                Ok(()) => return,
-                Err(m) => m,
-            }
-        } else {
-            msg
-        };
-        q.overflow.push_back(msg);
-        lane.set(OVERFLOW, true);
-    }
-
-    /// After the reader took a message and the held bytes came down to `now`: once they
-    /// are at [`ADMIT_AT`] or below, lets waiting sends in.
-    ///
-    /// Why not at once: a waiting send is the socket's pipe send, whose completion
-    /// costs a callback; let in with room for one message only, it would fill the queue
-    /// again with that one and wait again, so a stream would pay an aio per message.
-    /// From half empty, the socket refills the queue through `try_send_now` instead.
-    fn after_take(&self, at: usize, now: usize) {
-        let lane = &self.lanes[at];
-        if now <= ADMIT_AT && lane.has(SEND_WAITING) {
-            let mut st = lock(&self.st);
-            Self::admit_senders(&mut st.q[at], lane);
-        }
-    }
-
-    /// With the lock: moves waiting sends into the held messages while there is room,
-    /// completing each.
-    fn admit_senders(q: &mut Queue, lane: &Lane) {
-        while let Some(w) = q.senders.pop_front() {
-            let r = w.1.attempt_send(w.2, |m| {
-                if lane.reserve(held_size(&m)) {
-                    Self::hold_locked(q, lane, m);
-                    Ok(())
-                } else {
-                    Err((m, None))
-                }
-            });
-            if r == SendAttempt::Pending {
-                q.senders.push_front(w); // no room for it yet
-                break;
-            }
-            // Done: its message is held. Lost: that send was cancelled or timed out.
-        }
-        lane.set(SEND_WAITING, !q.senders.is_empty());
-    }
-
     /// Side `side` closes its end: every waiting operation fails with `Closed`, messages
     /// held for `side` are dropped, messages held for the other side stay readable.
     fn close(&self, side: usize) {
@@ -442,34 +231,19 @@ impl Shared {
         let dropped;
         {
             let mut st = lock(&self.st);
-            self.closed.fetch_or(side_bit(side), Ordering::SeqCst);
-            // A send that pushed before seeing this drains its own (`fast_offer`).
-            fence(Ordering::SeqCst);
-            for (q, lane) in st.q.iter_mut().zip(&self.lanes) {
+            st.closed[side] = true;
+            for q in &mut st.q {
                 aios.extend(q.senders.drain(..).map(|w| (w.1, w.2)));
                 aios.extend(q.receivers.drain(..).map(|w| (w.1, w.2)));
-                lane.set(SEND_WAITING | RECV_WAITING, false);
             }
-            dropped = Self::drain(&mut st.q[side], &self.lanes[side]);
+            let q = &mut st.q[side];
+            q.held_bytes = 0;
+            dropped = std::mem::take(&mut q.held);
         }
         drop(dropped); // outside the lock: dropping messages may free pipes
         for (a, t) in aios {
             a.finish(t, Err(Error::Closed), 0);
         }
-    }
-
-    /// `try_send_now`: the fast path, else the locked one; `Err` when the direction
-    /// cannot take it now (or a side closed: `send_aio` reports that).
-    fn try_send(&self, to: usize, msg: Message) -> std::result::Result<(), Message> {
-        let msg = match self.fast_offer(to, msg) {
-            Ok(()) => return Ok(()),
-            Err(m) => m,
-        };
-        let mut st = lock(&self.st);
-        if self.any_closed() {
-            return Err(msg);
-        }
-        self.offer_locked(&mut st, to, msg)
     }
 
     fn send(self: &Arc<Self>, to: usize, aio: &Aio) {
@@ -478,51 +252,30 @@ impl Shared {
         else {
             return;
         };
-        // No fast path here: the socket tried `try_send_now` first, and taking the lock
-        // before the aio's keeps the one lock order (pair, then aio) everywhere.
         let mut st = lock(&self.st);
-        if self.any_closed() {
+        if st.any_closed() {
             drop(st);
             aio.finish(token, Err(Error::Closed), 0);
             return;
         }
-        let lane = &self.lanes[to];
-        let r = aio.attempt_send(token, |m| {
-            self.offer_locked(&mut st, to, m).map_err(|m| (m, None))
-        });
-        // Done: accepted. Lost: cancelled or timed out before we got to it.
-        if r != SendAttempt::Pending {
-            return;
-        }
-        // No room: wait until the reader's takes make some (`after_take`). A take that
-        // emptied the direction before SEND_WAITING was set did not see this send, so
-        // look again once it is set.
         let q = &mut st.q[to];
-        q.senders.push_back((key, aio.provider_handle(), token));
-        lane.set(SEND_WAITING, true);
-        if lane.held_bytes.load(Ordering::SeqCst) <= ADMIT_AT {
-            Self::admit_senders(q, lane);
+        if aio.attempt_send(token, |m| q.offer(m).map_err(|m| (m, None))) == SendAttempt::Pending {
+            // No room: wait until the reader's takes make some (`admit_senders`).
+            q.senders.push_back((key, aio.provider_handle(), token));
         }
+        // Done: accepted. Lost: cancelled or timed out before we got to it.
     }
 
     /// The oldest message held for side `at` (as sent: see [`as_received`]); lets waiting
     /// sends into the room it leaves.
     fn take_now(&self, at: usize) -> Option<Message> {
-        if self.is_closed(at) {
+        let mut st = lock(&self.st);
+        if st.closed[at] {
             return None;
         }
-        let lane = &self.lanes[at];
-        let m = if lane.has(RETURNED | OVERFLOW) {
-            let mut st = lock(&self.st);
-            if self.is_closed(at) {
-                return None;
-            }
-            Self::pop_locked(&mut st.q[at], lane)?
-        } else {
-            lane.ring.get()?.pop()?
-        };
-        let now = lane.release(held_size(&m));
-        self.after_take(at, now);
+        let q = &mut st.q[at];
+        let m = q.take_held()?;
+        q.after_take();
         Some(m)
     }
 
@@ -532,38 +285,22 @@ impl Shared {
         else {
             return;
         };
-        let lane = &self.lanes[at];
         let mut st = lock(&self.st);
         // A side that closed reads nothing; the other side drains what is held, and only
         // then sees the end.
-        let i_closed = self.is_closed(at);
-        let ended = self.any_closed();
+        let i_closed = st.closed[at];
+        let ended = st.any_closed();
         let q = &mut st.q[at];
         if !i_closed {
-            // Waiting from here on: a send that pushes after our look below sees it.
-            lane.set(RECV_WAITING, true);
-            fence(Ordering::SeqCst);
-            if let Some(m) = Self::pop_locked(q, lane) {
-                lane.set(RECV_WAITING, !q.receivers.is_empty());
-                let size = held_size(&m);
+            if let Some(m) = q.take_held() {
                 match hand_over(m, aio, token, &me) {
-                    Ok(()) => {
-                        let now = lane.release(size);
-                        if now <= ADMIT_AT && lane.has(SEND_WAITING) {
-                            Self::admit_senders(q, lane);
-                        }
-                    }
-                    Err(m) => {
-                        // This receive lost a race with its cancel.
-                        q.returned = Some(m);
-                        lane.set(RETURNED, true);
-                    }
+                    Ok(()) => q.after_take(),
+                    Err(m) => q.unhold(m), // this receive lost a race with its cancel
                 }
                 return;
             }
         }
         if ended {
-            lane.set(RECV_WAITING, !q.receivers.is_empty());
             drop(st);
             aio.finish(token, Err(Error::Closed), 0);
             return;
@@ -611,8 +348,11 @@ impl TransportPipe for InprocPipe {
     }
     fn try_send_now(&self, msg: Message) -> std::result::Result<(), Message> {
         engine_scope(|| {
-            // Refused when closed too: `send_aio` reports that.
-            self.shared.try_send(1 - self.side, msg)
+            let mut st = lock(&self.shared.st);
+            if st.any_closed() {
+                return Err(msg); // `send_aio` reports it
+            }
+            st.q[1 - self.side].offer(msg)
         })
     }
     fn try_recv_now(&self) -> Option<Message> {

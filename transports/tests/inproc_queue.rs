@@ -173,12 +173,12 @@ fn number(m: &Message) -> u32 {
 }
 
 #[test]
-fn more_messages_than_the_lock_free_ring_holds_come_out_in_order() {
-    // 64-byte messages: the bound takes several hundred, past the ring's slots, so the
-    // rest wait in the overflow queue; a receive refills the ring from it.
+fn hundreds_of_held_messages_and_a_waiting_send_come_out_in_order() {
+    // 64-byte messages: the bound takes several hundred (more than a small fixed ring
+    // would hold); then one send waits, and is let in behind them.
     let (d, l, _x) = pair();
     let fits = INPROC_BUF / (64 + INPROC_MSG_OVERHEAD);
-    assert!(fits > 300, "{fits} held: more than the ring's 128 slots");
+    assert!(fits > 300, "{fits} held");
     for i in 0..fits as u32 {
         assert!(d.try_send_now(numbered(i, 64)).is_ok(), "#{i} fits");
     }
@@ -190,7 +190,7 @@ fn more_messages_than_the_lock_free_ring_holds_come_out_in_order() {
     waiting.set_msg(numbered(fits as u32, 64));
     d.send_aio(&waiting);
     assert!(waiting.busy(), "a send past the bound waits");
-    // Alternate the aio and the direct take, through the ring and the overflow.
+    // Alternate the aio and the direct take.
     for i in 0..=fits as u32 {
         let m = if i % 2 == 0 {
             recv(&l).unwrap()
@@ -206,8 +206,8 @@ fn more_messages_than_the_lock_free_ring_holds_come_out_in_order() {
 
 #[test]
 fn a_stream_between_two_threads_arrives_complete_and_in_order() {
-    // The writer and the reader race on the lock-free ring and on each other's waits:
-    // every message arrives once, in order, whichever path it took.
+    // The writer and the reader race on the queue and on each other's waits: every
+    // message arrives once, in order, whichever path it took.
     let (d, l, _x) = pair();
     const N: u32 = 200_000;
     std::thread::scope(|s| {
@@ -241,7 +241,7 @@ fn a_stream_between_two_threads_arrives_complete_and_in_order() {
 
 #[test]
 fn closing_the_reader_while_the_writer_streams_ends_both_cleanly() {
-    // Sends that race with the reader's close (on the lock-free path or waiting): the
+    // Sends that race with the reader's close (taken at once or waiting): the
     // writer's next waiting send fails with `Closed` (a lost wake-up would hang here), and
     // the closed side reads nothing, not even a message pushed as it closed.
     for round in 0..50u32 {
