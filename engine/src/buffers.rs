@@ -41,8 +41,9 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
 use crate::idle::{self, IdleBuffers};
 
-/// The smallest buffer worth keeping: below it the allocator's own free lists do well and a
-/// message costs too little for a lock to pay off.
+/// The smallest buffer worth keeping here: below it a message costs too little for a lock
+/// to pay off. Bodies of up to 512 B have their own lock-free pool (`message.rs`); between
+/// the two, the allocator's free lists serve.
 pub const MIN_CACHED: usize = 16 * 1024;
 
 /// The largest buffer kept.

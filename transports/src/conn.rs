@@ -99,7 +99,7 @@ impl IoOp<Socket> for ROp {
                     if r.skip_read_if_drained() {
                         Ok(None) // wait for readiness (level-triggered) without the EAGAIN
                     } else {
-                        r.read_with(|b| sys::recv(io, b))
+                        r.read_with_as::<Message>(|b| sys::recv(io, b))
                     }
                 };
                 match read {
@@ -111,7 +111,7 @@ impl IoOp<Socket> for ROp {
                         Poll::Pending
                     }
                     Ok(Some(payload)) => {
-                        let mut msg = Message::from(payload);
+                        let mut msg = payload;
                         msg.set_pipe(pipe.upgrade().map(|p| {
                             p.answered.store(true, Ordering::Relaxed);
                             // A reader that never catches up with its writer never parks,
@@ -912,9 +912,9 @@ impl TransportPipe for SpPipe {
             return None;
         }
         // A bad frame is left for `recv_aio`, which reports it and drops the connection.
-        let payload = lock(&self.rd).next_buffered().ok()??;
+        let payload = lock(&self.rd).next_buffered_as::<Message>().ok()??;
         self.answered.store(true, Ordering::Relaxed);
-        let mut msg = Message::from(payload);
+        let mut msg = payload;
         msg.set_pipe(Some(self.pipe()));
         Some(msg)
     }
