@@ -87,8 +87,12 @@ impl SpinBudget {
 }
 
 /// Spins until `done()` or the budget runs out; returns whether `done()` became true.
-/// Each check is followed by a short CPU pause, so a spinning thread leaves the sibling
-/// hyper-thread (and the memory bus) room.
+///
+/// Between checks the thread yields its CPU (`sched_yield`), as Aeron's back-off
+/// strategy does after its first spins: when the thread that will do the work shares
+/// this CPU (pinned, or more threads than CPUs), a pure spin would hold the CPU for its
+/// whole time slice and delay that work; with nothing else to run, the yield returns at
+/// once and the check comes round again within a microsecond.
 pub(crate) fn spin_until(budget: SpinBudget, mut done: impl FnMut() -> bool) -> bool {
     loop {
         if done() {
@@ -97,9 +101,7 @@ pub(crate) fn spin_until(budget: SpinBudget, mut done: impl FnMut() -> bool) -> 
         if !budget.left() {
             return false;
         }
-        for _ in 0..32 {
-            std::hint::spin_loop();
-        }
+        std::thread::yield_now();
     }
 }
 

@@ -236,7 +236,11 @@ impl Reactor {
                 next.map(|at| at.saturating_duration_since(Instant::now()))
             };
             let timeout = match spin {
-                Some(b) if b.left() => Some(std::time::Duration::ZERO),
+                Some(b) if b.left() => {
+                    // Between empty polls, let a thread that shares this CPU run.
+                    std::thread::yield_now();
+                    Some(std::time::Duration::ZERO)
+                }
                 _ => timeout,
             };
             events.clear();
