@@ -21,6 +21,10 @@
 //! burst, and every buffer the cache turned away went back to glibc and was faulted in
 //! again (the measurement is in docs/benchmarks.md, "Figures behind design choices").
 //!
+//! Nothing is kept before the engine runs (before some socket started the reactor): a
+//! program that only builds messages, or drives a protocol state machine alone, frees
+//! its buffers as usual and never starts an engine thread through the idle sweep.
+//!
 //! A buffer from [`take`] holds stale bytes of an earlier message: callers overwrite every
 //! byte they expose.
 //!
@@ -139,6 +143,12 @@ impl Cache {
     fn keep(&self, buf: Vec<u8>) {
         let cap = buf.capacity();
         if !(MIN_CACHED..=MAX_CACHED).contains(&cap) {
+            return;
+        }
+        if !crate::reactor::reactor_started() {
+            // No socket has started the engine (a bare protocol state machine, a tool
+            // that only builds messages): caching would start the idle sweep, and with
+            // it the engine's threads, for nothing. Free it.
             return;
         }
         let mut kept = self.lock();
@@ -275,6 +285,8 @@ mod tests {
     // A cache of its own, so tests running beside it cannot change what it holds.
     #[test]
     fn keeps_reuses_bounds_and_empties_when_idle() {
+        // The cache keeps buffers only once the engine runs (a socket started it).
+        crate::reactor::reactor();
         let c = Cache::new();
         // Too small or too large: not kept.
         c.keep(vec![1; 100]);
@@ -335,6 +347,8 @@ mod tests {
 
     #[test]
     fn a_request_looks_only_at_its_class_and_the_next() {
+        // The cache keeps buffers only once the engine runs (a socket started it).
+        crate::reactor::reactor();
         let c = Cache::new();
         // Every size class, full of buffers that are too small for 100 KiB except one
         // buried under more than `LOOK` others: a bounded search does not find it.
@@ -356,6 +370,8 @@ mod tests {
 
     #[test]
     fn take_outside_the_cached_sizes_is_fresh_zeros() {
+        // The cache keeps buffers only once the engine runs (a socket started it).
+        crate::reactor::reactor();
         assert_eq!(take(0), Vec::<u8>::new());
         assert_eq!(take(MIN_CACHED - 1), vec![0; MIN_CACHED - 1]);
         let big = take(MAX_CACHED + 1);

@@ -191,6 +191,11 @@ pub(crate) struct Reactor {
 
 static REACTOR: OnceLock<Arc<Reactor>> = OnceLock::new();
 
+/// Whether the reactor (and so the engine's threads) has been started by anything yet.
+pub(crate) fn reactor_started() -> bool {
+    REACTOR.get().is_some()
+}
+
 pub(crate) fn reactor() -> &'static Reactor {
     REACTOR.get_or_init(|| {
         let r = Arc::new(Reactor {
