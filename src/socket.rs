@@ -1724,6 +1724,21 @@ fn retry_recv(core: &mut Core, ctx: CtxId) {
 
 impl Cancel for SocketInner {
     fn cancelled(&self, aio: &Aio, key: usize, token: OpToken) {
+        self.drop_waiter(aio, key, token, false)
+    }
+
+    /// A zero-timeout receive nothing answered: as `try_recv` finding nothing, the
+    /// protocol hears "not waiting", not "cancelled" (a req keeps its request, as NNG's
+    /// `req0_ctx_recv` fails such a receive before it could cancel anything).
+    fn expired_at_once(&self, aio: &Aio, key: usize, token: OpToken) {
+        self.drop_waiter(aio, key, token, true)
+    }
+}
+
+impl SocketInner {
+    /// Forgets the waiting operation `token` of `aio` (registered with `key`), and tells
+    /// the protocol a receive stopped waiting: cancelled, or (`at_once`) never waited.
+    fn drop_waiter(&self, aio: &Aio, key: usize, token: OpToken, at_once: bool) {
         engine_scope(|| {
             let ctx = (key >> 1) as CtxId;
             let dir = if key & 1 == 0 { Dir::Send } else { Dir::Recv };
@@ -1735,7 +1750,11 @@ impl Cancel for SocketInner {
                 {
                     q.remove(i);
                     if dir == Dir::Recv && !core.closed {
-                        core.proto.recv_cancelled(ctx);
+                        if at_once {
+                            core.proto.recv_not_waiting(ctx);
+                        } else {
+                            core.proto.recv_cancelled(ctx);
+                        }
                     }
                 }
             }

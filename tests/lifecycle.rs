@@ -275,3 +275,40 @@ fn dropping_a_context_releases_it() {
     c.close().unwrap();
     assert_eq!(c.close(), Err(Error::Closed));
 }
+
+/// A receive with a zero timeout that finds no reply fails with `TimedOut` and leaves the
+/// request out, as NNG's `req0_ctx_recv` fails it before it could cancel anything; a
+/// receive that waited and then timed out abandons the request, as NNG's cancel does.
+#[test]
+fn a_zero_timeout_receive_keeps_req_s_request_and_a_real_timeout_drops_it() {
+    use std::time::Duration;
+    let url = common::inproc("zero-timeout-req");
+    let rep = nanoport::Socket::rep0().unwrap();
+    rep.listen(&url).unwrap();
+    let req = nanoport::Socket::req0().unwrap();
+    req.dial(&url).unwrap();
+
+    req.send("q1").unwrap();
+    let q = rep.recv().unwrap();
+    let aio = nanoport::Aio::new_waitable().unwrap();
+    aio.set_timeout(Duration::ZERO);
+    req.recv_aio(&aio);
+    aio.wait();
+    assert_eq!(aio.result(), Err(nanoport::Error::TimedOut));
+    rep.send(q).unwrap();
+    assert_eq!(req.recv().unwrap().body(), b"q1", "the request was kept");
+
+    req.send("q2").unwrap();
+    let q = rep.recv().unwrap();
+    aio.set_timeout(Duration::from_millis(20));
+    req.recv_aio(&aio);
+    aio.wait();
+    assert_eq!(aio.result(), Err(nanoport::Error::TimedOut));
+    rep.send(q).unwrap();
+    req.set_recv_timeout(Duration::from_millis(100)).unwrap();
+    assert_eq!(
+        req.recv().err(),
+        Some(nanoport::Error::State),
+        "a receive that waited and timed out abandoned the request"
+    );
+}

@@ -52,6 +52,15 @@ pub trait Cancel: Send + Sync + 'static {
     /// Operation `token` on `aio`, registered with `key`, was completed with an error by
     /// the engine.
     fn cancelled(&self, aio: &Aio, key: usize, token: OpToken);
+
+    /// Operation `token` was started with a zero timeout (or a deadline already past) and
+    /// nothing answered it within the starting call: it ends with `TimedOut` now. NNG
+    /// fails such an operation before it ever waits (`nni_aio_schedule`), so the provider
+    /// never sees a cancellation: a req keeps its request, for one. By default the same
+    /// as [`cancelled`](Cancel::cancelled).
+    fn expired_at_once(&self, aio: &Aio, key: usize, token: OpToken) {
+        self.cancelled(aio, key, token)
+    }
 }
 
 /// What [`AioProvider::begin`] registers so a pending operation can be cancelled and can expire.
@@ -459,7 +468,7 @@ impl Drop for ScopeExit {
         // its own so the completions this causes are collected below.
         DEFERRED.with(|d| d.borrow_mut().0 += 1);
         while let Some((core, gen)) = DUE.with(|d| d.borrow_mut().pop()) {
-            core.engine_complete(gen, Err(Error::TimedOut), true);
+            core.expire_at_once(gen);
         }
         DEFERRED.with(|d| d.borrow_mut().0 -= 1);
         loop {
@@ -1351,6 +1360,22 @@ impl AioCore {
             h.target.cancelled(&Aio::view(self), h.key, OpToken { gen });
         }
         true
+    }
+
+    /// Ends a zero-timeout operation nothing answered within its starting call with
+    /// `TimedOut`, telling the provider through [`Cancel::expired_at_once`].
+    fn expire_at_once(self: &Arc<AioCore>, gen: u64) {
+        let mut st = self.lock();
+        if st.phase != Phase::Pending || st.gen != gen {
+            return;
+        }
+        // Not cancellable: the provider will finish it (as `engine_complete`).
+        let Some(h) = st.hook.clone() else { return };
+        st.result = Err(Error::TimedOut);
+        st.count = 0;
+        self.complete_locked(st);
+        h.target
+            .expired_at_once(&Aio::view(self), h.key, OpToken { gen });
     }
 
     /// Marks the pending operation done, with result and count already stored, releases the
