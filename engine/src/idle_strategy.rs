@@ -16,7 +16,16 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// How an idle thread waits. See the [module docs](self).
+/// How an idle thread waits: park at once (the default, NNG's way), spin for a while
+/// first, or never park, as Aeron's idle strategies offer.
+///
+/// Parking costs a wake-up when work arrives: on a VM with two vCPUs, waking a thread
+/// whose CPU went idle takes tens of microseconds, more than a whole round trip between
+/// two pinned threads. Spinning trades CPU for that latency, so use it only where a core
+/// can be spared. The strategy is process-wide and read at each wait: by the reactor
+/// thread before it blocks in the poller, and by a blocking call (`send`, `recv`,
+/// [`Aio::wait`](crate::Aio::wait)) before it sleeps. A spinning thread yields its CPU
+/// between checks, so a peer that shares the CPU still runs.
 ///
 /// # Examples
 ///

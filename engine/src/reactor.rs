@@ -385,11 +385,14 @@ impl Registration {
     /// Registers the non-blocking `fd` with the reactor; readiness goes to `handler`.
     ///
     /// The caller keeps the fd open at least as long as the returned registration: drop
-    /// the registration first, then close the fd.
+    /// the registration first, then close the fd. That is a promise about a raw fd the
+    /// type system cannot check, so only the engine makes registrations: outside it,
+    /// [`IoSource`](crate::IoSource) registers the I/O object it owns, which keeps the fd
+    /// open for as long as its registration lives.
     ///
     /// # Errors
     /// The poller's error when the fd cannot be added (a closed fd, say).
-    pub fn new(fd: RawFd, handler: Weak<dyn ReadyHandler>) -> Result<Registration> {
+    pub(crate) fn new(fd: RawFd, handler: Weak<dyn ReadyHandler>) -> Result<Registration> {
         let r = reactor();
         let mut sources = lock(&r.sources);
         let entry = sources.vacant_entry();
