@@ -148,6 +148,8 @@ pub(crate) struct SocketPipe {
     closed: AtomicBool,
     socket_id: u32,
     sock: Weak<SocketInner>,
+    /// The socket removed the pipe: handles users still hold name no socket any more.
+    left: AtomicBool,
 }
 
 /// Every pipe some socket has vetted, by id, as NNG keeps its pipes in an id map so that
@@ -175,14 +177,23 @@ impl SocketPipe {
             closed: AtomicBool::new(false),
             socket_id: sock.id,
             sock: Arc::downgrade(sock),
+            left: AtomicBool::new(false),
         });
         registry().insert(handle.tp.id(), Arc::downgrade(&handle));
         handle
     }
 
-    /// The handle of pipe `id`, while some socket holds it.
+    /// The handle of pipe `id`, while it belongs to its socket (not closed, not removed).
     pub(crate) fn find(id: PipeId) -> Option<Arc<SocketPipe>> {
-        registry().get(&id).and_then(Weak::upgrade)
+        registry()
+            .get(&id)
+            .and_then(Weak::upgrade)
+            .filter(|h| !h.left.load(Ordering::Acquire) && !h.is_closed())
+    }
+
+    /// The socket removed the pipe.
+    pub(crate) fn mark_left(&self) {
+        self.left.store(true, Ordering::Release);
     }
 
     /// The socket the pipe belongs to, while it exists.

@@ -1398,6 +1398,7 @@ impl SocketInner {
                 return;
             };
             core.pipes_removed += 1;
+            slot.handle.mark_left();
             if !core.closed {
                 core.proto.remove_pipe(id, Now::current());
                 self.process(&mut core);

@@ -143,3 +143,19 @@ fn a_libnng_peer_s_pipe_has_our_listener_and_its_loopback_address() {
     let (ok, out, err) = cat.finish(Duration::from_secs(10));
     assert!(ok, "nngcat failed: {out} {err}");
 }
+
+#[test]
+fn a_callback_s_pipe_names_no_socket_once_it_left() {
+    let url = tcp();
+    let (push, _pull, dialed, _accepted) = connected_pair(&url);
+    assert_eq!(dialed.socket().map(|s| s.id()), Ok(push.id()));
+    // The peer goes away: the pipe leaves its socket, though the handle is still held.
+    drop(_pull);
+    assert!(
+        common::eventually(Duration::from_secs(5), || (push.pipe_count() == 0)
+            .then_some(()))
+        .is_some()
+    );
+    assert_eq!(dialed.socket().err(), Some(Error::Closed));
+    assert!(dialed.dialer().is_none());
+}
