@@ -874,6 +874,9 @@ impl Link {
     /// the socket is writable, from a pool job (this may run under the source's queue
     /// lock, where starting an operation on it would deadlock).
     fn kick_flush(&self) {
+        if self.flushing.load(Ordering::Acquire) {
+            return; // a flush op runs: it takes what we queued before it lets go
+        }
         if self.kicked.swap(true, Ordering::AcqRel) {
             return; // a job is on its way; it flushes whatever is queued by then
         }
@@ -1129,6 +1132,8 @@ impl TransportPipe for LPipe {
         let Some(m) = peek_msg(aio) else {
             return fail_now(aio, Error::Inval);
         };
+        // Counted before the op exists: its drop (or its first attempt) counts it out.
+        self.link.sends_queued.fetch_add(1, Ordering::AcqRel);
         src.start_write(
             aio,
             Timeout::Infinite,
