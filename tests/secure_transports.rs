@@ -9,7 +9,9 @@ mod pki;
 use std::time::Duration;
 
 use common::{tls_tcp, ws, wss};
-use nanoport::{Error, Socket, TlsAuthMode, TlsConfig};
+use nanoport::{Error, Message, Socket, TlsAuthMode, TlsConfig};
+use nanoport_engine::Aio;
+use nanoport_transports::{BoxPipe, EndpointOptions, TransportDialer, TransportListener, Url};
 use pki::Pki;
 
 const LIMIT: Duration = Duration::from_secs(10);
@@ -308,5 +310,57 @@ fn both_directions_at_once() {
         let (ta, tb) = (run(a), run(b));
         ta.join().unwrap();
         tb.join().unwrap();
+    }
+}
+
+/// A dialed and an accepted transport pipe over `url` (plain ws only), below the socket
+/// layer: (dialer's pipe, listener's pipe, the listener to keep it open).
+fn ws_pipes(url: &str) -> (BoxPipe, BoxPipe, TransportListener) {
+    let l = TransportListener::bind(&Url::parse(url).unwrap(), 0x51, EndpointOptions::default())
+        .unwrap();
+    let port = l.port().unwrap();
+    let durl = url.replacen(":0/", &format!(":{port}/"), 1);
+    let d = TransportDialer::new(
+        &Url::parse(&durl).unwrap(),
+        0x50,
+        EndpointOptions::default(),
+    )
+    .unwrap();
+    let acc = Aio::new_waitable().unwrap();
+    l.accept_aio(&acc);
+    let dial = Aio::new_waitable().unwrap();
+    d.dial_aio(&dial);
+    dial.wait();
+    acc.wait();
+    let dp = dial.take_output::<BoxPipe>().expect("dialed");
+    let lp = acc.take_output::<BoxPipe>().expect("accepted");
+    (dp, lp, l)
+}
+
+/// A send that went the aio way (`send_aio`) does not keep the pipe's synchronous path
+/// (`try_send_now`, which batches streamed sends) closed once it is written; everything
+/// arrives in order.
+#[test]
+fn after_an_aio_send_sends_are_taken_synchronously_again() {
+    let (tx, rx, _l) = ws_pipes("ws://127.0.0.1:0/sync");
+    let a = Aio::new_waitable().unwrap();
+    a.set_msg(Message::from(&b"first"[..]));
+    tx.send_aio(&a);
+    a.wait();
+    assert_eq!(a.result(), Ok(()));
+    for i in 0..10u8 {
+        assert!(
+            tx.try_send_now(Message::from(vec![i; 10])).is_ok(),
+            "send {i} declined after the aio send was written"
+        );
+    }
+    let r = Aio::new_waitable().unwrap();
+    rx.recv_aio(&r);
+    r.wait();
+    assert_eq!(r.take_msg().unwrap().body(), b"first");
+    for i in 0..10u8 {
+        rx.recv_aio(&r);
+        r.wait();
+        assert_eq!(r.take_msg().unwrap().body(), vec![i; 10].as_slice(), "{i}");
     }
 }
