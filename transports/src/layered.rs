@@ -146,6 +146,8 @@ pub(crate) struct Core {
     /// the next receive that finds no whole message waits for readiness rather than
     /// hearing `EAGAIN` (once; the tcp pipe's reader does the same).
     drained: bool,
+    /// Reads and writes so far (the idle sweep's activity count).
+    activity: u64,
     /// Ciphertext just received, on its way into rustls.
     #[cfg(feature = "tls")]
     cipher: Vec<u8>,
@@ -162,6 +164,45 @@ pub(crate) struct Core {
 }
 
 impl Core {
+    /// Bytes of buffer memory the core holds: the plaintext read buffer and our output
+    /// buffers (rustls's own record buffers are not counted).
+    fn buffered_bytes(&self) -> usize {
+        let mut n = self.buf.capacity() + self.tx.capacity();
+        #[cfg(feature = "tls")]
+        {
+            n += self.cipher.capacity() + self.plain.capacity();
+        }
+        n
+    }
+
+    /// Frees the buffers that hold nothing now: the read buffer unless it holds part of
+    /// a message, the ciphertext buffer, and the output buffers once written. The next
+    /// read grows them back from nothing, as on a new connection. Returns whether memory
+    /// is still held (a partial message, unwritten output).
+    ///
+    /// Why: a burst grows the read buffer to 64 KiB and the ciphertext buffer to 256 KiB,
+    /// and nothing in the data path shrinks them; many connections that were busy once
+    /// and then went quiet would each pin them for good.
+    fn release_idle(&mut self) -> bool {
+        if self.start == self.end {
+            self.buf = Vec::new();
+            self.start = 0;
+            self.end = 0;
+        }
+        if self.tx_pos >= self.tx.len() {
+            self.tx = Vec::new();
+            self.tx_pos = 0;
+        }
+        #[cfg(feature = "tls")]
+        {
+            self.cipher = Vec::new();
+            if self.plain.is_empty() {
+                self.plain = Vec::new();
+            }
+        }
+        self.buffered_bytes() > 0
+    }
+
     fn avail(&self) -> &[u8] {
         &self.buf[self.start..self.end]
     }
@@ -236,6 +277,7 @@ impl Core {
 
     /// Moves everything queued for the socket into `out` (ciphertext with TLS).
     fn take_output(&mut self, out: &mut Vec<u8>) {
+        self.activity += 1;
         #[cfg(feature = "tls")]
         self.seal();
         #[cfg(feature = "tls")]
@@ -261,6 +303,7 @@ impl Core {
     /// Writes what is queued: `Ok(true)` once all of it is in the kernel, `Ok(false)` if
     /// the kernel would block.
     fn flush(&mut self, io: &Socket) -> Result<bool> {
+        self.activity += 1;
         #[cfg(feature = "tls")]
         self.seal();
         #[cfg(feature = "tls")]
@@ -296,6 +339,7 @@ impl Core {
     /// # Errors
     /// `ConnShut` at end of stream; a TLS failure (`PeerAuth`, `Crypto`); I/O errors.
     fn fill(&mut self, io: &Socket, want: usize) -> Result<bool> {
+        self.activity += 1;
         #[cfg(feature = "tls")]
         if self.tls.is_some() {
             return self.fill_tls(io);
@@ -723,6 +767,7 @@ impl IoOp<Socket> for LWrite {
                         *pos = 0;
                         c.take_output(out);
                         if out.is_empty() {
+                            l.watch_idle(&c);
                             aio.finish(token, Ok(()), 0);
                             // Under the core's lock, after the aio is idle again: a writer
                             // that finds output after this asks for a new flush.
@@ -756,6 +801,7 @@ impl IoOp<Socket> for LWrite {
                 }
                 match c.flush(io) {
                     Ok(true) => {
+                        l.watch_idle(&c);
                         drop(c);
                         aio.finish_send(token);
                         Poll::Ready(())
@@ -787,6 +833,20 @@ impl Drop for LWrite {
     }
 }
 
+impl nanoport_engine::idle::IdleBuffers for Link {
+    fn activity(&self) -> u64 {
+        lock(&self.core).activity
+    }
+
+    fn release_idle(&self) -> bool {
+        lock(&self.core).release_idle()
+    }
+
+    fn unwatched(&self) {
+        self.idle_watched.store(false, Ordering::Release);
+    }
+}
+
 // ----- the link ------------------------------------------------------------------------------
 
 /// What a connection knows about itself, for the pipe's options.
@@ -814,6 +874,8 @@ pub(crate) struct Link {
     sends_queued: std::sync::atomic::AtomicUsize,
     flush_aio: Aio,
     me: Weak<Link>,
+    /// Enlisted in the idle sweep (see `IdleBuffers for Link`).
+    idle_watched: AtomicBool,
 }
 
 impl Link {
@@ -841,6 +903,7 @@ impl Link {
                 tx_pos: 0,
                 out_bytes: 0,
                 drained: false,
+                activity: 0,
                 #[cfg(feature = "tls")]
                 cipher: Vec::new(),
                 #[cfg(feature = "tls")]
@@ -855,6 +918,7 @@ impl Link {
             sends_queued: std::sync::atomic::AtomicUsize::new(0),
             flush_aio: Aio::new_waitable().expect("aio"),
             me: me.clone(),
+            idle_watched: AtomicBool::new(false),
         })
     }
 
@@ -908,6 +972,17 @@ impl Link {
         Ok(())
     }
 
+    /// Enlists the link in the idle sweep if its core holds buffers and it is not
+    /// enlisted yet (one atomic load once it is). Call with the core's lock held.
+    fn watch_idle(&self, c: &Core) {
+        if self.idle_watched.load(Ordering::Relaxed) || c.buffered_bytes() == 0 {
+            return;
+        }
+        if let Some(me) = self.me.upgrade() {
+            nanoport_engine::idle::watch_once(&me, &self.idle_watched);
+        }
+    }
+
     /// A flush op has bytes in flight or is about to start: writing now would put our
     /// bytes before its. Read under the core's lock.
     fn writer_busy(&self) -> bool {
@@ -952,6 +1027,7 @@ impl Link {
                     if let Err(e) = self.flush_or_kick(&mut c, io) {
                         break e;
                     }
+                    self.watch_idle(&c);
                     drop(c);
                     m.set_pipe(pipe.upgrade().map(|p| {
                         p.answered.store(true, Ordering::Relaxed);
@@ -969,6 +1045,7 @@ impl Link {
                 if let Err(e) = self.flush_or_kick(&mut c, io) {
                     break e;
                 }
+                self.watch_idle(&c);
                 return Poll::Pending;
             }
             let want = c.missing();
@@ -978,6 +1055,7 @@ impl Link {
                     if let Err(e) = self.flush_or_kick(&mut c, io) {
                         break e;
                     }
+                    self.watch_idle(&c);
                     return Poll::Pending;
                 }
                 Err(e) => break e,
@@ -1152,6 +1230,12 @@ impl TransportPipe for LPipe {
         );
     }
 
+    /// The read buffer, the ciphertext buffer and the output buffers; a pipe that
+    /// stays quiet for one to two seconds gives them back (the idle sweep).
+    fn buffered_bytes(&self) -> usize {
+        lock(&self.link.core).buffered_bytes()
+    }
+
     fn pipe(&self) -> Pipe {
         match self.me.upgrade() {
             Some(me) => Pipe::new(me),
@@ -1200,6 +1284,7 @@ impl TransportPipe for LPipe {
         }
         let idle = !c.has_output() && !self.link.writer_busy();
         c.encode(&msg);
+        self.link.watch_idle(&c);
         if idle && self.answered.swap(false, Ordering::Relaxed) {
             match c.flush(src.io()) {
                 Ok(true) => {}
