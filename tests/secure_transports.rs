@@ -421,3 +421,47 @@ fn a_quiet_layered_pipe_gives_its_buffers_back() {
         assert_eq!(pipe_recv(&b).body(), b"after", "{url}");
     }
 }
+
+/// Large messages (over tls+tcp decrypted straight into their own buffers) mixed with
+/// small ones, around the size where that starts, arrive whole and in order.
+#[test]
+fn large_and_small_messages_interleave_in_order() {
+    const SIZES: [usize; 9] = [
+        0,
+        1,
+        16 * 1024 - 9,
+        16 * 1024,
+        64 * 1024,
+        100_003,
+        8,
+        1 << 20,
+        3,
+    ];
+    let body = |i: usize| {
+        let mut v = vec![(i % 251) as u8; SIZES[i % SIZES.len()]];
+        if v.len() >= 8 {
+            v[..8].copy_from_slice(&(i as u64).to_be_bytes());
+        }
+        v
+    };
+    let p = Pki::new();
+    for url in [tls_tcp(), ws("/large"), wss("/large")] {
+        let pull = Socket::pull0().unwrap();
+        let push = Socket::push0().unwrap();
+        pull.set_recv_timeout(LIMIT).unwrap();
+        push.set_send_timeout(LIMIT).unwrap();
+        connect(&url, &p, &pull, &push);
+        let n = 270;
+        let sender = std::thread::spawn(move || {
+            for i in 0..n {
+                push.send(body(i)).unwrap();
+            }
+            push
+        });
+        for i in 0..n {
+            let m = pull.recv().unwrap();
+            assert!(m.body() == body(i).as_slice(), "{url}: message {i}");
+        }
+        drop(sender.join().unwrap());
+    }
+}

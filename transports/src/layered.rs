@@ -127,6 +127,14 @@ const SEAL_DIRECT: usize = 16 * 1024;
 /// The most ciphertext one receive takes in (four 64 KiB messages' worth of records).
 #[cfg(feature = "tls")]
 const CIPHER_CHUNK: usize = 256 * 1024;
+/// A tls+tcp message body from this size on is decrypted straight into the message's
+/// own buffer rather than through the read buffer (one copy fewer per message).
+#[cfg(feature = "tls")]
+const DIRECT_BODY: usize = 16 * 1024;
+/// The most a direct body reserves before its bytes arrive (a length announced by the
+/// peer is not trusted with more memory than that up front).
+#[cfg(feature = "tls")]
+const DIRECT_RESERVE_MAX: usize = 1 << 20;
 /// WebSocket frames we send carry at most this much (NNG's default `ws:txframe-max`).
 #[cfg(feature = "ws")]
 const WS_TX_FRAME: usize = 64 * 1024;
@@ -154,6 +162,10 @@ pub(crate) struct Core {
     /// Small plaintext writes not yet handed to rustls (see `Core::seal`).
     #[cfg(feature = "tls")]
     plain: Vec<u8>,
+    /// A large tls+tcp message being decrypted straight into its own buffer, and its
+    /// length (see [`DIRECT_BODY`]).
+    #[cfg(feature = "tls")]
+    body: Option<(Vec<u8>, usize)>,
     tx_pos: usize,
     framing: Framing,
     app: Option<App>,
@@ -171,6 +183,7 @@ impl Core {
         #[cfg(feature = "tls")]
         {
             n += self.cipher.capacity() + self.plain.capacity();
+            n += self.body.as_ref().map_or(0, |(b, _)| b.capacity());
         }
         n
     }
@@ -423,6 +436,23 @@ impl Core {
             closed |= state.peer_has_closed();
             let mut pending = state.plaintext_bytes_to_read();
             while pending > 0 {
+                if let (Some((body, len)), Some(t)) = (self.body.as_mut(), self.tls.as_mut()) {
+                    if body.len() < *len {
+                        // The message's own buffer first, up to its end.
+                        let mut r = t.reader();
+                        let Ok(chunk) = std::io::BufRead::fill_buf(&mut r) else {
+                            break;
+                        };
+                        let k = chunk.len().min(*len - body.len());
+                        if k == 0 {
+                            break;
+                        }
+                        body.extend_from_slice(&chunk[..k]);
+                        std::io::BufRead::consume(&mut r, k);
+                        pending = pending.saturating_sub(k);
+                        continue;
+                    }
+                }
                 self.room(pending);
                 let Some(t) = self.tls.as_mut() else {
                     break;
@@ -458,6 +488,10 @@ impl Core {
 
     /// Bytes still missing for the frame at the head of the buffer (a read-size hint).
     fn missing(&self) -> usize {
+        #[cfg(feature = "tls")]
+        if let Some((b, len)) = &self.body {
+            return (len - b.len()).min(16 << 20);
+        }
         match &self.framing {
             Framing::Sp { .. } => {
                 let a = self.avail();
@@ -483,6 +517,14 @@ impl Core {
             Framing::None => Ok(None),
             Framing::Sp { recv_max } => {
                 let recv_max = *recv_max as u64;
+                #[cfg(feature = "tls")]
+                if let Some((b, len)) = &self.body {
+                    if b.len() < *len {
+                        return Ok(None);
+                    }
+                    let (b, _) = self.body.take().unwrap_or_default();
+                    return Ok(Some(Message::from(b)));
+                }
                 let a = self.avail();
                 if a.len() < 8 {
                     return Ok(None);
@@ -493,6 +535,15 @@ impl Core {
                 }
                 let len = len as usize;
                 if a.len() - 8 < len {
+                    #[cfg(feature = "tls")]
+                    if len >= DIRECT_BODY && self.tls.is_some() {
+                        // The rest is decrypted straight into the message's buffer.
+                        let mut b = Vec::with_capacity(len.min(DIRECT_RESERVE_MAX));
+                        b.extend_from_slice(&a[8..]);
+                        let n = a.len();
+                        self.consume(n);
+                        self.body = Some((b, len));
+                    }
                     return Ok(None);
                 }
                 let body = a[8..8 + len].to_vec();
@@ -908,6 +959,8 @@ impl Link {
                 cipher: Vec::new(),
                 #[cfg(feature = "tls")]
                 plain: Vec::new(),
+                #[cfg(feature = "tls")]
+                body: None,
                 framing: Framing::None,
                 app: Some(app),
                 seed: seed | 1,
