@@ -610,10 +610,32 @@ impl Core {
             Framing::Ws { mask: true, .. } => Some(self.next_mask()),
             _ => None,
         };
-        let mut out = Vec::new();
-        ws::encode_frame_parts(&mut out, op, true, parts, mask);
-        self.out_bytes += out.len();
-        self.put(&[&out]);
+        self.out_bytes += parts.iter().map(|p| p.len()).sum::<usize>() + 14;
+        self.put_frame(op, true, parts, mask);
+    }
+
+    /// Queues one WebSocket frame with the payload `parts` (at most 3) without building
+    /// it in a buffer of its own: a plain ws frame is encoded (and masked) straight into
+    /// the output buffer; over TLS an unmasked frame's header and parts go to `put` as
+    /// they are, and only a masked one is copied first (masking needs a copy anyway).
+    #[cfg(feature = "ws")]
+    fn put_frame(&mut self, op: u8, fin: bool, parts: &[&[u8]], mask: Option<[u8; 4]>) {
+        #[cfg(feature = "tls")]
+        if self.tls.is_some() {
+            if mask.is_none() && parts.len() <= 3 {
+                let len = parts.iter().map(|p| p.len()).sum();
+                let (h, n) = ws::frame_header(op, fin, len, None);
+                let mut all: [&[u8]; 4] = [&h[..n], &[], &[], &[]];
+                all[1..=parts.len()].copy_from_slice(parts);
+                self.put(&all);
+            } else {
+                let mut out = Vec::new();
+                ws::encode_frame_parts(&mut out, op, fin, parts, mask);
+                self.put(&[&out]);
+            }
+            return;
+        }
+        ws::encode_frame_parts(&mut self.tx, op, fin, parts, mask);
     }
 
     /// Queues message `m` for the peer in the link's framing.
@@ -624,36 +646,20 @@ impl Core {
             Framing::Ws { mask, .. } => {
                 let mask = *mask;
                 let total = m.header_len() + m.len();
-                if total <= WS_TX_FRAME {
-                    let k = mask.then(|| self.next_mask());
-                    let mut out = Vec::with_capacity(total + 14);
-                    ws::encode_frame_parts(
-                        &mut out,
-                        ws::opcode::BINARY,
-                        true,
-                        &[m.header(), m.body()],
-                        k,
-                    );
-                    self.put(&[&out]);
-                    return;
-                }
-                // Larger messages go in frames of NNG's default size, which an NNG peer's
-                // per-frame receive limit admits.
-                let mut whole = Vec::with_capacity(total);
-                whole.extend_from_slice(m.header());
-                whole.extend_from_slice(m.body());
-                let mut out = Vec::with_capacity(total + 14 * (total / WS_TX_FRAME + 1));
-                let chunks: Vec<&[u8]> = whole.chunks(WS_TX_FRAME).collect();
-                for (i, c) in chunks.iter().enumerate() {
+                // Messages over NNG's default frame size go in frames of that size, which
+                // an NNG peer's per-frame receive limit admits.
+                let frames = total.div_ceil(WS_TX_FRAME).max(1);
+                for i in 0..frames {
+                    let (lo, hi) = (i * WS_TX_FRAME, ((i + 1) * WS_TX_FRAME).min(total));
+                    let parts = sub_parts([m.header(), m.body()], lo, hi);
                     let op = if i == 0 {
                         ws::opcode::BINARY
                     } else {
                         ws::opcode::CONT
                     };
                     let k = mask.then(|| self.next_mask());
-                    ws::encode_frame_parts(&mut out, op, i + 1 == chunks.len(), &[c], k);
+                    self.put_frame(op, i + 1 == frames, &parts, k);
                 }
-                self.put(&[&out]);
             }
             _ => {
                 let len = ((m.header_len() + m.len()) as u64).to_be_bytes();
@@ -750,6 +756,16 @@ impl Core {
             }
         }
     }
+}
+
+/// Bytes `lo..hi` of the concatenation of `parts`, as (up to) two slices.
+#[cfg(feature = "ws")]
+fn sub_parts(parts: [&[u8]; 2], lo: usize, hi: usize) -> [&[u8]; 2] {
+    let a = parts[0].len();
+    [
+        &parts[0][lo.min(a)..hi.min(a)],
+        &parts[1][lo.saturating_sub(a)..hi.saturating_sub(a)],
+    ]
 }
 
 // ----- operations ----------------------------------------------------------------------------
