@@ -156,6 +156,8 @@ pub(crate) struct Core {
     drained: bool,
     /// Reads and writes so far (the idle sweep's activity count).
     activity: u64,
+    /// The last flush op's output buffer, kept for the next one.
+    spare_out: Vec<u8>,
     /// Ciphertext just received, on its way into rustls.
     #[cfg(feature = "tls")]
     cipher: Vec<u8>,
@@ -179,7 +181,7 @@ impl Core {
     /// Bytes of buffer memory the core holds: the plaintext read buffer and our output
     /// buffers (rustls's own record buffers are not counted).
     fn buffered_bytes(&self) -> usize {
-        let mut n = self.buf.capacity() + self.tx.capacity();
+        let mut n = self.buf.capacity() + self.tx.capacity() + self.spare_out.capacity();
         #[cfg(feature = "tls")]
         {
             n += self.cipher.capacity() + self.plain.capacity();
@@ -206,6 +208,7 @@ impl Core {
             self.tx = Vec::new();
             self.tx_pos = 0;
         }
+        self.spare_out = Vec::new();
         #[cfg(feature = "tls")]
         {
             self.cipher = Vec::new();
@@ -538,7 +541,10 @@ impl Core {
                     #[cfg(feature = "tls")]
                     if len >= DIRECT_BODY && self.tls.is_some() {
                         // The rest is decrypted straight into the message's buffer.
-                        let mut b = Vec::with_capacity(len.min(DIRECT_RESERVE_MAX));
+                        // From the buffer cache (already mapped: no page faults, no
+                        // zeroing on a hit); its stale bytes are cleared off first.
+                        let mut b = nanoport_engine::buffers::take(len.min(DIRECT_RESERVE_MAX));
+                        b.clear();
                         b.extend_from_slice(&a[8..]);
                         let n = a.len();
                         self.consume(n);
@@ -834,6 +840,7 @@ impl IoOp<Socket> for LWrite {
                         *pos = 0;
                         c.take_output(out);
                         if out.is_empty() {
+                            c.spare_out = std::mem::take(out);
                             l.watch_idle(&c);
                             aio.finish(token, Ok(()), 0);
                             // Under the core's lock, after the aio is idle again: a writer
@@ -971,6 +978,7 @@ impl Link {
                 out_bytes: 0,
                 drained: false,
                 activity: 0,
+                spare_out: Vec::new(),
                 #[cfg(feature = "tls")]
                 cipher: Vec::new(),
                 #[cfg(feature = "tls")]
@@ -1022,7 +1030,9 @@ impl Link {
             }
             match l.src() {
                 Some(src) => {
-                    let op = LWrite::Flush(me.clone(), Vec::new(), 0);
+                    // The previous flush op's buffer, already grown to a batch's size.
+                    let out = std::mem::take(&mut lock(&l.core).spare_out);
+                    let op = LWrite::Flush(me.clone(), out, 0);
                     src.start_write(&l.flush_aio, Timeout::Infinite, op)
                 }
                 None => l.flushing.store(false, Ordering::Release),
