@@ -135,6 +135,13 @@ const DIRECT_BODY: usize = 16 * 1024;
 /// peer is not trusted with more memory than that up front).
 #[cfg(feature = "tls")]
 const DIRECT_RESERVE_MAX: usize = 1 << 20;
+/// Messages from this size on are written at once by the sender when the link is idle,
+/// as the tcp pipe's `DIRECT_ALWAYS`.
+const DIRECT_ALWAYS: usize = 8 * 1024;
+/// Output from which a flush op over TLS writes from rustls's records under the core's
+/// lock rather than copying them out first.
+#[cfg(feature = "tls")]
+const DIRECT_FLUSH: usize = 64 * 1024;
 /// WebSocket frames we send carry at most this much (NNG's default `ws:txframe-max`).
 #[cfg(feature = "ws")]
 const WS_TX_FRAME: usize = 64 * 1024;
@@ -838,6 +845,24 @@ impl IoOp<Socket> for LWrite {
                         let mut c = lock(&l.core);
                         out.clear();
                         *pos = 0;
+                        #[cfg(feature = "tls")]
+                        if c.tls.is_some() && c.out_bytes >= DIRECT_FLUSH {
+                            // Large records go to the kernel straight from rustls, under
+                            // the lock: taking them out would copy every byte once more,
+                            // and senders of large messages gain little from encoding
+                            // meanwhile.
+                            match c.flush(io) {
+                                Ok(true) => continue,
+                                Ok(false) => return Poll::Pending,
+                                Err(e) => {
+                                    aio.finish(token, Err(e), 0);
+                                    l.flushing.store(false, Ordering::Release);
+                                    drop(c);
+                                    sys::shutdown(io);
+                                    return Poll::Ready(());
+                                }
+                            }
+                        }
                         c.take_output(out);
                         if out.is_empty() {
                             c.spare_out = std::mem::take(out);
@@ -1362,9 +1387,12 @@ impl TransportPipe for LPipe {
             return Err(msg);
         }
         let idle = !c.has_output() && !self.link.writer_busy();
+        let big = msg.header_len() + msg.len() >= DIRECT_ALWAYS;
         c.encode(&msg);
         self.link.watch_idle(&c);
-        if idle && self.answered.swap(false, Ordering::Relaxed) {
+        // An answer, or a large message (batching it saves little and a hop to the flush
+        // op costs a copy of it over TLS), on an idle link: written at once.
+        if idle && (big || self.answered.swap(false, Ordering::Relaxed)) {
             match c.flush(src.io()) {
                 Ok(true) => {}
                 Ok(false) => self.link.kick_flush(),
