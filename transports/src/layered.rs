@@ -188,12 +188,12 @@ impl Core {
     /// Bytes of buffer memory the core holds: the plaintext read buffer and our output
     /// buffers (rustls's own record buffers are not counted).
     fn buffered_bytes(&self) -> usize {
-        let mut n = self.buf.capacity() + self.tx.capacity() + self.spare_out.capacity();
+        let n = self.buf.capacity() + self.tx.capacity() + self.spare_out.capacity();
         #[cfg(feature = "tls")]
-        {
-            n += self.cipher.capacity() + self.plain.capacity();
-            n += self.body.as_ref().map_or(0, |(b, _)| b.capacity());
-        }
+        let n = n
+            + self.cipher.capacity()
+            + self.plain.capacity()
+            + self.body.as_ref().map_or(0, |(b, _)| b.capacity());
         n
     }
 
