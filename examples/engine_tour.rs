@@ -13,8 +13,8 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use nanoport_engine::{
-    armed_timers, callback_panics, registered_sources, sleep_aio, Aio, Error, IoOp, IoSource,
-    Message, OpToken, Timeout,
+    armed_timers, callback_panics, registered_sources, sleep_aio, Aio, AioProvider, Error, IoOp,
+    IoSource, Message, OpToken, Timeout,
 };
 
 fn ms(d: Duration) -> String {

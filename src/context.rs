@@ -26,6 +26,14 @@ use crate::SendError;
 ///
 /// A context closes when its last handle is dropped, as the `nng` crate's does: opening
 /// and dropping contexts without `close` leaks nothing.
+///
+/// Contexts have no poll fds: NNG's `nng_socket_get_recv_poll_fd` and
+/// `nng_socket_get_send_poll_fd` are "not compatible with contexts", and neither are
+/// [`Socket::recv_poll_fd`](crate::Socket::recv_poll_fd) and
+/// [`Socket::send_poll_fd`](crate::Socket::send_poll_fd), which follow the socket's own
+/// context only (`recv-fd` and `send-fd` on a context are `NotSup`). An event loop that
+/// drives contexts starts their [`recv_aio`](Context::recv_aio)s with a callback that
+/// wakes it.
 #[derive(Clone)]
 pub struct Context {
     inner: Arc<CtxInner>,

@@ -1,5 +1,6 @@
 //! [`device`]: forwarding between two raw sockets (`nng_device`).
 
+use nanoport_engine::AioProvider;
 use std::sync::{Arc, Condvar, Mutex};
 
 use nanoport_engine::{Aio, Error, Result};

@@ -7,6 +7,7 @@
 //! 100 ms before the next try rather than spinning (NNG's `listener_accept_cb`).
 //! Both are driven by inline aios: no thread of their own.
 
+use nanoport_engine::AioProvider;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
@@ -15,9 +16,10 @@ use std::time::Duration;
 use nanoport_engine::{sleep_aio, Aio, Error, OpToken, PipeId, Result, Timeout};
 use nanoport_transports::{BoxPipe, EndpointOptions, TransportDialer, TransportListener, Url};
 
+use crate::opt;
 use crate::options::EndpointOpt;
 use crate::socket::{with_blocking_aio, SockOpts, SocketInner};
-use nanoport_protocols::{opt, OptValue};
+use nanoport_protocols::OptValue;
 
 enum Kind {
     Dialer,
@@ -35,6 +37,34 @@ struct EpState {
     dialer: Option<Arc<TransportDialer>>,
     listener: Option<Arc<TransportListener>>,
     first: Option<(Aio, OpToken)>,
+    /// How this dialer's connection attempts ended (NNG's dialer statistics).
+    dials: DialStats,
+}
+
+/// How a dialer's attempts ended, by NNG's statistic names.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct DialStats {
+    pub(crate) connect: u64,
+    pub(crate) refused: u64,
+    pub(crate) timeout: u64,
+    pub(crate) canceled: u64,
+    pub(crate) proto: u64,
+    pub(crate) auth: u64,
+    pub(crate) other: u64,
+}
+
+impl DialStats {
+    fn count(&mut self, r: &Result<()>) {
+        match r {
+            Ok(()) => self.connect += 1,
+            Err(Error::ConnRefused) => self.refused += 1,
+            Err(Error::TimedOut) => self.timeout += 1,
+            Err(Error::Canceled | Error::Closed | Error::Stopped) => self.canceled += 1,
+            Err(Error::Proto) => self.proto += 1,
+            Err(Error::PeerAuth) => self.auth += 1,
+            Err(_) => self.other += 1,
+        }
+    }
 }
 
 pub(crate) struct EndpointInner {
@@ -113,6 +143,7 @@ impl EndpointInner {
                 dialer: None,
                 listener: None,
                 first: None,
+                dials: DialStats::default(),
             }),
             work: OnceLock::new(),
             pause: OnceLock::new(),
@@ -120,6 +151,56 @@ impl EndpointInner {
         });
         sock.add_endpoint(inner.clone())?;
         Ok(inner)
+    }
+
+    /// Whether this endpoint dials (or listens).
+    pub(crate) fn is_dialer(&self) -> bool {
+        matches!(self.kind, Kind::Dialer)
+    }
+
+    /// This endpoint's statistics (NNG's `dialer` or `listener` scope).
+    pub(crate) fn stat(&self) -> crate::stat::Stat {
+        use crate::stat::Stat;
+        let st = self.lock();
+        let mut c = vec![
+            Stat::id(
+                "socket",
+                "socket id",
+                self.sock.upgrade().map_or(0, |s| s.id),
+            ),
+            Stat::string("url", "endpoint url", self.url.to_string()),
+            Stat::level("pipes", "open pipes", u64::from(st.pipe.is_some())),
+        ];
+        match self.kind {
+            Kind::Dialer => {
+                let d = st.dials;
+                c.extend([
+                    Stat::counter("connect", "connections established", d.connect),
+                    Stat::counter("refused", "connections refused", d.refused),
+                    Stat::counter("timeout", "connections timed out", d.timeout),
+                    Stat::counter("canceled", "attempts canceled", d.canceled),
+                    Stat::counter("proto", "protocol errors", d.proto),
+                    Stat::counter("auth", "authentication errors", d.auth),
+                    Stat::counter("other", "other errors", d.other),
+                ]);
+                Stat::scope("dialer", "dialer statistics", c)
+            }
+            Kind::Listener => {
+                let l = st.listener.as_ref().map(|l| l.stats()).unwrap_or_default();
+                c.extend([
+                    Stat::counter("accept", "connections accepted", l.accepted),
+                    Stat::counter("proto", "protocol errors", l.handshake_proto),
+                    Stat::counter("timeout", "handshakes timed out", l.handshake_timeout),
+                    Stat::counter(
+                        "disconnect",
+                        "peers gone in the handshake",
+                        l.handshake_disconnect,
+                    ),
+                    Stat::counter("other", "other errors", l.handshake_other),
+                ]);
+                Stat::scope("listener", "listener statistics", c)
+            }
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, EpState> {
@@ -250,7 +331,11 @@ impl EndpointInner {
 
     fn on_dialed(&self, aio: &Aio) {
         let result = aio.result();
-        let first = self.lock().first.take();
+        let first = {
+            let mut st = self.lock();
+            st.dials.count(&result);
+            st.first.take()
+        };
         match result {
             Ok(()) => {
                 let Some(pipe) = aio.take_output::<BoxPipe>() else {
@@ -430,6 +515,17 @@ impl EndpointInner {
             Some(EndpointOpt::ReconnectMax(d)) if is_dialer => {
                 self.update(|st| st.reconnect_max = d)
             }
+            Some(EndpointOpt::TcpKeepAliveIdle(d)) => {
+                self.update(|st| st.opts.tcp_keepalive_idle = d)
+            }
+            Some(EndpointOpt::TcpKeepAliveInterval(d)) => {
+                self.update(|st| st.opts.tcp_keepalive_interval = d)
+            }
+            Some(EndpointOpt::TcpKeepAliveCount(n)) => {
+                self.update(|st| st.opts.tcp_keepalive_count = n)
+            }
+            Some(EndpointOpt::LocalAddress(a)) if is_dialer => self.set_local_address(a),
+            Some(EndpointOpt::IpcPermissions(m)) if !is_dialer => self.set_ipc_permissions(m),
             Some(_) => Err(Error::NotSup),
             None if matches!(name, opt::URL | opt::TCP_BOUND_PORT) => Err(Error::ReadOnly),
             None => Err(Error::NotSup),
@@ -445,6 +541,20 @@ impl EndpointInner {
             (opt::TCP_NODELAY, _) => OptValue::Bool(st.opts.tcp_nodelay),
             (opt::TCP_KEEPALIVE, _) => OptValue::Bool(st.opts.tcp_keepalive),
             (opt::SEND_AHEAD_MAX, _) => OptValue::Size(st.opts.send_ahead_max),
+            (opt::TCP_KEEPALIVE_IDLE, _) => keepalive_value(st.opts.tcp_keepalive_idle),
+            (opt::TCP_KEEPALIVE_INTERVAL, _) => keepalive_value(st.opts.tcp_keepalive_interval),
+            (opt::TCP_KEEPALIVE_COUNT, _) => {
+                OptValue::Int(st.opts.tcp_keepalive_count.map_or(0, |n| n as i32))
+            }
+            (opt::LOCAL_ADDRESS, Kind::Dialer) if self.is_tcp() => OptValue::Str(
+                st.opts
+                    .local_addr
+                    .map(|a| a.to_string())
+                    .unwrap_or_default(),
+            ),
+            (opt::IPC_PERMISSIONS, Kind::Listener) if self.is_ipc() => {
+                OptValue::Int(st.opts.ipc_permissions.ok_or(Error::NoEnt)? as i32)
+            }
             (opt::RECONNECT_TIME_MIN, Kind::Dialer) => ms(st.reconnect_min),
             (opt::RECONNECT_TIME_MAX, Kind::Dialer) => ms(st.reconnect_max),
             (opt::TCP_BOUND_PORT, Kind::Listener) => {
@@ -452,6 +562,59 @@ impl EndpointInner {
                 OptValue::Int(i32::from(port.ok_or(Error::NotSup)?))
             }
             _ => return Err(Error::NotSup),
+        })
+    }
+
+    /// Whether the URL runs over TCP (`tcp`, `tls+tcp`, `ws`, `wss` and their 4/6 forms).
+    fn is_tcp(&self) -> bool {
+        let s = self.url.scheme();
+        s.starts_with("tcp") || s.starts_with("tls+tcp") || s.starts_with("ws")
+    }
+
+    /// Whether the URL is a unix-domain one (`ipc`, `unix`, `abstract`).
+    fn is_ipc(&self) -> bool {
+        matches!(self.url.scheme(), "ipc" | "unix" | "abstract")
+    }
+
+    /// `NNG_OPT_LOCADDR` on a dialer: tcp URLs only, for the next connection on.
+    fn set_local_address(&self, a: Option<std::net::IpAddr>) -> Result<()> {
+        if !matches!(self.kind, Kind::Dialer) || !self.is_tcp() {
+            return Err(Error::NotSup);
+        }
+        self.update(|st| st.opts.local_addr = a)
+    }
+
+    /// `NNG_OPT_IPC_PERMISSIONS` on a listener: ipc URLs only, before start.
+    fn set_ipc_permissions(&self, mode: u32) -> Result<()> {
+        if !matches!(self.kind, Kind::Listener) || !self.is_ipc() {
+            return Err(Error::NotSup);
+        }
+        let mode = crate::options::ipc_mode(mode)?;
+        self.check_settable()?.opts.ipc_permissions = Some(mode);
+        Ok(())
+    }
+
+    /// Sets keep-alive timing (validated); live pipes follow.
+    fn set_keepalive_timing(
+        &self,
+        idle: Option<Option<Duration>>,
+        interval: Option<Option<Duration>>,
+        count: Option<Option<u32>>,
+    ) -> Result<()> {
+        use crate::options::{keepalive_count, keepalive_time};
+        let idle = idle.map(keepalive_time).transpose()?;
+        let interval = interval.map(keepalive_time).transpose()?;
+        let count = count.map(keepalive_count).transpose()?;
+        self.update(|st| {
+            if let Some(d) = idle {
+                st.opts.tcp_keepalive_idle = d;
+            }
+            if let Some(d) = interval {
+                st.opts.tcp_keepalive_interval = d;
+            }
+            if let Some(n) = count {
+                st.opts.tcp_keepalive_count = n;
+            }
         })
     }
 
@@ -470,6 +633,94 @@ impl EndpointInner {
         });
     }
 }
+
+/// A keep-alive time by name: `Timeout::Default` when the system's applies.
+fn keepalive_value(d: Option<Duration>) -> OptValue {
+    OptValue::Duration(d.map_or(Timeout::Default, Timeout::After))
+}
+
+/// The typed keep-alive and address options dialers and listeners share.
+macro_rules! tcp_endpoint_options {
+    ($t:ident) => {
+        impl $t {
+            /// Whether the endpoint's tcp connections set `TCP_NODELAY`.
+            pub fn tcp_nodelay(&self) -> bool {
+                self.inner.lock().opts.tcp_nodelay
+            }
+
+            /// Whether the endpoint's tcp connections set keep-alive.
+            pub fn tcp_keepalive(&self) -> bool {
+                self.inner.lock().opts.tcp_keepalive
+            }
+
+            /// Sets the idle time before the first TCP keep-alive probe (`TCP_KEEPIDLE`,
+            /// `tcp-keepalive-idle`; nanoport's own, NNG has only the keep-alive flag),
+            /// 1 s to 32767 s in whole seconds; `None` (or zero) keeps the system's
+            /// (Linux: 2 hours). Probes go out only with
+            #[doc = concat!("[`set_tcp_keepalive`](", stringify!($t), "::set_tcp_keepalive)")]
+            /// on. Later connections and live pipes follow; ignored where the platform
+            /// lacks it (it has it on Linux, the BSDs and macOS).
+            ///
+            /// ```
+            /// use nanoport::Socket;
+            /// use std::time::Duration;
+            /// let s = Socket::pair0().unwrap();
+            /// let d = s.dialer("tcp://127.0.0.1:5555").unwrap();
+            /// d.set_tcp_keepalive(true).unwrap();
+            /// d.set_tcp_keepalive_idle(Duration::from_secs(30)).unwrap();
+            /// assert_eq!(d.tcp_keepalive_idle(), Some(Duration::from_secs(30)));
+            /// ```
+            ///
+            /// # Errors
+            /// `Inval` out of range, `Closed`.
+            pub fn set_tcp_keepalive_idle(&self, d: impl Into<Option<Duration>>) -> Result<()> {
+                self.inner.set_keepalive_timing(Some(d.into()), None, None)
+            }
+
+            /// The keep-alive idle time set (`None`: the system's).
+            pub fn tcp_keepalive_idle(&self) -> Option<Duration> {
+                self.inner.lock().opts.tcp_keepalive_idle
+            }
+
+            /// Sets the time between TCP keep-alive probes (`TCP_KEEPINTVL`,
+            /// `tcp-keepalive-interval`; nanoport's own), as
+            #[doc = concat!("[`set_tcp_keepalive_idle`](", stringify!($t), "::set_tcp_keepalive_idle)")]
+            /// (Linux default 75 s).
+            ///
+            /// # Errors
+            /// `Inval` out of range, `Closed`.
+            pub fn set_tcp_keepalive_interval(
+                &self,
+                d: impl Into<Option<Duration>>,
+            ) -> Result<()> {
+                self.inner.set_keepalive_timing(None, Some(d.into()), None)
+            }
+
+            /// The keep-alive interval set (`None`: the system's).
+            pub fn tcp_keepalive_interval(&self) -> Option<Duration> {
+                self.inner.lock().opts.tcp_keepalive_interval
+            }
+
+            /// Sets how many unanswered keep-alive probes drop the connection
+            /// (`TCP_KEEPCNT`, `tcp-keepalive-count`; nanoport's own), 1..=127; `None`
+            /// (or 0) keeps the system's (Linux: 9).
+            ///
+            /// # Errors
+            /// `Inval` out of range, `Closed`.
+            pub fn set_tcp_keepalive_count(&self, n: impl Into<Option<u32>>) -> Result<()> {
+                self.inner.set_keepalive_timing(None, None, Some(n.into()))
+            }
+
+            /// The keep-alive probe count set (`None`: the system's).
+            pub fn tcp_keepalive_count(&self) -> Option<u32> {
+                self.inner.lock().opts.tcp_keepalive_count
+            }
+        }
+    };
+}
+
+tcp_endpoint_options!(Dialer);
+tcp_endpoint_options!(Listener);
 
 impl Dialer {
     pub(crate) fn create(sock: &Arc<SocketInner>, url: &str) -> Result<Dialer> {
@@ -517,10 +768,12 @@ impl Dialer {
         });
         match result {
             Ok(pipe) => {
+                ep.lock().dials.count(&Ok(()));
                 ep.attach(pipe, true);
                 Ok(())
             }
             Err(e) => {
+                ep.lock().dials.count(&Err(e));
                 ep.unstart(&d);
                 Err(e)
             }
@@ -641,7 +894,10 @@ impl Dialer {
     }
 
     /// Sets an option by NNG name (`nng_dialer_set`): `recv-size-max`,
-    /// `reconnect-time-min`, `reconnect-time-max`, `tcp-nodelay`, `tcp-keepalive`.
+    /// `reconnect-time-min`, `reconnect-time-max`, `tcp-nodelay`, `tcp-keepalive`,
+    /// `local-address` (a string, see [`opt::LOCAL_ADDRESS`](crate::opt::LOCAL_ADDRESS)),
+    /// `send-ahead-max`, and nanoport's `tcp-keepalive-idle`, `tcp-keepalive-interval`,
+    /// `tcp-keepalive-count`.
     ///
     /// # Errors
     /// `BadType` for a value of the wrong type, `Inval` for a bad value, `ReadOnly` for
@@ -701,10 +957,101 @@ impl Dialer {
         Ok(())
     }
 
+    /// Sets the local address the dialer's connections start from (`NNG_OPT_LOCADDR`,
+    /// `local-address`): the socket is bound to it, port chosen by the kernel, before it
+    /// connects; `None` lets the kernel choose (the default). Only the peer's addresses of
+    /// the same family are dialed. For `tcp`, `tls+tcp`, `ws` and `wss` dialers; takes
+    /// effect from the next connection.
+    ///
+    /// ```
+    /// use nanoport::Socket;
+    /// use std::net::Ipv4Addr;
+    /// let s = Socket::push0().unwrap();
+    /// let d = s.dialer("tcp://127.0.0.1:5555").unwrap();
+    /// d.set_local_address(std::net::IpAddr::from(Ipv4Addr::new(127, 0, 0, 2))).unwrap();
+    /// assert_eq!(d.local_address().unwrap().to_string(), "127.0.0.2");
+    /// ```
+    ///
+    /// # Errors
+    /// `NotSup` for a dialer of another transport (ipc, inproc), `Closed`.
+    pub fn set_local_address(&self, addr: impl Into<Option<std::net::IpAddr>>) -> Result<()> {
+        self.inner.set_local_address(addr.into())
+    }
+
+    /// The local address set with [`set_local_address`](Dialer::set_local_address).
+    pub fn local_address(&self) -> Option<std::net::IpAddr> {
+        self.inner.lock().opts.local_addr
+    }
+
     /// The reconnect minimum and maximum times.
     pub fn reconnect_times(&self) -> (Duration, Duration) {
         let st = self.inner.lock();
         (st.reconnect_min, st.reconnect_max)
+    }
+
+    /// The reconnect minimum (`NNG_OPT_RECONNMINT`).
+    pub fn reconnect_min_time(&self) -> Duration {
+        self.inner.lock().reconnect_min
+    }
+
+    /// The reconnect maximum (`NNG_OPT_RECONNMAXT`, 0: no exponential back-off).
+    pub fn reconnect_max_time(&self) -> Duration {
+        self.inner.lock().reconnect_max
+    }
+
+    /// Starts the dialer and waits for its first connection: [`start`](Dialer::start)
+    /// with `nonblocking == false`, spelled so the call site says which.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use nanoport::{Error, Socket};
+    /// let req = Socket::req0().unwrap();
+    /// let d = req.dialer("inproc://start-blocking-doc").unwrap();
+    /// // Nobody listens: a blocking start reports the refusal and leaves the dialer stopped.
+    /// assert_eq!(d.start_blocking(), Err(Error::ConnRefused));
+    /// ```
+    ///
+    /// # Errors
+    /// As [`start`](Dialer::start).
+    pub fn start_blocking(&self) -> Result<()> {
+        self.start(false)
+    }
+
+    /// Starts the dialer in the background (`NNG_FLAG_NONBLOCK`): returns at once and
+    /// keeps connecting, with back-off, until it succeeds or is closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use nanoport::Socket;
+    /// let req = Socket::req0().unwrap();
+    /// let d = req.dialer("inproc://start-nonblocking-doc").unwrap();
+    /// d.start_nonblocking().unwrap(); // nobody listens yet; it retries
+    /// let rep = Socket::rep0().unwrap();
+    /// rep.listen("inproc://start-nonblocking-doc").unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// `State` if already started, `Closed`.
+    pub fn start_nonblocking(&self) -> Result<()> {
+        self.start(true)
+    }
+}
+
+/// The dialer or listener behind an endpoint, as its handle type.
+pub(crate) enum EndpointHandle {
+    Dialer(Dialer),
+    Listener(Listener),
+}
+
+impl EndpointInner {
+    /// A user handle on this endpoint.
+    pub(crate) fn handle(self: Arc<Self>) -> EndpointHandle {
+        match self.kind {
+            Kind::Dialer => EndpointHandle::Dialer(Dialer { inner: self }),
+            Kind::Listener => EndpointHandle::Listener(Listener { inner: self }),
+        }
     }
 }
 
@@ -738,7 +1085,9 @@ impl Listener {
     }
 
     /// Sets an option by NNG name (`nng_listener_set`): `recv-size-max`,
-    /// `tcp-nodelay`, `tcp-keepalive`.
+    /// `tcp-nodelay`, `tcp-keepalive`, `ipc:permissions` (before start), `send-ahead-max`,
+    /// and nanoport's `tcp-keepalive-idle`, `tcp-keepalive-interval`,
+    /// `tcp-keepalive-count`.
     ///
     /// # Errors
     /// `BadType` for a value of the wrong type, `Inval` for a bad value, `ReadOnly` for
@@ -830,6 +1179,11 @@ impl Listener {
         Ok(())
     }
 
+    /// How long each accepted connection may take over its handshakes (default 10 s).
+    pub fn handshake_timeout(&self) -> Duration {
+        self.inner.lock().opts.handshake_timeout
+    }
+
     /// Sets the TLS configuration for `tls+tcp://` and `wss://`
     /// (`nng_listener_set_tls`), a server one with its certificate
     /// ([`TlsConfig::server`](crate::TlsConfig::server)); before start. A tls+tcp or wss
@@ -864,6 +1218,32 @@ impl Listener {
         let cfg = st.opts.tls.clone().unwrap_or_else(crate::TlsConfig::server);
         st.opts.tls = Some(tls_option(cfg, name, value)?);
         Ok(())
+    }
+
+    /// Sets the mode of an `ipc://` listener's socket file (`NNG_OPT_IPC_PERMISSIONS`,
+    /// `ipc:permissions`), permission bits only (`0o7777` at most); before start. The
+    /// file gets it between bind and listen, so no one connects under the umask's mode
+    /// first. Accepted and ignored for `abstract://`, as in NNG.
+    ///
+    /// ```
+    /// use nanoport::Socket;
+    /// let s = Socket::pull0().unwrap();
+    /// let l = s.listener("ipc:///tmp/nanoport-doc-perms.sock").unwrap();
+    /// l.set_ipc_permissions(0o600).unwrap();
+    /// assert_eq!(l.ipc_permissions(), Some(0o600));
+    /// ```
+    ///
+    /// # Errors
+    /// `Inval` for other bits, `NotSup` for a listener of another transport, `Busy` once
+    /// started, `Closed`.
+    pub fn set_ipc_permissions(&self, mode: u32) -> Result<()> {
+        self.inner.set_ipc_permissions(mode)
+    }
+
+    /// The socket file mode set with
+    /// [`set_ipc_permissions`](Listener::set_ipc_permissions).
+    pub fn ipc_permissions(&self) -> Option<u32> {
+        self.inner.lock().opts.ipc_permissions
     }
 
     /// Bounds how far, in bytes, accepted tcp and ipc pipes may run ahead of the peer's

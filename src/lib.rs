@@ -18,6 +18,25 @@
 //! push.send("hello").unwrap();
 //! assert_eq!(pull.recv().unwrap().body(), b"hello");
 //! ```
+//!
+//! ## Where things are
+//!
+//! | You want | NNG's name | Here |
+//! |---|---|---|
+//! | a socket, its options | `nng_socket`, `nng_socket_set` | [`Socket`], [`Socket::set_option`], [`opt`] |
+//! | a context (concurrent req/rep, surveys) | `nng_ctx` | [`Context`] |
+//! | an asynchronous operation | `nng_aio` | [`Aio`], [`sleep_aio`] |
+//! | a message | `nng_msg` | [`Message`] |
+//! | a failed send, message handed back | `nng_sendmsg` | [`SendError`] |
+//! | dialers and listeners | `nng_dialer`, `nng_listener` | [`Dialer`], [`Listener`] |
+//! | a connection and its events | `nng_pipe`, `nng_pipe_notify` | [`Pipe`], [`PipeExt`], [`PipeEvent`], [`SockAddr`] |
+//! | TLS | `nng_tls_config` | [`TlsConfig`] (feature `tls`) |
+//! | byte streams | `nng_stream` | [`stream`] |
+//! | forwarding between raw sockets | `nng_device` | [`device`] |
+//! | errors | `nng_err` | [`Error`] |
+//! | writing a transport or engine extension | (NNG's internal `nni_*`) | [`engine`], [`engine::AioProvider`] |
+//!
+//! docs/guide.md in the repository maps the rest of NNG's API, option by option.
 
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
@@ -26,25 +45,35 @@ mod context;
 mod device;
 mod endpoint;
 mod options;
+mod pipe_ext;
 mod pipes;
 mod send_error;
 mod socket;
+mod stat;
 mod stats;
+pub mod stream;
 
 pub use context::Context;
 pub use device::device;
 pub use endpoint::{Dialer, Listener};
 pub use nanoport_engine::{
-    set_worker_threads, sleep_aio, Aio, Error, Message, Pipe, PipeId, Result, Timeout,
+    idle_strategy, set_idle_strategy, set_worker_threads, sleep_aio, Aio, Error, IdleStrategy,
+    Message, Pipe, PipeId, Result, Timeout,
 };
-pub use nanoport_protocols::{opt, OptValue, ProtoInfo, Protocol};
+pub use nanoport_protocols::{OptValue, ProtoInfo, Protocol};
 pub use nanoport_transports::ListenerStats;
+pub use nanoport_transports::{set_resolver, ResolveFn};
 #[cfg(feature = "tls")]
 pub use nanoport_transports::{TlsAuthMode, TlsConfig, TlsMode};
+pub use options::opt;
+pub use pipe_ext::{PipeExt, SockAddr};
 pub use pipes::PipeEvent;
 pub use send_error::SendError;
 pub use socket::Socket;
+pub use stat::{stats, Stat, StatValue};
 pub use stats::SocketStats;
 
-/// The engine, for transports and advanced users (provider-side aio API, reactor).
+/// The engine underneath, for transport authors and engine extensions: the provider side
+/// of an aio ([`AioProvider`](engine::AioProvider)), the reactor, I/O sources and buffer
+/// pools. Applications need nothing from it.
 pub use nanoport_engine as engine;

@@ -4,10 +4,13 @@
 //! the socket; endpoints copy them when created, as NNG 2.x does. Protocol options
 //! (buffers, TTL, resend and survey times, subscriptions) go to the protocol.
 
+use std::os::fd::AsRawFd;
 use std::time::Duration;
 
+use std::net::IpAddr;
+
 use nanoport_engine::{Error, Result, Timeout};
-use nanoport_protocols::{opt, OptValue};
+use nanoport_protocols::OptValue;
 
 use crate::socket::Dir;
 use crate::Socket;
@@ -56,6 +59,38 @@ pub(crate) fn as_interval(v: OptValue) -> Result<Duration> {
     }
 }
 
+/// Option names: NNG's `NNG_OPT_*` strings, and nanoport's own (marked so).
+///
+/// ```
+/// use nanoport::opt;
+/// assert_eq!(opt::RECV_TIMEOUT, "recv-timeout");
+/// assert_eq!(opt::LOCAL_ADDRESS, "local-address");
+/// ```
+pub mod opt {
+    pub use nanoport_protocols::opt::*;
+
+    /// `NNG_OPT_LOCADDR`, on tcp dialers (`tcp`, `tls+tcp`, `ws`, `wss`): the local IP
+    /// address connections start from. NNG's type is `nng_sockaddr`; here a string, the
+    /// address (`"127.0.0.2"`, `"::1"`, `"[::1]"`; a port, if written, must be 0, as NNG
+    /// requires), `""` to let the kernel choose again.
+    pub const LOCAL_ADDRESS: &str = "local-address";
+    /// `NNG_OPT_IPC_PERMISSIONS`, int, on `ipc://` listeners before start: the mode of
+    /// the socket file (permission bits only, `0o7777` at most). Ignored for
+    /// `abstract://`, as in NNG. NNG can only set it; here it reads back too.
+    pub const IPC_PERMISSIONS: &str = "ipc:permissions";
+    /// Idle time before the first TCP keep-alive probe (`TCP_KEEPIDLE`), duration, 1 s to
+    /// 32767 s in whole seconds (a fraction is dropped); zero or `Timeout::Default`: the
+    /// system's (Linux: 2 hours). nanoport's own: NNG has only the `tcp-keepalive` flag.
+    /// On dialers and listeners; live pipes follow.
+    pub const TCP_KEEPALIVE_IDLE: &str = "tcp-keepalive-idle";
+    /// Time between TCP keep-alive probes (`TCP_KEEPINTVL`), duration, as
+    /// [`TCP_KEEPALIVE_IDLE`] (Linux default 75 s). nanoport's own.
+    pub const TCP_KEEPALIVE_INTERVAL: &str = "tcp-keepalive-interval";
+    /// Unanswered TCP keep-alive probes before the connection drops (`TCP_KEEPCNT`), int
+    /// 1..=127; 0: the system's (Linux: 9). nanoport's own.
+    pub const TCP_KEEPALIVE_COUNT: &str = "tcp-keepalive-count";
+}
+
 /// The options every dialer and listener has, by NNG name: what both `Dialer` and
 /// `Listener` answer before their own.
 pub(crate) enum EndpointOpt {
@@ -65,6 +100,81 @@ pub(crate) enum EndpointOpt {
     ReconnectMin(Duration),
     ReconnectMax(Duration),
     SendAheadMax(usize),
+    TcpKeepAliveIdle(Option<Duration>),
+    TcpKeepAliveInterval(Option<Duration>),
+    TcpKeepAliveCount(Option<u32>),
+    LocalAddress(Option<IpAddr>),
+    IpcPermissions(u32),
+}
+
+/// A keep-alive time: `None` (the system's) for zero or `Timeout::Default`; otherwise
+/// 1 s to 32767 s (Linux's bound on `TCP_KEEPIDLE` and `TCP_KEEPINTVL`).
+///
+/// # Errors
+/// `Inval` out of range or for `Timeout::Infinite`.
+pub(crate) fn keepalive_time(d: Option<Duration>) -> Result<Option<Duration>> {
+    match d {
+        None => Ok(None),
+        Some(d) if d.is_zero() => Ok(None),
+        Some(d) if (1..=32767).contains(&d.as_secs()) => Ok(Some(Duration::from_secs(d.as_secs()))),
+        Some(_) => Err(Error::Inval),
+    }
+}
+
+/// A keep-alive probe count: `None` (the system's) for 0, else 1..=127.
+///
+/// # Errors
+/// `Inval` out of range.
+pub(crate) fn keepalive_count(n: Option<u32>) -> Result<Option<u32>> {
+    match n {
+        None | Some(0) => Ok(None),
+        Some(n @ 1..=127) => Ok(Some(n)),
+        Some(_) => Err(Error::Inval),
+    }
+}
+
+/// An ipc socket file mode: permission bits only (NNG refuses file-type bits).
+///
+/// # Errors
+/// `Inval` for bits beyond `0o7777`.
+pub(crate) fn ipc_mode(mode: u32) -> Result<u32> {
+    if mode & !0o7777 != 0 {
+        return Err(Error::Inval);
+    }
+    Ok(mode)
+}
+
+/// `local-address` as a string: an IP address, bracketed or not, with port 0 or none;
+/// `""` for none.
+///
+/// # Errors
+/// `AddrInval` for anything else, or a port other than 0 (as NNG's tcp dialer).
+pub(crate) fn parse_local_address(s: &str) -> Result<Option<IpAddr>> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Ok(None);
+    }
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Ok(Some(ip));
+    }
+    if let Some(v6) = s.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+        return v6
+            .parse::<std::net::Ipv6Addr>()
+            .map(|a| Some(IpAddr::V6(a)))
+            .map_err(|_| Error::AddrInval);
+    }
+    match s.parse::<std::net::SocketAddr>() {
+        Ok(a) if a.port() == 0 => Ok(Some(a.ip())),
+        _ => Err(Error::AddrInval),
+    }
+}
+
+fn keepalive_duration(v: OptValue) -> Result<Option<Duration>> {
+    match as_duration(v)? {
+        Timeout::After(d) => keepalive_time(Some(d)),
+        Timeout::Default => Ok(None),
+        Timeout::Infinite => Err(Error::Inval),
+    }
 }
 
 impl EndpointOpt {
@@ -80,6 +190,19 @@ impl EndpointOpt {
             opt::RECONNECT_TIME_MIN => EndpointOpt::ReconnectMin(as_interval(v)?),
             opt::RECONNECT_TIME_MAX => EndpointOpt::ReconnectMax(as_interval(v)?),
             opt::SEND_AHEAD_MAX => EndpointOpt::SendAheadMax(as_size(v)?),
+            opt::TCP_KEEPALIVE_IDLE => EndpointOpt::TcpKeepAliveIdle(keepalive_duration(v)?),
+            opt::TCP_KEEPALIVE_INTERVAL => {
+                EndpointOpt::TcpKeepAliveInterval(keepalive_duration(v)?)
+            }
+            opt::TCP_KEEPALIVE_COUNT => {
+                let n = u32::try_from(as_int(v)?).map_err(|_| Error::Inval)?;
+                EndpointOpt::TcpKeepAliveCount(keepalive_count(Some(n))?)
+            }
+            opt::LOCAL_ADDRESS => EndpointOpt::LocalAddress(parse_local_address(&as_str(v)?)?),
+            opt::IPC_PERMISSIONS => {
+                let m = u32::try_from(as_int(v)?).map_err(|_| Error::Inval)?;
+                EndpointOpt::IpcPermissions(ipc_mode(m)?)
+            }
             _ => return Ok(None),
         }))
     }
@@ -96,6 +219,8 @@ fn read_only(name: &str) -> bool {
             | opt::RAW
             | opt::URL
             | opt::TCP_BOUND_PORT
+            | opt::RECV_FD
+            | opt::SEND_FD
     )
 }
 
@@ -136,14 +261,28 @@ impl Socket {
                 Some(EndpointOpt::ReconnectMin(d)) => self.set_reconnect_min_time(d),
                 Some(EndpointOpt::ReconnectMax(d)) => self.set_reconnect_max_time(d),
                 Some(EndpointOpt::SendAheadMax(n)) => self.set_send_ahead_max(n),
-                None => self.inner.set_proto_option(0, name, value),
+                // Per endpoint only: set them on the dialer or listener.
+                Some(_) => Err(Error::NotSup),
+                None => match self.inner.set_proto_option(0, name, value.clone()) {
+                    Err(Error::NotSup) if spare_buf(name).is_some() => {
+                        let n = as_int(value)?;
+                        if !(0..=8192).contains(&n) {
+                            return Err(Error::Inval);
+                        }
+                        let i = spare_buf(name).unwrap_or(0);
+                        self.inner.set_local_opts(|o| o.spare_bufs[i] = n)
+                    }
+                    r => r,
+                },
             },
         }
     }
 
     /// Reads an option by its NNG name (`nng_socket_get`); the names of
     /// [`set_option`](Socket::set_option), plus the read-only `protocol`, `peer`,
-    /// `protocol-name`, `peer-name` and `raw`.
+    /// `protocol-name`, `peer-name` and `raw`, and NNG 1.x's `recv-fd` and `send-fd`
+    /// (the raw fds of [`recv_poll_fd`](Socket::recv_poll_fd) and
+    /// [`send_poll_fd`](Socket::send_poll_fd), valid while the socket has a handle).
     ///
     /// # Errors
     /// `NotSup` for an option the socket lacks (and for write-only ones such as
@@ -166,8 +305,27 @@ impl Socket {
             opt::PROTOCOL_NAME => OptValue::Str(info.name.to_owned()),
             opt::PEER_NAME => OptValue::Str(info.peer_name.to_owned()),
             opt::RAW => OptValue::Bool(info.raw),
-            _ => return self.inner.get_proto_option(0, name),
+            opt::RECV_FD => OptValue::Int(self.recv_poll_fd()?.as_raw_fd()),
+            opt::SEND_FD => OptValue::Int(self.send_poll_fd()?.as_raw_fd()),
+            _ => match (self.inner.get_proto_option(0, name), spare_buf(name)) {
+                (Err(Error::NotSup), Some(i)) => {
+                    OptValue::Int(self.inner.sock_opt(|o| o.spare_bufs[i])?)
+                }
+                (r, _) => return r,
+            },
         })
+    }
+}
+
+/// Which of the socket's spare buffer depths `name` is, for a protocol whose core has
+/// no queue of that kind. libnng (1.5) answers `send-buffer` and `recv-buffer` on every
+/// socket, whether or not the protocol uses them, so code written for it sets them
+/// freely; the socket keeps such values (range-checked as NNG does) and reads them back.
+fn spare_buf(name: &str) -> Option<usize> {
+    match name {
+        opt::SEND_BUF => Some(0),
+        opt::RECV_BUF => Some(1),
+        _ => None,
     }
 }
 
@@ -320,7 +478,7 @@ impl Socket {
     /// `Closed`.
     pub fn set_name(&self, name: &str) -> Result<()> {
         // The name concerns no endpoint or pipe: nothing to hand on.
-        self.inner.set_sock_name(name)
+        self.inner.set_local_opts(|o| o.name = name.to_owned())
     }
 
     /// The socket's name.
@@ -331,10 +489,12 @@ impl Socket {
         self.inner.sock_opt(|o| o.name.clone())
     }
 
-    /// Sets the send buffer depth in messages (`NNG_OPT_SENDBUF`, 0..=8192).
+    /// Sets the send buffer depth in messages (`NNG_OPT_SENDBUF`, 0..=8192). Every
+    /// protocol takes it, as libnng's do; one that keeps no send queue (req0, sub0, ...)
+    /// only stores it.
     ///
     /// # Errors
-    /// `Inval` out of range, `NotSup` where the protocol has none.
+    /// `Inval` out of range, `Closed`.
     pub fn set_send_buffer(&self, n: i32) -> Result<()> {
         self.set_option(opt::SEND_BUF, OptValue::Int(n))
     }
@@ -342,15 +502,17 @@ impl Socket {
     /// The send buffer depth.
     ///
     /// # Errors
-    /// `NotSup` where the protocol has none.
+    /// `Closed`.
     pub fn send_buffer(&self) -> Result<i32> {
         as_int(self.get_option(opt::SEND_BUF)?)
     }
 
-    /// Sets the receive buffer depth in messages (`NNG_OPT_RECVBUF`, 0..=8192).
+    /// Sets the receive buffer depth in messages (`NNG_OPT_RECVBUF`, 0..=8192). Every
+    /// protocol takes it, as libnng's do; one that keeps no receive queue (push0, req0,
+    /// ...) only stores it.
     ///
     /// # Errors
-    /// `Inval` out of range, `NotSup` where the protocol has none.
+    /// `Inval` out of range, `Closed`.
     pub fn set_recv_buffer(&self, n: i32) -> Result<()> {
         self.set_option(opt::RECV_BUF, OptValue::Int(n))
     }
@@ -358,7 +520,7 @@ impl Socket {
     /// The receive buffer depth.
     ///
     /// # Errors
-    /// `NotSup` where the protocol has none.
+    /// `Closed`.
     pub fn recv_buffer(&self) -> Result<i32> {
         as_int(self.get_option(opt::RECV_BUF)?)
     }

@@ -5,10 +5,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::thread::{self, ThreadId};
 
-use nanoport_engine::{Pipe, PipeId, PipeOps, Result};
+use nanoport_engine::{IdMap, Pipe, PipeId, PipeOps, Result};
 use nanoport_transports::BoxPipe;
 
 use crate::endpoint::EndpointInner;
+use crate::socket::SocketInner;
 
 /// A pipe's life event (`nng_pipe_ev`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -139,26 +140,59 @@ impl PipeNotify {
     }
 }
 
-/// The socket's view of one transport pipe: what `pipe_notify` callbacks get.
+/// The socket's view of one transport pipe: what `pipe_notify` callbacks get, and what
+/// [`PipeExt`](crate::PipeExt) finds by pipe id.
 pub(crate) struct SocketPipe {
     tp: BoxPipe,
     owner: Option<Weak<EndpointInner>>,
     closed: AtomicBool,
     socket_id: u32,
+    sock: Weak<SocketInner>,
+}
+
+/// Every pipe some socket has vetted, by id, as NNG keeps its pipes in an id map so that
+/// `nng_pipe_socket` and friends work from the id alone. Touched once when a pipe arrives
+/// and once when its handle goes, never per message.
+fn registry() -> MutexGuard<'static, IdMap<PipeId, Weak<SocketPipe>>> {
+    static PIPES: std::sync::OnceLock<Mutex<IdMap<PipeId, Weak<SocketPipe>>>> =
+        std::sync::OnceLock::new();
+    PIPES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
 }
 
 impl SocketPipe {
-    pub(crate) fn new(
+    /// A socket's handle on `tp`, findable by its id until the handle is dropped.
+    pub(crate) fn register(
         tp: BoxPipe,
         owner: Option<Weak<EndpointInner>>,
-        socket_id: u32,
-    ) -> SocketPipe {
-        SocketPipe {
+        sock: &Arc<SocketInner>,
+    ) -> Arc<SocketPipe> {
+        let handle = Arc::new(SocketPipe {
             tp,
             owner,
             closed: AtomicBool::new(false),
-            socket_id,
-        }
+            socket_id: sock.id,
+            sock: Arc::downgrade(sock),
+        });
+        registry().insert(handle.tp.id(), Arc::downgrade(&handle));
+        handle
+    }
+
+    /// The handle of pipe `id`, while some socket holds it.
+    pub(crate) fn find(id: PipeId) -> Option<Arc<SocketPipe>> {
+        registry().get(&id).and_then(Weak::upgrade)
+    }
+
+    /// The socket the pipe belongs to, while it exists.
+    pub(crate) fn socket(&self) -> Option<Arc<SocketInner>> {
+        self.sock.upgrade()
+    }
+
+    /// The transport pipe.
+    pub(crate) fn transport(&self) -> &BoxPipe {
+        &self.tp
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -167,6 +201,20 @@ impl SocketPipe {
 
     pub(crate) fn owner(&self) -> Option<Arc<EndpointInner>> {
         self.owner.as_ref().and_then(Weak::upgrade)
+    }
+}
+
+impl Drop for SocketPipe {
+    fn drop(&mut self) {
+        let mut pipes = registry();
+        // Only this handle's entry: ids are not reused while one is registered, but a
+        // stale entry must not remove a newer one.
+        if pipes
+            .get(&self.tp.id())
+            .is_some_and(|w| std::ptr::eq(w.as_ptr(), self))
+        {
+            pipes.remove(&self.tp.id());
+        }
     }
 }
 

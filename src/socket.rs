@@ -7,15 +7,17 @@
 //! aio). After each event the socket drains the protocol's actions: writes to pipes, pipe
 //! closes, and retries of the user operations waiting on a context.
 
+use nanoport_engine::AioProvider;
 use std::collections::VecDeque;
 use std::fmt;
+use std::os::fd::BorrowedFd;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use nanoport_engine::{
     engine_scope, in_engine_scope, scope_now, sleep_aio, Aio, Cancel, CancelHook, Error, IdMap,
-    Message, Now, OpToken, PipeId, Result, SendAttempt, Timeout,
+    Message, Now, OpToken, PipeId, PollFd, Result, SendAttempt, Timeout,
 };
 use nanoport_protocols::{Action, CtxId, OptValue, ProtoInfo, ProtocolCore, SendBlock};
 use nanoport_transports::{BoxPipe, EndpointOptions};
@@ -49,6 +51,29 @@ pub(crate) struct PipeSlot {
     /// The protocol said no to more messages from this pipe for now.
     paused: bool,
     pub(crate) handle: Arc<SocketPipe>,
+    /// What went through this pipe (NNG's pipe `tx_msgs`, `rx_bytes`, ...).
+    pub(crate) traffic: Traffic,
+}
+
+/// Messages and bytes moved, counted under the socket's lock, which every message takes
+/// anyway: plain additions, no atomics, nothing per message beyond them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Traffic {
+    pub(crate) tx_msgs: u64,
+    pub(crate) tx_bytes: u64,
+    pub(crate) rx_msgs: u64,
+    pub(crate) rx_bytes: u64,
+}
+
+impl Traffic {
+    fn sent(&mut self, bytes: usize) {
+        self.tx_msgs += 1;
+        self.tx_bytes += bytes as u64;
+    }
+    fn received(&mut self, bytes: usize) {
+        self.rx_msgs += 1;
+        self.rx_bytes += bytes as u64;
+    }
 }
 
 /// Socket-wide options that are not the protocol's.
@@ -61,6 +86,9 @@ pub(crate) struct SockOpts {
     pub(crate) tcp_keepalive: bool,
     pub(crate) send_ahead_max: usize,
     pub(crate) name: String,
+    /// `send-buffer` and `recv-buffer` for protocols whose core keeps no such queue:
+    /// libnng accepts both on every protocol, so the socket keeps the values.
+    pub(crate) spare_bufs: [i32; 2],
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -85,6 +113,16 @@ pub(crate) struct Core {
     pub(crate) frames_too_large: u64,
     /// Pipes closed because a frame was malformed (a bad IPC message type).
     pub(crate) frames_malformed: u64,
+    /// What the socket's pipes moved, the gone ones included (NNG's socket `tx_msgs`, ...).
+    pub(crate) traffic: Traffic,
+    /// Pipes that joined and that left (NNG's `pipes` is the difference).
+    pub(crate) pipes_added: u64,
+    pub(crate) pipes_removed: u64,
+    /// Whether each poll fd (by [`Dir`]) is raised; `None` until the user asks for that fd.
+    poll_raised: [Option<bool>; 2],
+    /// Some poll fd exists: until then `process` never looks at readiness (one test of
+    /// this flag per event is all a socket without poll fds pays).
+    polled: bool,
 }
 
 impl Core {
@@ -94,6 +132,20 @@ impl Core {
         !self.closed
             && self.ctxs.contains_key(&ctx)
             && self.waiters.get(&(ctx, dir)).is_none_or(|q| q.is_empty())
+    }
+
+    /// Whether a non-blocking call in `dir` on the socket's own context would complete at
+    /// once: the protocol says so and no waiting call is ahead of it; or the socket is
+    /// closed (the call fails with `Closed` at once). What the poll fds show.
+    fn ready(&self, dir: Dir) -> bool {
+        if self.closed {
+            return true;
+        }
+        let proto_ready = match dir {
+            Dir::Send => self.proto.send_ready(),
+            Dir::Recv => self.proto.recv_ready(),
+        };
+        proto_ready && self.waiters.get(&(0, dir)).is_none_or(|q| q.is_empty())
     }
 }
 
@@ -109,6 +161,9 @@ pub(crate) struct SocketInner {
     /// Some blocking receive has waited by driving its pipe (then sends look for a read
     /// to hold, see `send_blocking`); a socket that only sends never pays for the look.
     driven: AtomicBool,
+    /// The send and receive poll fds (by [`Dir`]), made on first request, under the core
+    /// lock; they live as long as this, so a `BorrowedFd` from a `Socket` handle stays valid.
+    poll_fds: [OnceLock<PollFd>; 2],
 }
 
 /// A socket of one protocol (`nng_socket`): sends and receives messages over any number
@@ -205,18 +260,26 @@ impl Socket {
                     tcp_keepalive: false,
                     send_ahead_max: 0,
                     name: id.to_string(),
+                    spare_bufs: [0, 1],
                 },
                 endpoints: Vec::new(),
                 timer_at: None,
                 rejected: 0,
                 frames_too_large: 0,
                 frames_malformed: 0,
+                traffic: Traffic::default(),
+                pipes_added: 0,
+                pipes_removed: 0,
+                poll_raised: [None, None],
+                polled: false,
             }),
+            poll_fds: [OnceLock::new(), OnceLock::new()],
             timer: OnceLock::new(),
             notify: Arc::default(),
             handles: AtomicUsize::new(1),
             me: me.clone(),
         });
+        crate::stat::register(&inner);
         Ok(Socket { inner })
     }
 
@@ -406,6 +469,100 @@ impl Socket {
         self.inner.recv_blocking(0, true)
     }
 
+    /// A file descriptor that polls readable exactly while a receive on the socket would
+    /// complete at once (`nng_socket_get_recv_poll_fd`, NNG 1.x's `NNG_OPT_RECVFD`, also
+    /// readable here as the option [`opt::RECV_FD`](crate::opt::RECV_FD)), so another
+    /// program's event loop (epoll, `mio`, `poll`) can wait for nanoport's messages
+    /// next to its own fds, and call [`try_recv`](Socket::try_recv) when it fires.
+    ///
+    /// * **Level-triggered**, as NNG documents: readable while a message waits for the
+    ///   socket's own context (or, on req and surveyor, while the outcome of a request or
+    ///   survey that ended without a reply waits to be reported), quiet once `try_recv`
+    ///   has taken the last one, readable again when the next arrives. Works with
+    ///   edge-triggered pollers too (`mio`, `EPOLLET`): each quiet-to-readable change is a
+    ///   new write to the fd; drain with `try_recv` until [`Error::Again`] on each event.
+    /// * **No lost wake-ups**: the socket checks readiness and sets the fd under the same
+    ///   lock that guards the protocol, after every event that can change it (a message
+    ///   from a pipe, a receive, a send, a pipe coming or going, a timer).
+    /// * Poll it for readability only; never read or write it. A receive through
+    ///   [`recv`](Socket::recv) or [`recv_aio`](Socket::recv_aio) waiting at the same time
+    ///   takes messages first (the fd stays quiet for them).
+    /// * Made on the first call (an eventfd on Linux, a pipe pair elsewhere; later calls
+    ///   return the same fd) and closed when the socket's last handle is dropped, not at
+    ///   [`close`](Socket::close) as in NNG: a closed socket's fds turn readable and stay
+    ///   open while a handle lives, so a registered fd never dangles, and `try_recv` then
+    ///   says `Closed`. Until the first call the socket only tests a flag once per event.
+    /// * Contexts have none, as in NNG ("not compatible with contexts"): the fd follows the
+    ///   socket's own context only.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use nanoport::{Error, Socket};
+    /// use std::os::fd::AsRawFd;
+    ///
+    /// let pull = Socket::pull0().unwrap();
+    /// pull.listen("inproc://doc-recv-poll-fd").unwrap();
+    /// let fd = pull.recv_poll_fd().unwrap().as_raw_fd();
+    /// let readable = |timeout_ms| {
+    ///     let mut p = [libc::pollfd { fd, events: libc::POLLIN, revents: 0 }];
+    ///     // SAFETY: one live pollfd for the duration of the call.
+    ///     unsafe { libc::poll(p.as_mut_ptr(), 1, timeout_ms) == 1 }
+    /// };
+    /// assert!(!readable(0));
+    ///
+    /// let push = Socket::push0().unwrap();
+    /// push.dial("inproc://doc-recv-poll-fd").unwrap();
+    /// push.send("job").unwrap();
+    /// assert!(readable(5_000)); // an event loop would wait here, with its other fds
+    /// assert_eq!(pull.try_recv().unwrap().body(), b"job");
+    /// assert_eq!(pull.try_recv().unwrap_err(), Error::Again);
+    /// assert!(!readable(0));
+    /// ```
+    ///
+    /// # Errors
+    /// `NotSup` on protocols that cannot receive (push, pub), as NNG; `Closed`; the OS
+    /// error when no fd can be made (`NoFiles`, ...).
+    pub fn recv_poll_fd(&self) -> Result<BorrowedFd<'_>> {
+        self.inner.poll_fd(Dir::Recv)
+    }
+
+    /// A file descriptor that polls readable exactly while a send on the socket would be
+    /// accepted at once (`nng_socket_get_send_poll_fd`, NNG 1.x's `NNG_OPT_SENDFD`, the
+    /// option [`opt::SEND_FD`](crate::opt::SEND_FD)): [`try_send`](Socket::try_send)
+    /// then succeeds. For push, pair and req that is while a peer (or the send buffer) has
+    /// room; for cooked rep and respondent while the socket's context holds a request whose
+    /// reply can go now; protocols whose sends never block (pub, bus, surveyor, the raw
+    /// repliers, polyamorous pair1) are always writable. Same rules as
+    /// [`recv_poll_fd`](Socket::recv_poll_fd): level-triggered, set under the protocol's
+    /// lock, made on first call, poll for readability only, none on contexts.
+    ///
+    /// ```
+    /// use nanoport::Socket;
+    /// use std::os::fd::AsRawFd;
+    ///
+    /// let push = Socket::push0().unwrap();
+    /// let fd = push.send_poll_fd().unwrap().as_raw_fd();
+    /// let writable = |timeout_ms| {
+    ///     let mut p = [libc::pollfd { fd, events: libc::POLLIN, revents: 0 }];
+    ///     // SAFETY: one live pollfd for the duration of the call.
+    ///     unsafe { libc::poll(p.as_mut_ptr(), 1, timeout_ms) == 1 }
+    /// };
+    /// assert!(!writable(0), "no peer: a send would block");
+    /// let pull = Socket::pull0().unwrap();
+    /// pull.listen("inproc://doc-send-poll-fd").unwrap();
+    /// push.dial("inproc://doc-send-poll-fd").unwrap();
+    /// assert!(writable(5_000));
+    /// push.try_send("now").unwrap();
+    /// ```
+    ///
+    /// # Errors
+    /// `NotSup` on protocols that cannot send (pull, sub), as NNG; `Closed`; the OS error
+    /// when no fd can be made.
+    pub fn send_poll_fd(&self) -> Result<BorrowedFd<'_>> {
+        self.inner.poll_fd(Dir::Send)
+    }
+
     /// Starts an asynchronous send of the message on `aio` (`nng_send_aio`). On failure
     /// the message stays on the aio.
     pub fn send_aio(&self, aio: &Aio) {
@@ -490,12 +647,144 @@ impl PartialEq for Socket {
 impl Eq for Socket {}
 
 impl SocketInner {
+    /// This socket's statistics tree (NNG's `socket` scope); `None` once closed.
+    pub(crate) fn stat(&self) -> Option<crate::stat::Stat> {
+        use crate::stat::Stat;
+        let core = self.lock();
+        if core.closed {
+            return None;
+        }
+        let d = core.proto.discards();
+        let t = core.traffic;
+        let dialers = core.endpoints.iter().filter(|e| e.is_dialer()).count() as u64;
+        let listeners = core.endpoints.len() as u64 - dialers;
+        let mut c = vec![
+            Stat::id("id", "socket id", self.id),
+            Stat::string("name", "socket name", core.opts.name.clone()),
+            Stat::string("protocol", "protocol name", self.info.name.to_owned()),
+            Stat::level("dialers", "open dialers", dialers),
+            Stat::level("listeners", "open listeners", listeners),
+            Stat::level("pipes", "open pipes", core.pipes.len() as u64),
+            Stat::counter("pipes_added", "pipes that joined", core.pipes_added),
+            Stat::counter("pipes_removed", "pipes that left", core.pipes_removed),
+            Stat::counter("reject", "pipes rejected", core.rejected),
+            Stat::counter("tx_msgs", "messages sent", t.tx_msgs),
+            Stat::counter("rx_msgs", "messages received", t.rx_msgs),
+            Stat::counter("tx_bytes", "bytes sent", t.tx_bytes),
+            Stat::counter("rx_bytes", "bytes received", t.rx_bytes),
+            Stat::counter("malformed", "malformed messages dropped", d.malformed),
+            Stat::counter(
+                "too_many_hops",
+                "messages over ttl-max dropped",
+                d.too_many_hops,
+            ),
+            Stat::counter("unmatched", "replies matching nothing dropped", d.unmatched),
+            Stat::counter(
+                "frames_too_large",
+                "pipes closed for an oversized frame",
+                core.frames_too_large,
+            ),
+            Stat::counter(
+                "frames_malformed",
+                "pipes closed for a malformed frame",
+                core.frames_malformed,
+            ),
+        ];
+        let endpoints = core.endpoints.clone();
+        let mut pipes: Vec<_> = core
+            .pipes
+            .iter()
+            .map(|(id, slot)| {
+                let t = slot.traffic;
+                Stat::scope(
+                    "pipe",
+                    "pipe statistics",
+                    vec![
+                        Stat::id("id", "pipe id", id.0),
+                        Stat::id("socket", "socket id", self.id),
+                        Stat::string(
+                            "remote",
+                            "peer address",
+                            slot.tp.option("remote-address").unwrap_or_default(),
+                        ),
+                        Stat::counter("tx_msgs", "messages sent", t.tx_msgs),
+                        Stat::counter("rx_msgs", "messages received", t.rx_msgs),
+                        Stat::counter("tx_bytes", "bytes sent", t.tx_bytes),
+                        Stat::counter("rx_bytes", "bytes received", t.rx_bytes),
+                    ],
+                )
+            })
+            .collect();
+        drop(core);
+        // Endpoint locks are taken after the socket's is released, never under it.
+        c.extend(endpoints.iter().map(|e| e.stat()));
+        c.append(&mut pipes);
+        Some(Stat::scope("socket", "socket statistics", c))
+    }
+
     pub(crate) fn lock(&self) -> MutexGuard<'_, Core> {
         lock(&self.core)
     }
 
     fn arc(&self) -> Arc<SocketInner> {
         self.me.upgrade().expect("socket alive while in use")
+    }
+
+    /// The poll fd for `dir`, made (and set to the current readiness) on first use, under
+    /// the core lock, so no change of readiness can slip between the check and the fd.
+    pub(crate) fn poll_fd(&self, dir: Dir) -> Result<BorrowedFd<'_>> {
+        let allowed = match dir {
+            Dir::Send => self.info.can_send,
+            Dir::Recv => self.info.can_recv,
+        };
+        if !allowed {
+            return Err(Error::NotSup);
+        }
+        let slot = &self.poll_fds[dir as usize];
+        if let Some(fd) = slot.get() {
+            return Ok(fd.as_fd());
+        }
+        let mut core = self.lock();
+        if core.closed {
+            return Err(Error::Closed);
+        }
+        if core.poll_raised[dir as usize].is_none() {
+            let fd = PollFd::new().map_err(Error::from)?;
+            let ready = core.ready(dir);
+            if ready {
+                fd.raise();
+            }
+            // Cannot be set already: it is only set here, under this lock.
+            let _ = slot.set(fd);
+            core.poll_raised[dir as usize] = Some(ready);
+            core.polled = true;
+        }
+        drop(core);
+        slot.get().map(PollFd::as_fd).ok_or(Error::Internal)
+    }
+
+    /// Brings the poll fds the user asked for up to date with the protocol: raised or
+    /// cleared only where readiness changed. Called with the core lock held, at the end
+    /// of every event (`process`) and at close, only once some fd exists (`Core::polled`).
+    #[inline(never)]
+    fn update_poll(&self, core: &mut Core) {
+        for dir in [Dir::Send, Dir::Recv] {
+            let Some(raised) = core.poll_raised[dir as usize] else {
+                continue;
+            };
+            let ready = core.ready(dir);
+            if ready == raised {
+                continue;
+            }
+            if let Some(fd) = self.poll_fds[dir as usize].get() {
+                if ready {
+                    fd.raise();
+                } else {
+                    fd.clear();
+                }
+            }
+            core.poll_raised[dir as usize] = Some(ready);
+        }
     }
 
     pub(crate) fn ctx_timeouts(&self, ctx: CtxId) -> Result<CtxTimeouts> {
@@ -563,15 +852,20 @@ impl SocketInner {
     }
 
     pub(crate) fn recv_blocking(&self, ctx: CtxId, nonblock: bool) -> Result<Message> {
-        if let Some(m) = self.recv_queued(ctx) {
-            return Ok(m);
-        }
+        let err = match self.recv_queued(ctx, nonblock) {
+            Some(Ok(m)) => return Ok(m),
+            Some(Err(e)) => Some(e),
+            None => None,
+        };
         if nonblock && self.driven.load(Ordering::Relaxed) {
             // A thread polling without waiting drives nothing: a read held since its last
             // blocking receive goes back to the reactor, which fills the queue meanwhile.
             if let Some(rr) = self.lone_pipe_readiness(Dir::Recv) {
                 rr.end_hold();
             }
+        }
+        if let Some(e) = err {
+            return Err(e);
         }
         with_blocking_aio(|aio| {
             aio.set_timeout(if nonblock {
@@ -619,6 +913,9 @@ impl SocketInner {
             if !core.may_go_ahead(ctx, Dir::Send) {
                 return SendNow::Wait(msg);
             }
+            // A refusal queues nothing to act on now: `Fail` changes nothing, and what a
+            // `Full` changed (req: a waiting receive cancelled) is acted on, poll fds
+            // included, by the full path that follows at once (`start_user_op`).
             let out = match core.proto.try_send(ctx, msg, Now::current()) {
                 Ok(()) => SendNow::Sent,
                 Err(SendBlock::Full(m)) => return SendNow::Wait(m),
@@ -631,12 +928,19 @@ impl SocketInner {
 
     /// A blocking or non-blocking receive's fast path: a message the protocol already
     /// holds for `ctx`, with nobody queued ahead for it, is handed over under one lock of
-    /// the core, without starting an aio (no deadline, no cancel hook, no completion).
-    /// `None`: anything else, for the full path to decide (including every error).
+    /// the core, without starting an aio (no deadline, no cancel hook, no completion);
+    /// so is the protocol's error, which the aio would have reported the same way (some
+    /// are reported once: req's `ConnReset`, a surveyor's `TimedOut`). When the protocol
+    /// says wait, a non-blocking receive ends here with `Again`, as NNG's zero-timeout
+    /// aio ends before it reaches the protocol: nothing waited, so nothing is cancelled
+    /// (a req keeps its request, see `ProtocolCore::recv_not_waiting`). `None`: a
+    /// blocking receive must wait (or the socket is closed, the context gone, a receive
+    /// queued ahead), for the full path to decide.
     ///
     /// Why: a receiver that falls behind a stream finds a message waiting on nearly every
-    /// call, and the aio's start, completion and hand-over were a fifth of its time.
-    fn recv_queued(&self, ctx: CtxId) -> Option<Message> {
+    /// call, and the aio's start, completion and hand-over were a fifth of its time; an
+    /// event loop calls `try_recv` on every readiness event and until `Again`.
+    fn recv_queued(&self, ctx: CtxId, nonblock: bool) -> Option<Result<Message>> {
         if !self.info.can_recv {
             return None;
         }
@@ -645,18 +949,26 @@ impl SocketInner {
             if !core.may_go_ahead(ctx, Dir::Recv) {
                 return None;
             }
-            let got = core.proto.try_recv(ctx, Now::current()).ok().flatten();
-            if got.is_some() {
-                // Taking a message may let a paused pipe read again, or the protocol act.
-                self.process(&mut core);
-            }
+            let got = match core.proto.try_recv(ctx, Now::current()) {
+                Ok(Some(m)) => Some(Ok(m)),
+                Ok(None) if nonblock => {
+                    core.proto.recv_not_waiting(ctx);
+                    Some(Err(Error::Again))
+                }
+                // The full path follows at once and acts on what the protocol noted.
+                Ok(None) => return None,
+                Err(e) => Some(Err(e)),
+            };
+            // Taking a message (or a reported outcome) may let a paused pipe read again,
+            // or the protocol act; and the poll fds follow what was taken.
+            self.process(&mut core);
             got
         })
     }
 
     /// On a socket with exactly one pipe, one side of that pipe's fd: a blocked receive
     /// reads its answer itself and a send blocked on a full pipe writes it out itself
-    /// ([`Aio::wait_driving`]), and a send of a thread that drives its receives holds the
+    /// ([`AioProvider::wait_driving`]), and a send of a thread that drives its receives holds the
     /// reads meanwhile ([`Readiness::holding_reads`]). With several pipes the answer (or
     /// the room) may come from any of them, and the caller waits for whichever thread
     /// sees it.
@@ -762,6 +1074,18 @@ impl SocketInner {
         })
     }
 
+    /// Drains the protocol's actions and re-arms its timer ([`drain_actions`]), then
+    /// brings the poll fds up to date: the end of every event. A socket without poll fds
+    /// pays one test of a flag here, once per event (not per message of a batch).
+    ///
+    /// [`drain_actions`]: SocketInner::drain_actions
+    pub(crate) fn process(&self, core: &mut Core) {
+        self.drain_actions(core);
+        if core.polled {
+            self.update_poll(core);
+        }
+    }
+
     /// Drains the protocol's actions, then re-arms its timer.
     ///
     /// A message for a pipe is first offered to the transport synchronously
@@ -769,17 +1093,22 @@ impl SocketInner {
     /// the protocol hears "writable" right here, so a stream of small messages costs no
     /// aio start, completion and callback per message. Otherwise it goes on the pipe's
     /// send aio as before, which waits for room or reports the error.
-    pub(crate) fn process(&self, core: &mut Core) {
+    fn drain_actions(&self, core: &mut Core) {
         while let Some(action) = core.proto.poll_action() {
             match action {
-                Action::SendToPipe(p, msg) => match core.pipes.get(&p) {
-                    Some(slot) => match slot.tp.try_send_now(msg) {
-                        Ok(()) => core.proto.pipe_writable(p, Now::current()),
-                        Err(msg) => {
-                            slot.send_aio.set_msg(msg);
-                            slot.tp.send_aio(&slot.send_aio);
+                Action::SendToPipe(p, msg) => match core.pipes.get_mut(&p) {
+                    Some(slot) => {
+                        let n = msg.len() + msg.header_len();
+                        slot.traffic.sent(n);
+                        core.traffic.sent(n);
+                        match slot.tp.try_send_now(msg) {
+                            Ok(()) => core.proto.pipe_writable(p, Now::current()),
+                            Err(msg) => {
+                                slot.send_aio.set_msg(msg);
+                                slot.tp.send_aio(&slot.send_aio);
+                            }
                         }
-                    },
+                    }
                     None => drop(msg),
                 },
                 Action::ClosePipe(p) => {
@@ -811,14 +1140,15 @@ impl SocketInner {
     /// After a message from pipe `id` reached the protocol: runs the protocol's actions,
     /// then gives it the next message the pipe already has buffered, with no aio and no
     /// I/O (`try_recv_now`), for as long as it wants them; then starts the pipe's
-    /// receive, or marks the pipe paused. The pipe's receive aio must be idle.
+    /// receive, or marks the pipe paused. The pipe's receive aio must be idle. The poll
+    /// fds are the caller's (`process`, or `on_pipe_recv` after the batch).
     ///
     /// Why: a stream pipe reads many frames per `recv`; passing each through a receive
     /// aio and its callback would cost more than the read itself. Each message is still
     /// followed by `process`, as when each came through the aio.
     fn feed_from_pipe(&self, core: &mut Core, id: PipeId) {
         loop {
-            self.process(core);
+            self.drain_actions(core);
             let Some(slot) = core.pipes.get_mut(&id) else {
                 return;
             };
@@ -827,7 +1157,12 @@ impl SocketInner {
                 return;
             }
             match slot.tp.try_recv_now() {
-                Some(msg) => core.proto.pipe_message(id, msg, Now::current()),
+                Some(msg) => {
+                    let n = msg.len() + msg.header_len();
+                    slot.traffic.received(n);
+                    core.traffic.received(n);
+                    core.proto.pipe_message(id, msg, Now::current())
+                }
                 None => {
                     slot.tp.recv_aio(&slot.recv_aio);
                     return;
@@ -902,7 +1237,7 @@ impl SocketInner {
             tell_owner(&owner, None);
             return;
         }
-        let handle = Arc::new(SocketPipe::new(tp.clone(), owner.clone(), self.id));
+        let handle = SocketPipe::register(tp.clone(), owner.clone(), &self.arc());
         if !self.notify.is_active() {
             let id = engine_scope(|| self.join(tp, handle));
             tell_owner(&owner, id);
@@ -963,8 +1298,10 @@ impl SocketInner {
                 recv_aio,
                 paused: false,
                 handle,
+                traffic: Traffic::default(),
             },
         );
+        core.pipes_added += 1;
         core.proto.add_pipe(id, Now::current());
         let wants = core.proto.wants_pipe_message(id);
         if let Some(slot) = core.pipes.get_mut(&id) {
@@ -996,11 +1333,20 @@ impl SocketInner {
             Ok(()) => {
                 let Some(msg) = aio.take_msg() else { return };
                 let mut core = self.lock();
-                if core.closed || !core.pipes.contains_key(&id) {
+                let n = msg.len() + msg.header_len();
+                if core.closed {
                     return;
                 }
+                let Some(slot) = core.pipes.get_mut(&id) else {
+                    return;
+                };
+                slot.traffic.received(n);
+                core.traffic.received(n);
                 core.proto.pipe_message(id, msg, Now::current());
                 self.feed_from_pipe(&mut core, id);
+                if core.polled {
+                    self.update_poll(&mut core);
+                }
             }
             Err(e) => {
                 // The transport already dropped the connection; count why.
@@ -1051,6 +1397,7 @@ impl SocketInner {
             let Some(slot) = core.pipes.remove(&id) else {
                 return;
             };
+            core.pipes_removed += 1;
             if !core.closed {
                 core.proto.remove_pipe(id, Now::current());
                 self.process(&mut core);
@@ -1091,6 +1438,10 @@ impl SocketInner {
                 return Err(Error::Closed);
             }
             core.closed = true;
+            // The poll fds turn readable: a call now fails with `Closed` at once.
+            if core.polled {
+                self.update_poll(&mut core);
+            }
             let waiters: Vec<Waiter> = core.waiters.drain().flat_map(|(_, q)| q).collect();
             let pipes: Vec<PipeSlot> = core.pipes.drain().map(|(_, s)| s).collect();
             let endpoints = std::mem::take(&mut core.endpoints);
@@ -1225,16 +1576,17 @@ impl SocketInner {
         Ok(f(&core.opts))
     }
 
-    /// Sets the socket's name (`socket-name`), which no endpoint or pipe uses.
+    /// Changes socket options that no endpoint or pipe uses (`socket-name`, the spare
+    /// buffer depths), so nothing is handed on.
     ///
     /// # Errors
     /// `Closed`.
-    pub(crate) fn set_sock_name(&self, name: &str) -> Result<()> {
+    pub(crate) fn set_local_opts(&self, f: impl FnOnce(&mut SockOpts)) -> Result<()> {
         let mut core = self.lock();
         if core.closed {
             return Err(Error::Closed);
         }
-        core.opts.name = name.to_owned();
+        f(&mut core.opts);
         Ok(())
     }
 

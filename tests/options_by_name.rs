@@ -132,3 +132,33 @@ fn context_dialer_and_listener_options_by_name() {
         Err(Error::BadType)
     );
 }
+
+#[test]
+fn every_endpoint_setter_has_a_getter_that_reads_it_back() {
+    let s = Socket::req0().unwrap();
+    let d = s.dialer("tcp://127.0.0.1:1").unwrap();
+    d.set_reconnect_min_time(Duration::from_millis(30)).unwrap();
+    d.set_reconnect_max_time(Duration::from_millis(900))
+        .unwrap();
+    d.set_tcp_nodelay(false).unwrap();
+    d.set_tcp_keepalive(true).unwrap();
+    d.set_recv_max_size(777).unwrap();
+    d.set_send_ahead_max(4096).unwrap();
+    assert_eq!(d.reconnect_min_time(), Duration::from_millis(30));
+    assert_eq!(d.reconnect_max_time(), Duration::from_millis(900));
+    assert!(!d.tcp_nodelay());
+    assert!(d.tcp_keepalive());
+    assert_eq!(d.recv_max_size(), 777);
+    assert_eq!(d.send_ahead_max(), 4096);
+
+    let l = s.listener(&tcp()).unwrap();
+    l.set_handshake_timeout(Duration::from_millis(1500))
+        .unwrap();
+    l.set_tcp_nodelay(false).unwrap();
+    l.set_tcp_keepalive(true).unwrap();
+    l.set_recv_max_size(555).unwrap();
+    assert_eq!(l.handshake_timeout(), Duration::from_millis(1500));
+    assert!(!l.tcp_nodelay());
+    assert!(l.tcp_keepalive());
+    assert_eq!(l.recv_max_size(), 555);
+}

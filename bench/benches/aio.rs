@@ -10,6 +10,7 @@
 //!
 //! Run: `cargo bench -p nanoport-bench --bench aio`. Results: docs/benchmarks.md.
 
+use nanoport_engine::AioProvider;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;

@@ -6,7 +6,12 @@
 //! * `reqrep/<transport>/<size>`: one req0/rep0 round trip with one request outstanding
 //!   (a rep0 echo thread on the other side). Time per round trip.
 //! * `pushpull/<transport>/<size>`: push0 -> pull0 streaming, one sender thread, counted
-//!   at the receiver. Criterion reports messages/s (`Throughput::Elements`).
+//!   at the receiver, every library tuned alike (below). Criterion reports messages/s
+//!   (`Throughput::Elements`).
+//! * `pushpull-defaults/<transport>/<size>`: the same with no option set on any socket,
+//!   each library at its own defaults (`Tuning::Defaults`: nanoport's and libnng's push
+//!   send buffer 0, libzmq's high-water marks 1,000). The inproc floor's queue is then a
+//!   rendezvous, and there is no `rawq`.
 //!
 //! Contenders in each group:
 //! * `nanoport`;
@@ -46,7 +51,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Thro
 use nanoport_bench::handoff::{HandoffRoundTrip, HandoffStream};
 use nanoport_bench::np::{push_send_buffer, NpRoundTrip, NpStream};
 use nanoport_bench::raw::{RawRoundTrip, RawStream};
-use nanoport_bench::{RoundTrip, Stream, Transport};
+use nanoport_bench::{RoundTrip, Stream, Transport, Tuning};
 
 const SIZES: [usize; 3] = [64, 1024, 65536];
 
@@ -102,33 +107,46 @@ fn reqrep(c: &mut Criterion) {
 }
 
 fn pushpull(c: &mut Criterion) {
-    for t in Transport::ALL {
-        for size in SIZES {
-            let mut g = c.benchmark_group(format!("pushpull/{}/{}", t.name(), size_label(size)));
-            tune(&mut g);
-            g.throughput(Throughput::Elements(1));
-            bench_stream(&mut g, "nanoport", NpStream::new(t, size));
-            #[cfg(feature = "libnng")]
-            bench_stream(
-                &mut g,
-                "libnng",
-                nanoport_bench::nng::NngStream::new(t, size),
-            );
-            #[cfg(feature = "libzmq")]
-            bench_stream(
-                &mut g,
-                "libzmq",
-                nanoport_bench::libzmq::ZmqStream::new(t, size),
-            );
-            let depth = usize::try_from(push_send_buffer()).unwrap_or(0);
-            if t == Transport::Inproc {
-                bench_stream(&mut g, "raw", HandoffStream::new(size, depth));
-            } else {
-                bench_stream(&mut g, "raw", RawStream::new(t, size));
-                // The floor tuned alike: as far behind its copy as a full send buffer.
-                bench_stream(&mut g, "rawq", RawStream::with_send_depth(t, size, depth));
+    for tuning in Tuning::BOTH {
+        for t in Transport::ALL {
+            for size in SIZES {
+                let prefix = match tuning {
+                    Tuning::Alike => "pushpull",
+                    Tuning::Defaults => "pushpull-defaults",
+                };
+                let mut g =
+                    c.benchmark_group(format!("{prefix}/{}/{}", t.name(), size_label(size)));
+                tune(&mut g);
+                g.throughput(Throughput::Elements(1));
+                bench_stream(&mut g, "nanoport", NpStream::with_tuning(t, size, tuning));
+                #[cfg(feature = "libnng")]
+                bench_stream(
+                    &mut g,
+                    "libnng",
+                    nanoport_bench::nng::NngStream::with_tuning(t, size, tuning),
+                );
+                #[cfg(feature = "libzmq")]
+                bench_stream(
+                    &mut g,
+                    "libzmq",
+                    nanoport_bench::libzmq::ZmqStream::with_tuning(t, size, tuning),
+                );
+                let depth = match tuning {
+                    Tuning::Alike => usize::try_from(push_send_buffer()).unwrap_or(0),
+                    Tuning::Defaults => 0,
+                };
+                if t == Transport::Inproc {
+                    bench_stream(&mut g, "raw", HandoffStream::new(size, depth));
+                } else {
+                    bench_stream(&mut g, "raw", RawStream::new(t, size));
+                    if depth > 0 {
+                        // The floor tuned alike: as far behind its copy as a full send
+                        // buffer.
+                        bench_stream(&mut g, "rawq", RawStream::with_send_depth(t, size, depth));
+                    }
+                }
+                g.finish();
             }
-            g.finish();
         }
     }
 }

@@ -11,6 +11,7 @@
 //! cargo run --release -p nanoport-bench --example callback_batch -- [BATCH] [ROUNDS]
 //! ```
 
+use nanoport_engine::AioProvider;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;

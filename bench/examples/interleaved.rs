@@ -8,8 +8,12 @@
 //!
 //! ```text
 //! cargo build --release -p nanoport-bench --features libnng,libzmq --example interleaved
-//! target/release/examples/interleaved rt|stream [inproc|ipc|tcp|all] [SIZE] [ROUNDS] [BLOCK]
+//! target/release/examples/interleaved rt|stream|stream-defaults [inproc|ipc|tcp|all] [SIZE] [ROUNDS] [BLOCK]
 //! ```
+//!
+//! `stream` sets every library alike (push's send buffer, libzmq's send high-water mark,
+//! as below); `stream-defaults` sets no option on any socket: each library at its own
+//! defaults (`Tuning::Defaults`), the figure a new user meets.
 //!
 //! Defaults: all three transports, 64 B, 15 rounds; a block is 2,000 round trips, or
 //! 200,000 streamed messages. Every round builds fresh contenders (new sockets, new
@@ -30,7 +34,7 @@ use nanoport_bench::handoff::{HandoffRoundTrip, HandoffStream};
 use nanoport_bench::nng::{NngRoundTrip, NngStream};
 use nanoport_bench::np::{push_send_buffer, NpRoundTrip, NpStream};
 use nanoport_bench::raw::{RawRoundTrip, RawStream};
-use nanoport_bench::{RoundTrip, Stream, Transport};
+use nanoport_bench::{RoundTrip, Stream, Transport, Tuning};
 
 /// One contender's measurement in either mode.
 enum Contender {
@@ -62,18 +66,21 @@ fn spread(v: &[f64]) -> (f64, f64, f64) {
 }
 
 /// A fresh contender of each kind, in report order.
-fn contenders(stream: bool, t: Transport, size: usize) -> Vec<(&'static str, Contender)> {
+fn contenders(stream: Option<Tuning>, t: Transport, size: usize) -> Vec<(&'static str, Contender)> {
     let inproc = t == Transport::Inproc;
-    let mut v: Vec<(&'static str, Contender)> = if stream {
-        let depth = usize::try_from(push_send_buffer()).unwrap_or(0);
+    let mut v: Vec<(&'static str, Contender)> = if let Some(tuning) = stream {
+        let depth = match tuning {
+            Tuning::Alike => usize::try_from(push_send_buffer()).unwrap_or(0),
+            Tuning::Defaults => 0,
+        };
         vec![
             (
                 "nanoport",
-                Contender::Stream(Box::new(NpStream::new(t, size))),
+                Contender::Stream(Box::new(NpStream::with_tuning(t, size, tuning))),
             ),
             (
                 "libnng",
-                Contender::Stream(Box::new(NngStream::new(t, size))),
+                Contender::Stream(Box::new(NngStream::with_tuning(t, size, tuning))),
             ),
             (
                 "raw",
@@ -119,8 +126,8 @@ fn contenders(stream: bool, t: Transport, size: usize) -> Vec<(&'static str, Con
         use nanoport_bench::libzmq::{ZmqRoundTrip, ZmqStream};
         v.push((
             "libzmq",
-            if stream {
-                Contender::Stream(Box::new(ZmqStream::new(t, size)))
+            if let Some(tuning) = stream {
+                Contender::Stream(Box::new(ZmqStream::with_tuning(t, size, tuning)))
             } else {
                 Contender::Rt(Box::new(ZmqRoundTrip::new(t, size)))
             },
@@ -129,7 +136,7 @@ fn contenders(stream: bool, t: Transport, size: usize) -> Vec<(&'static str, Con
     v
 }
 
-fn run(stream: bool, t: Transport, size: usize, rounds: usize, n: u32) {
+fn run(stream: Option<Tuning>, t: Transport, size: usize, rounds: usize, n: u32) {
     let mut figures: Vec<Vec<f64>> = Vec::new();
     let mut names = Vec::new();
     for round in 0..rounds {
@@ -145,8 +152,14 @@ fn run(stream: bool, t: Transport, size: usize, rounds: usize, n: u32) {
             figures[i].push(cs[i].1.block(n));
         }
     }
-    let (what, unit) = if stream {
-        ("messages streamed", "msg/s")
+    let (what, unit) = if let Some(tuning) = stream {
+        (
+            match tuning {
+                Tuning::Alike => "messages streamed (tuned alike)",
+                Tuning::Defaults => "messages streamed (each library's defaults)",
+            },
+            "msg/s",
+        )
     } else {
         ("round trips", "us")
     };
@@ -169,10 +182,13 @@ fn run(stream: bool, t: Transport, size: usize, rounds: usize, n: u32) {
 fn main() {
     let mut args = std::env::args().skip(1);
     let stream = match args.next().as_deref() {
-        Some("rt") => false,
-        Some("stream") => true,
+        Some("rt") => None,
+        Some("stream") => Some(Tuning::Alike),
+        Some("stream-defaults") => Some(Tuning::Defaults),
         _ => {
-            eprintln!("usage: interleaved rt|stream [inproc|ipc|tcp|all] [SIZE] [ROUNDS] [BLOCK]");
+            eprintln!(
+                "usage: interleaved rt|stream|stream-defaults [inproc|ipc|tcp|all] [SIZE] [ROUNDS] [BLOCK]"
+            );
             std::process::exit(2);
         }
     };
@@ -181,7 +197,7 @@ fn main() {
     let rounds = args.next().map_or(15, |s| s.parse().expect("ROUNDS"));
     let n = args
         .next()
-        .map_or(if stream { 200_000 } else { 2000 }, |s| {
+        .map_or(if stream.is_some() { 200_000 } else { 2000 }, |s| {
             s.parse().expect("BLOCK")
         });
     for t in Transport::ALL {

@@ -16,6 +16,7 @@
 //!
 //! Prints wall time and process CPU time (all threads) per operation.
 
+use nanoport_engine::AioProvider;
 use std::io::{ErrorKind, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::sync::mpsc;

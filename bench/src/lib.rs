@@ -26,6 +26,8 @@ pub mod nng;
 #[cfg(feature = "libnng-system")]
 pub mod nng15;
 pub mod np;
+#[cfg(all(test, feature = "libnng"))]
+mod option_table;
 pub mod perf_tool;
 pub mod raw;
 pub mod secure;
@@ -41,6 +43,34 @@ pub trait Stream {
     /// Sends and receives `n` messages; returns the time from the start of sending to the
     /// receipt of the last one.
     fn stream(&mut self, n: u64) -> Duration;
+}
+
+/// How a push/pull contender is set up.
+///
+/// Every push/pull comparison is given both ways, so that neither hides the other: a
+/// library tuned alike can look better or worse than what a user gets without touching
+/// an option.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tuning {
+    /// No option set on either socket: each library as a new user meets it (nanoport's
+    /// push0 send buffer 0, libnng's 0, libzmq's send and receive high-water marks 1,000).
+    Defaults,
+    /// Tuned alike: the pushing socket's send buffer (libzmq: send high-water mark) is
+    /// [`np::push_send_buffer`] messages on every library.
+    Alike,
+}
+
+impl Tuning {
+    /// Both, in report order.
+    pub const BOTH: [Tuning; 2] = [Tuning::Defaults, Tuning::Alike];
+
+    /// Short name used in benchmark ids and reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Tuning::Defaults => "defaults",
+            Tuning::Alike => "alike",
+        }
+    }
 }
 
 /// The three transports every library here speaks.

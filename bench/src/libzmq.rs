@@ -2,16 +2,17 @@
 //! as [`crate::np`] and [`crate::nng`], on the system's libzmq through the `zmq` crate.
 //!
 //! Issue 5 sets nanoport's targets against libzmq's figures; these let them be taken in
-//! the same run instead of quoted. Tuned alike: the pushing socket's send high-water mark
-//! is [`push_send_buffer`] messages (libzmq's default is 1,000), every send copies the
-//! body, and the context keeps libzmq's one I/O thread. Linger is 0, so closing never
-//! waits for unsent messages.
+//! the same run instead of quoted. Tuned alike ([`Tuning::Alike`]): the pushing socket's
+//! send high-water mark is [`push_send_buffer`] messages; at [`Tuning::Defaults`] it keeps
+//! libzmq's 1,000 (and the pulling socket's receive high-water mark its 1,000 either way).
+//! Every send copies the body, and the context keeps libzmq's one I/O thread. Linger is
+//! 0, so closing never waits for unsent messages (it changes nothing while running).
 
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::np::push_send_buffer;
-use crate::{remove_ipc_file, RoundTrip, Stream, Transport};
+use crate::{remove_ipc_file, RoundTrip, Stream, Transport, Tuning};
 
 /// The URL libzmq binds for `t` (`tcp://127.0.0.1:*` picks a free port).
 fn bind_url(t: Transport) -> String {
@@ -101,15 +102,24 @@ pub struct ZmqStream {
 }
 
 impl ZmqStream {
-    /// Connects a push/pull pair over `t`; messages carry `size` bytes.
+    /// Connects a push/pull pair over `t`, tuned alike ([`Tuning::Alike`]); messages
+    /// carry `size` bytes.
     pub fn new(t: Transport, size: usize) -> Self {
+        Self::with_tuning(t, size, Tuning::Alike)
+    }
+
+    /// Connects a push/pull pair over `t` set up as `tuning` says; messages carry `size`
+    /// bytes.
+    pub fn with_tuning(t: Transport, size: usize, tuning: Tuning) -> Self {
         let ctx = zmq::Context::new();
         let pull = ctx.socket(zmq::PULL).expect("pull");
         let url = bind(&pull, t);
         let push = ctx.socket(zmq::PUSH).expect("push");
         push.set_linger(0).expect("linger");
-        push.set_sndhwm(push_send_buffer())
-            .expect("send high-water mark");
+        if tuning == Tuning::Alike {
+            push.set_sndhwm(push_send_buffer())
+                .expect("send high-water mark");
+        }
         push.connect(&url).expect("connect");
         ZmqStream {
             push: Some(push),

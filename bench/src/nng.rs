@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use nng_sys as sys;
 
 use crate::np::push_send_buffer;
-use crate::{remove_ipc_file, RoundTrip, Stream, Transport};
+use crate::{remove_ipc_file, RoundTrip, Stream, Transport, Tuning};
 
 /// An NNG error code, displayed with `nng_strerror`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -341,15 +341,24 @@ pub struct NngStream {
 }
 
 impl NngStream {
-    /// Connects a push0/pull0 pair over `t`; messages carry `size` bytes.
+    /// Connects a push0/pull0 pair over `t`, tuned alike ([`Tuning::Alike`]); messages
+    /// carry `size` bytes.
     pub fn new(t: Transport, size: usize) -> Self {
+        Self::with_tuning(t, size, Tuning::Alike)
+    }
+
+    /// Connects a push0/pull0 pair over `t` set up as `tuning` says; messages carry
+    /// `size` bytes.
+    pub fn with_tuning(t: Transport, size: usize, tuning: Tuning) -> Self {
         let pull = NngSocket::open(Proto::Pull0).expect("pull0");
         let url = t.listen_url();
         let port = pull.listen(&url).expect("listen");
         let url = t.dial_url(&url, port);
         let push = NngSocket::open(Proto::Push0).expect("push0");
-        push.set_int(sys::NNG_OPT_SENDBUF, push_send_buffer())
-            .expect("send buffer");
+        if tuning == Tuning::Alike {
+            push.set_int(sys::NNG_OPT_SENDBUF, push_send_buffer())
+                .expect("send buffer");
+        }
         push.dial(&url).expect("dial");
         NngStream {
             push,

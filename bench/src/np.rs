@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use nanoport::Socket;
 
-use crate::{remove_ipc_file, RoundTrip, Stream, Transport};
+use crate::{remove_ipc_file, RoundTrip, Stream, Transport, Tuning};
 
 /// `send-buffer` of the pushing socket, in messages; the same value is set on libnng's.
 /// 128, as NNG's perf tools set on their throughput sockets.
@@ -94,13 +94,21 @@ pub struct NpStream {
 }
 
 impl NpStream {
-    /// Connects a pair over `t`; messages carry `size` bytes.
+    /// Connects a pair over `t`, tuned alike ([`Tuning::Alike`]); messages carry `size`
+    /// bytes.
     pub fn new(t: Transport, size: usize) -> Self {
+        Self::with_tuning(t, size, Tuning::Alike)
+    }
+
+    /// Connects a pair over `t` set up as `tuning` says; messages carry `size` bytes.
+    pub fn with_tuning(t: Transport, size: usize, tuning: Tuning) -> Self {
         let pull = Socket::pull0().expect("pull0");
         let url = listen(&pull, t);
         let push = Socket::push0().expect("push0");
-        push.set_send_buffer(push_send_buffer())
-            .expect("send buffer");
+        if tuning == Tuning::Alike {
+            push.set_send_buffer(push_send_buffer())
+                .expect("send buffer");
+        }
         push.dial(&url).expect("dial");
         NpStream {
             push,

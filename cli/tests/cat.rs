@@ -445,3 +445,37 @@ fn bad_flags_and_errors() {
     );
     assert_eq!(out.code, Some(0), "{}", out.stderr);
 }
+
+/// nanoport's `--stats`: the socket's statistics tree on stderr when cat ends, with what
+/// it moved; stdout keeps nngcat's output alone.
+#[test]
+fn stats_flag_prints_the_tree_on_stderr() {
+    let np = nanoport();
+    let mut peers = vec![np.clone()];
+    peers.extend(nngcat("stats_flag_prints_the_tree_on_stderr"));
+    for peer in peers {
+        let (srv, url, _) = start_server(&np, |url| {
+            s(&[
+                "cat", "--pull0", "--listen", url, "-Q", "-C", "2", "--stats",
+            ])
+        });
+        let args = s(&["--push0", "--dial", &url, "-D", "abc", "-C", "2", "-i", "0"]);
+        Proc::spawn(&peer, &cat_args(&peer, args)).success(T);
+        let out = srv.success(T);
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout)
+                .matches("\"abc\"")
+                .count(),
+            2
+        );
+        assert!(out.stderr.starts_with("socket:\n"), "{}", out.stderr);
+        for line in [
+            "rx_msgs      2",
+            "rx_bytes     6",
+            "listener:",
+            "accept       1",
+        ] {
+            assert!(out.stderr.contains(line), "no `{line}` in:\n{}", out.stderr);
+        }
+    }
+}

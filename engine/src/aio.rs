@@ -3,8 +3,8 @@
 //! # The life of an operation
 //!
 //! An aio is *idle* until a provider (a socket, a transport, [`sleep_aio`]) calls
-//! [`Aio::begin`], which makes it *pending* and hands back an [`OpToken`]. Exactly one
-//! completion ends the operation: the provider's [`Aio::finish`] (or [`finish_recv`],
+//! [`AioProvider::begin`], which makes it *pending* and hands back an [`OpToken`]. Exactly one
+//! completion ends the operation: the provider's [`AioProvider::finish`] (or [`finish_recv`],
 //! [`finish_send`]), the expiry of its deadline, or a [`cancel`]/[`abort`]/[`stop`]. All of
 //! them go through one check under the aio's lock (state pending, token generation
 //! current), so whichever comes first wins and every later attempt is told it lost. The
@@ -21,8 +21,8 @@
 //! leaves the message on the aio for the user to [`take_msg`], and a message is never both
 //! delivered and handed back.
 //!
-//! [`finish_recv`]: Aio::finish_recv
-//! [`finish_send`]: Aio::finish_send
+//! [`finish_recv`]: AioProvider::finish_recv
+//! [`finish_send`]: AioProvider::finish_send
 //! [`cancel`]: Aio::cancel
 //! [`abort`]: Aio::abort
 //! [`stop`]: Aio::stop
@@ -35,6 +35,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
+use crate::idle_strategy::{spin_until, SpinBudget};
 use crate::pool::{pool, run_guarded, Job};
 use crate::reactor::{reactor, Readiness, TimerKey};
 use crate::waker::ThreadWaker;
@@ -53,7 +54,7 @@ pub trait Cancel: Send + Sync + 'static {
     fn cancelled(&self, aio: &Aio, key: usize, token: OpToken);
 }
 
-/// What [`Aio::begin`] registers so a pending operation can be cancelled and can expire.
+/// What [`AioProvider::begin`] registers so a pending operation can be cancelled and can expire.
 #[derive(Clone)]
 pub struct CancelHook {
     target: Arc<dyn Cancel>,
@@ -111,7 +112,9 @@ struct State {
     running_cb: bool,
     cb_thread: Option<ThreadId>,
     waiters: usize,
-    /// A thread waiting in `poll` for this aio ([`Aio::wait_driving`]): woken by its fd.
+    /// Where the pending operation of a direct aio was started ([`Origin`]).
+    origin: Origin,
+    /// A thread waiting in `poll` for this aio ([`AioProvider::wait_driving`]): woken by its fd.
     poller: Option<Arc<ThreadWaker>>,
 }
 
@@ -120,9 +123,45 @@ pub(crate) struct AioCore {
     cv: Condvar,
     cb: Option<Callback>,
     /// Run the callback on the completing thread, at the end of its current engine scope
-    /// (see [`Aio::new_inline`]).
+    /// (see [`AioProvider::new_inline`]).
     inline: bool,
+    /// Run the callback on the completing thread unless the operation completed inside
+    /// the call that started it (see [`Aio::new_direct`]).
+    direct: bool,
     handles: AtomicUsize,
+}
+
+/// Where an operation was started: the starting thread and its outermost engine scope (0:
+/// outside any). A completion on the same thread in the same scope happens inside the
+/// call that started the operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Origin {
+    thread: u64,
+    scope: u64,
+}
+
+thread_local! {
+    /// This thread's tag for [`Origin`], drawn once per thread.
+    static THREAD_TAG: u64 = {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    };
+    /// Counts this thread's outermost engine scopes, so each has its own number.
+    static SCOPE_SERIAL: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+impl Origin {
+    /// Here and now: this thread, and its current outermost scope.
+    fn here() -> Origin {
+        Origin {
+            thread: THREAD_TAG.with(|t| *t),
+            scope: if in_engine_scope() {
+                SCOPE_SERIAL.with(std::cell::Cell::get)
+            } else {
+                0
+            },
+        }
+    }
 }
 
 thread_local! {
@@ -281,7 +320,7 @@ pub(crate) fn driving<R>(f: impl FnOnce() -> R) -> R {
 }
 
 /// Whether the calling thread is running an fd's handler for its own blocked operation
-/// ([`Aio::wait_driving`]) rather than as the reactor. A handler that limits its work
+/// ([`AioProvider::wait_driving`]) rather than as the reactor. A handler that limits its work
 /// to spare the reactor (which serves every fd) may do a full share here.
 ///
 /// # Examples
@@ -301,8 +340,8 @@ thread_local! {
 /// The current time, read at most once per engine scope (outside one, read now).
 ///
 /// Why: the socket layer hands the protocol a timestamp with every message it moves, and
-/// reading the clock costs 20–50 ns on a VM: at a million messages a second, a tenth of
-/// the CPU went to `clock_gettime`. Within one scope (one user call, one readiness event)
+/// reading the clock is a measurable share of a message's CPU on a VM (figures in
+/// docs/benchmarks.md, "Figures behind design choices"). Within one scope (one user call, one readiness event)
 /// the time that passes is far below any protocol timer's resolution.
 ///
 /// # Examples
@@ -333,7 +372,7 @@ pub fn scope_now() -> Instant {
 ///
 /// Why: the socket layer hands the protocol the time with every message it moves, but
 /// most protocols (push, pull, pair, pub, sub, bus) never look at it, and a clock read
-/// costs 20–50 ns on a VM, a tenth of a message's CPU in a stream. A `Now` costs nothing
+/// is a measurable share of a message's CPU in a stream. A `Now` costs nothing
 /// until [`get`](Now::get).
 ///
 /// # Examples
@@ -387,7 +426,14 @@ fn reset_scope_now() {
 /// The reactor wraps each readiness event and timer batch in a scope; a socket wraps each
 /// user call that may complete pipe operations.
 pub fn engine_scope<R>(f: impl FnOnce() -> R) -> R {
-    DEFERRED.with(|d| d.borrow_mut().0 += 1);
+    let outermost = DEFERRED.with(|d| {
+        let mut d = d.borrow_mut();
+        d.0 += 1;
+        d.0 == 1
+    });
+    if outermost {
+        SCOPE_SERIAL.with(|c| c.set(c.get().wrapping_add(1)));
+    }
     // Leaves the scope even when `f` panics: a scope left open would park every later
     // inline completion of this thread forever, and lose the ones already deferred.
     let _leave = ScopeExit;
@@ -516,7 +562,54 @@ impl Aio {
     /// # Errors
     /// None today; the `Result` mirrors `nng_aio_alloc`.
     pub fn new(callback: impl Fn(&Aio) + Send + Sync + 'static) -> Result<Aio> {
-        Ok(Aio::from_core(Some(Box::new(callback)), false))
+        Ok(Aio::from_core(Some(Box::new(callback)), false, false))
+    }
+
+    /// An aio whose callback runs on the thread that completes the operation, with no hop
+    /// to a worker: the reactor thread when a peer's message or a timer completes it, or
+    /// the thread whose call completed it (a send on another socket, a blocking receive
+    /// that read the message itself). Beyond NNG, whose callbacks always go through its
+    /// task queue; on a 2-CPU machine that hop (a cross-CPU wake-up) can cost more than a
+    /// whole pinned round trip.
+    ///
+    /// The promise of [`new`](Aio::new) stays: the callback never runs inside the call
+    /// that started the operation. An operation that completes within that call (a
+    /// receive that finds a message queued, say) has its callback run by a worker, as
+    /// with `new`.
+    ///
+    /// The rules, because the callback may run on the reactor thread, which serves every
+    /// socket: it must be short and must never block: no blocking `send`/`recv`, no
+    /// [`wait`](Aio::wait), no lock another thread holds for long, no sleeping. Starting
+    /// the next operation (`recv_aio`, `send_aio`, `try_send`) is what it is for. A
+    /// callback that blocks stalls every socket's I/O until it returns; debug builds
+    /// panic when it waits on an aio (caught and counted in
+    /// [`callback_panics`](crate::callback_panics)), and report on stderr a callback that
+    /// ran longer than 10 ms.
+    ///
+    /// # Errors
+    /// None today; the `Result` mirrors `nng_aio_alloc`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use nanoport_engine::{sleep_aio, Aio};
+    /// use std::sync::mpsc;
+    /// use std::time::Duration;
+    ///
+    /// let (tx, rx) = mpsc::sync_channel(1);
+    /// let aio = Aio::new_direct(move |aio| {
+    ///     // On the reactor thread, which fired the timer: short, non-blocking work only.
+    ///     let name = std::thread::current().name().map(str::to_owned);
+    ///     tx.send((aio.result(), name)).unwrap();
+    /// })
+    /// .unwrap();
+    /// sleep_aio(Duration::from_millis(1), &aio);
+    /// let (result, thread) = rx.recv().unwrap();
+    /// assert_eq!(result, Ok(()));
+    /// assert_eq!(thread.as_deref(), Some("nanoport:reactor"));
+    /// ```
+    pub fn new_direct(callback: impl Fn(&Aio) + Send + Sync + 'static) -> Result<Aio> {
+        Ok(Aio::from_core(Some(Box::new(callback)), false, true))
     }
 
     /// An aio for engine plumbing (a pipe's reads, say): its callback runs on the thread
@@ -526,8 +619,8 @@ impl Aio {
     ///
     /// # Errors
     /// None today.
-    pub fn new_inline(callback: impl Fn(&Aio) + Send + Sync + 'static) -> Result<Aio> {
-        Ok(Aio::from_core(Some(Box::new(callback)), true))
+    pub(crate) fn new_inline(callback: impl Fn(&Aio) + Send + Sync + 'static) -> Result<Aio> {
+        Ok(Aio::from_core(Some(Box::new(callback)), true, false))
     }
 
     /// A new idle aio with no callback: wait for it with [`wait`](Aio::wait)
@@ -537,10 +630,10 @@ impl Aio {
     /// # Errors
     /// None today; the `Result` mirrors `nng_aio_alloc`.
     pub fn new_waitable() -> Result<Aio> {
-        Ok(Aio::from_core(None, false))
+        Ok(Aio::from_core(None, false, false))
     }
 
-    fn from_core(cb: Option<Callback>, inline: bool) -> Aio {
+    fn from_core(cb: Option<Callback>, inline: bool, direct: bool) -> Aio {
         let core = Arc::new(AioCore {
             st: Mutex::new(State {
                 phase: Phase::Idle,
@@ -557,10 +650,12 @@ impl Aio {
                 cb_thread: None,
                 waiters: 0,
                 poller: None,
+                origin: Origin::default(),
             }),
             cv: Condvar::new(),
             cb,
             inline,
+            direct,
             handles: AtomicUsize::new(1),
         });
         Aio {
@@ -580,7 +675,7 @@ impl Aio {
     /// An engine-internal handle to the same aio: holding it does not keep the user's aio
     /// from being stopped when the user drops their last handle. Providers keep these in
     /// their queues.
-    pub fn provider_handle(&self) -> Aio {
+    pub(crate) fn provider_handle(&self) -> Aio {
         Aio::view(&self.core)
     }
 
@@ -655,6 +750,8 @@ impl Aio {
     /// operation that callback started, never for the callback itself.
     pub fn wait(&self) {
         let me = thread::current().id();
+        // The idle strategy's spin, once per wait, right before the first sleep.
+        let mut spin = SpinBudget::start();
         let mut st = self.lock();
         loop {
             let inside_own_callback = st.running_cb && st.cb_thread == Some(me);
@@ -669,7 +766,7 @@ impl Aio {
             if done {
                 return;
             }
-            if self.core.inline && st.phase == Phase::Done && !st.running_cb {
+            if (self.core.inline || self.core.direct) && st.phase == Phase::Done && !st.running_cb {
                 // Its callback may be deferred to the end of this very thread's engine
                 // scope: waiting would deadlock, so run it here.
                 drop(st);
@@ -713,6 +810,15 @@ impl Aio {
                  thread, in an inline callback, or inside a socket call); hand the wait to \
                  the worker pool instead"
             );
+            if let Some(budget) = spin.take().filter(|_| !in_engine_scope()) {
+                drop(st);
+                spin_until(budget, || {
+                    let st = self.lock();
+                    st.phase == Phase::Idle && !st.running_cb
+                });
+                st = self.lock();
+                continue;
+            }
             st.waiters += 1;
             st = self.core.cv.wait(st).unwrap_or_else(|e| e.into_inner());
             st.waiters -= 1;
@@ -736,11 +842,12 @@ impl Aio {
     /// A blocking receive on a socket does this when the socket has one pipe:
     ///
     /// ```no_run
+    /// # use nanoport_engine::AioProvider;
     /// # fn f(aio: &nanoport_engine::Aio, rr: &nanoport_engine::Readiness) {
     /// aio.wait_driving(rr); // returns once the receive has completed, as `wait` does
     /// # }
     /// ```
-    pub fn wait_driving(&self, source: &Readiness) {
+    pub(crate) fn wait_driving(&self, source: &Readiness) {
         let Some(me) = ThreadWaker::current() else {
             return self.wait();
         };
@@ -820,7 +927,11 @@ impl Aio {
     ///
     /// # Panics
     /// When the aio already has an operation pending (see the type's docs).
-    pub fn begin(&self, default_timeout: Timeout, cancel: Option<CancelHook>) -> Option<OpToken> {
+    pub(crate) fn begin(
+        &self,
+        default_timeout: Timeout,
+        cancel: Option<CancelHook>,
+    ) -> Option<OpToken> {
         let mut st = self.lock();
         if st.phase != Phase::Idle {
             drop(st);
@@ -835,6 +946,9 @@ impl Aio {
         st.count = 0;
         st.output = None;
         st.phase = Phase::Pending;
+        if self.core.direct {
+            st.origin = Origin::here();
+        }
         let gen = st.gen;
         if st.stopped {
             // NNG 2.x's NNG_ESTOPPED: code that resubmits until the aio says "stopped"
@@ -892,7 +1006,7 @@ impl Aio {
 
     /// Completes operation `token` with `result` and byte `count`. Returns `false` when the
     /// operation had already completed (a cancel or deadline won); nothing changes then.
-    pub fn finish(&self, token: OpToken, result: Result<()>, count: usize) -> bool {
+    pub(crate) fn finish(&self, token: OpToken, result: Result<()>, count: usize) -> bool {
         let mut st = self.lock();
         if st.phase != Phase::Pending || st.gen != token.gen {
             return false;
@@ -905,7 +1019,11 @@ impl Aio {
 
     /// Completes receive operation `token` successfully with `msg`. If the operation had
     /// already completed, the message is handed back as `Err(msg)` and nothing changes.
-    pub fn finish_recv(&self, token: OpToken, msg: Message) -> std::result::Result<(), Message> {
+    pub(crate) fn finish_recv(
+        &self,
+        token: OpToken,
+        msg: Message,
+    ) -> std::result::Result<(), Message> {
         let mut st = self.lock();
         if st.phase != Phase::Pending || st.gen != token.gen {
             return Err(msg);
@@ -921,7 +1039,7 @@ impl Aio {
     /// Returns `None` if the operation had already completed (the message, if any, stays
     /// on the aio for its owner) or if the aio holds no message (then the operation
     /// completes with `Inval`, as NNG does for a send without a message).
-    pub fn finish_send(&self, token: OpToken) -> Option<Message> {
+    pub(crate) fn finish_send(&self, token: OpToken) -> Option<Message> {
         let mut st = self.lock();
         if st.phase != Phase::Pending || st.gen != token.gen {
             return None;
@@ -949,7 +1067,7 @@ impl Aio {
     /// the user).
     ///
     /// `f` runs under the aio's lock: it must be quick and must not touch this aio.
-    pub fn attempt_send(
+    pub(crate) fn attempt_send(
         &self,
         token: OpToken,
         f: impl FnOnce(Message) -> std::result::Result<(), (Message, Option<Error>)>,
@@ -987,7 +1105,7 @@ impl Aio {
     /// Completes operation `token` successfully with a provider output (see
     /// [`take_output`](Aio::take_output)). Hands the output back if the operation had
     /// already completed.
-    pub fn finish_output<T: Any + Send>(
+    pub(crate) fn finish_output<T: Any + Send>(
         &self,
         token: OpToken,
         out: T,
@@ -1005,7 +1123,7 @@ impl Aio {
     /// Runs `f` on the message of pending operation `token` without taking it (a provider
     /// inspecting a send before committing to it). `None` if the operation is no longer
     /// pending.
-    pub fn with_msg<R>(
+    pub(crate) fn with_msg<R>(
         &self,
         token: OpToken,
         f: impl FnOnce(Option<&mut Message>) -> R,
@@ -1018,7 +1136,7 @@ impl Aio {
     }
 
     /// Whether operation `token` is still pending.
-    pub fn is_pending(&self, token: OpToken) -> bool {
+    pub(crate) fn is_pending(&self, token: OpToken) -> bool {
         let st = self.lock();
         st.phase == Phase::Pending && st.gen == token.gen
     }
@@ -1032,7 +1150,149 @@ impl Aio {
     }
 }
 
-/// What [`Aio::attempt_send`] did.
+/// The provider side of an [`Aio`]: what a transport, a protocol layer or an engine
+/// extension calls to start and finish operations (NNG's `nni_aio_start`,
+/// `nni_aio_finish` and friends, which NNG also keeps out of its public header).
+///
+/// Applications never need it: they make aios, start operations on sockets and read
+/// results. It lives in the engine so that transports outside this crate can be written;
+/// bring it into scope with `use nanoport_engine::AioProvider`.
+///
+/// # Examples
+///
+/// A provider that completes every operation with one byte counted:
+///
+/// ```
+/// use nanoport_engine::{Aio, AioProvider, Timeout};
+///
+/// fn one_byte(aio: &Aio) {
+///     if let Some(token) = aio.begin(Timeout::Infinite, None) {
+///         aio.finish(token, Ok(()), 1);
+///     }
+/// }
+///
+/// let aio = Aio::new_waitable().unwrap();
+/// one_byte(&aio);
+/// aio.wait();
+/// assert_eq!(aio.count(), 1);
+/// ```
+pub trait AioProvider: Sized {
+    /// An aio for engine plumbing (a pipe's reads, say): its callback runs on the thread
+    /// that completes the operation, at the end of that thread's current
+    /// [`engine_scope`], instead of hopping to the worker pool; outside any scope it falls
+    /// back to the pool. The callback must be short and must not block.
+    ///
+    /// # Errors
+    /// None today.
+    fn new_inline(callback: impl Fn(&Aio) + Send + Sync + 'static) -> Result<Self>;
+
+    /// An engine-internal handle to the same aio: holding it does not keep the user's aio
+    /// from being stopped when the user drops their last handle. Providers keep these in
+    /// their queues.
+    fn provider_handle(&self) -> Self;
+
+    /// Waits for the pending operation while this thread polls `source` itself, so the
+    /// operation may complete on this thread with no wake-up hop (see
+    /// [`Readiness`]).
+    fn wait_driving(&self, source: &Readiness);
+
+    /// Starts an operation (the provider side of `nng_aio_start`).
+    ///
+    /// `default_timeout` replaces a `Timeout::Default` set on the aio (a socket passes its
+    /// send or receive timeout). With `cancel` the operation can be cancelled and its
+    /// deadline is armed; without it, it can neither be cancelled nor expire, as in NNG.
+    ///
+    /// Returns `None` when the operation completed at once because the aio was stopped
+    /// (`Stopped`); the callback has then been queued and the provider must do nothing
+    /// more. A zero timeout or past deadline does not complete it here: the provider may
+    /// still answer at once, and the operation times out only if it has to wait.
+    /// Otherwise the provider must eventually finish the operation with the token, or
+    /// lose to a cancel.
+    ///
+    /// # Panics
+    /// When the aio already has an operation pending.
+    fn begin(&self, default_timeout: Timeout, cancel: Option<CancelHook>) -> Option<OpToken>;
+
+    /// Completes operation `token` with `result` and byte `count`. Returns `false` when the
+    /// operation had already completed (a cancel or deadline won); nothing changes then.
+    fn finish(&self, token: OpToken, result: Result<()>, count: usize) -> bool;
+
+    /// Completes receive operation `token` successfully with `msg`. If the operation had
+    /// already completed, the message is handed back as `Err(msg)` and nothing changes.
+    fn finish_recv(&self, token: OpToken, msg: Message) -> std::result::Result<(), Message>;
+
+    /// Completes send operation `token` successfully, taking the message off the aio.
+    /// Returns `None` if the operation had already completed (the message, if any, stays
+    /// on the aio for its owner) or if the aio holds no message (then the operation
+    /// completes with `Inval`, as NNG does for a send without a message).
+    fn finish_send(&self, token: OpToken) -> Option<Message>;
+
+    /// Offers the message of pending send `token` to `f`, atomically with respect to
+    /// cancellation: `f` accepts it (`Ok`: the operation completes successfully), gives
+    /// it back to wait for room (`Err((msg, None))`: still pending), or gives it back with
+    /// an error (`Err((msg, Some(e)))`: the operation fails, the message stays on the aio).
+    ///
+    /// `f` runs under the aio's lock: it must be quick and must not touch this aio.
+    fn attempt_send(
+        &self,
+        token: OpToken,
+        f: impl FnOnce(Message) -> std::result::Result<(), (Message, Option<Error>)>,
+    ) -> SendAttempt;
+
+    /// Completes operation `token` successfully with a provider output (see
+    /// [`Aio::take_output`]). Hands the output back if the operation had already
+    /// completed.
+    fn finish_output<T: Any + Send>(&self, token: OpToken, out: T) -> std::result::Result<(), T>;
+
+    /// Runs `f` on the message of pending operation `token` without taking it. `None` if
+    /// the operation is no longer pending.
+    fn with_msg<R>(&self, token: OpToken, f: impl FnOnce(Option<&mut Message>) -> R) -> Option<R>;
+
+    /// Whether operation `token` is still pending.
+    fn is_pending(&self, token: OpToken) -> bool;
+}
+
+impl AioProvider for Aio {
+    fn new_inline(callback: impl Fn(&Aio) + Send + Sync + 'static) -> Result<Aio> {
+        Aio::new_inline(callback)
+    }
+    fn provider_handle(&self) -> Aio {
+        Aio::provider_handle(self)
+    }
+    fn wait_driving(&self, source: &Readiness) {
+        Aio::wait_driving(self, source)
+    }
+    fn begin(&self, default_timeout: Timeout, cancel: Option<CancelHook>) -> Option<OpToken> {
+        Aio::begin(self, default_timeout, cancel)
+    }
+    fn finish(&self, token: OpToken, result: Result<()>, count: usize) -> bool {
+        Aio::finish(self, token, result, count)
+    }
+    fn finish_recv(&self, token: OpToken, msg: Message) -> std::result::Result<(), Message> {
+        Aio::finish_recv(self, token, msg)
+    }
+    fn finish_send(&self, token: OpToken) -> Option<Message> {
+        Aio::finish_send(self, token)
+    }
+    fn attempt_send(
+        &self,
+        token: OpToken,
+        f: impl FnOnce(Message) -> std::result::Result<(), (Message, Option<Error>)>,
+    ) -> SendAttempt {
+        Aio::attempt_send(self, token, f)
+    }
+    fn finish_output<T: Any + Send>(&self, token: OpToken, out: T) -> std::result::Result<(), T> {
+        Aio::finish_output(self, token, out)
+    }
+    fn with_msg<R>(&self, token: OpToken, f: impl FnOnce(Option<&mut Message>) -> R) -> Option<R> {
+        Aio::with_msg(self, token, f)
+    }
+    fn is_pending(&self, token: OpToken) -> bool {
+        Aio::is_pending(self, token)
+    }
+}
+
+/// What [`AioProvider::attempt_send`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SendAttempt {
     /// The operation completed (accepted, or failed with the message left on the aio).
@@ -1110,6 +1370,9 @@ impl AioCore {
         // Wake waiters after unlocking: woken while the lock is still held, a waiter would
         // only block again on the mutex (two more futex calls and a context switch).
         let owed = owed_wakes(&st);
+        // A direct callback runs here unless this completion is part of the call that
+        // started the operation (same thread, same outermost scope).
+        let here = dispatch && self.direct && in_engine_scope() && st.origin != Origin::here();
         drop(st);
         deliver_owed(self, owed);
         drop(hook);
@@ -1117,7 +1380,7 @@ impl AioCore {
             reactor().remove_timer(&t);
         }
         if dispatch {
-            if self.inline && in_engine_scope() {
+            if (self.inline || here) && in_engine_scope() {
                 DEFERRED.with(|d| d.borrow_mut().1.push(self.clone()));
             } else {
                 pool().submit(Job::Callback(self.clone()));
@@ -1140,7 +1403,22 @@ impl AioCore {
                 st.cb_thread = Some(thread::current().id());
             }
             if let Some(cb) = &self.cb {
-                run_guarded(|| cb(&view));
+                if cfg!(debug_assertions) && self.direct && in_engine_scope() {
+                    // A direct callback holds up the thread that completed it (maybe the
+                    // reactor, which serves every socket): say so when one runs long.
+                    let began = Instant::now();
+                    run_guarded(|| cb(&view));
+                    let took = began.elapsed();
+                    if took > Duration::from_millis(10) {
+                        eprintln!(
+                            "nanoport: a direct aio callback ran {took:?} on {:?}; direct \
+                             callbacks must be short and never block (Aio::new_direct)",
+                            thread::current().name().unwrap_or("a thread")
+                        );
+                    }
+                } else {
+                    run_guarded(|| cb(&view));
+                }
             }
             let mut st = self.lock();
             st.running_cb = false;

@@ -19,8 +19,7 @@
 //! the idle sweep ([`crate::idle`]) frees all of it after one to two seconds without use.
 //! Why that much: a socket with a 128-message queue of 64 KiB messages frees 8 MiB in a
 //! burst, and every buffer the cache turned away went back to glibc and was faulted in
-//! again (two processes over ipc, 64 KiB: 25–73 k msg/s with a 4 MiB bound, 69–88 k with
-//! room for the whole queue).
+//! again (the measurement is in docs/benchmarks.md, "Figures behind design choices").
 //!
 //! A buffer from [`take`] holds stale bytes of an earlier message: callers overwrite every
 //! byte they expose.
@@ -42,8 +41,9 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 
 use crate::idle::{self, IdleBuffers};
 
-/// The smallest buffer worth keeping: below it the allocator's own free lists do well and a
-/// message costs too little for a lock to pay off.
+/// The smallest buffer worth keeping here: below it a message costs too little for a lock
+/// to pay off. Bodies of up to 512 B have their own lock-free pool (`message.rs`); between
+/// the two, the allocator's free lists serve.
 pub const MIN_CACHED: usize = 16 * 1024;
 
 /// The largest buffer kept.

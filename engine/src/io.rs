@@ -69,7 +69,7 @@ const WRITE_KEY: usize = 1;
 /// # Examples
 ///
 /// ```
-/// use nanoport_engine::{Aio, IoOp, IoSource, OpToken, Timeout};
+/// use nanoport_engine::{Aio, AioProvider, IoOp, IoSource, OpToken, Timeout};
 /// use std::io::{Read, Write};
 /// use std::os::unix::net::UnixStream;
 /// use std::task::Poll;
@@ -227,7 +227,7 @@ where
     }
 
     /// The read side of the registration, for a caller that waits by driving reads
-    /// itself ([`Aio::wait_driving`]); `None` if the fd could not be registered.
+    /// itself ([`AioProvider::wait_driving`](crate::AioProvider::wait_driving)); `None` if the fd could not be registered.
     pub fn read_readiness(&self) -> Option<crate::Readiness> {
         self.inner
             .reg

@@ -6,7 +6,10 @@
 //! allocation.
 
 use std::fmt;
-use std::sync::Arc;
+use std::mem::ManuallyDrop;
+use std::sync::{Arc, OnceLock};
+
+use crossbeam_queue::ArrayQueue;
 
 use crate::{Error, Pipe, Result};
 
@@ -32,6 +35,43 @@ impl Drop for Body {
     }
 }
 
+/// The largest body capacity (headroom included) the small-body pool keeps.
+const SMALL_MAX: usize = 512;
+
+/// How many small bodies the pool keeps: at most 512 KiB of capacity, plus their `Arc`s;
+/// as many as an inproc pipe holds of 64-byte messages (about 600), so a stream through
+/// one does not run the pool dry.
+const SMALL_POOL: usize = 1024;
+
+/// Small message bodies no message uses any more, each a unique `Arc` with its vector's
+/// capacity kept, for the next small message to take instead of two allocations (the
+/// `Arc` and the vector).
+///
+/// Why: a small message is made on one thread (the sender's copy, or the reader that cut
+/// a frame out of its buffer) and dropped on another (the receiving application), so a
+/// per-thread cache would fill on one side and stay empty on the other; this one queue
+/// serves both directions with two atomic operations, where the allocator took two
+/// allocations and two frees per message. Bodies above [`SMALL_MAX`] go to the
+/// allocator, or to the large-buffer cache (`buffers`) from 16 KiB.
+fn small_pool() -> &'static ArrayQueue<Arc<Body>> {
+    static POOL: OnceLock<ArrayQueue<Arc<Body>>> = OnceLock::new();
+    POOL.get_or_init(|| ArrayQueue::new(SMALL_POOL))
+}
+
+/// A body for `n` bytes after the headroom, from the pool when it fits there.
+fn small_body(n: usize) -> Option<Arc<Body>> {
+    if HEADROOM + n > SMALL_MAX {
+        return None;
+    }
+    let mut body = small_pool().pop()?;
+    let b = Arc::get_mut(&mut body).expect("pooled bodies are unique");
+    b.buf.clear();
+    b.buf.resize(HEADROOM, 0);
+    b.buf.reserve(n);
+    b.start = HEADROOM;
+    Some(body)
+}
+
 /// A message: an SP protocol header and a body (`nng_msg`).
 ///
 /// # Examples
@@ -51,8 +91,21 @@ impl Drop for Body {
 pub struct Message {
     header: [u8; MAX_HEADER],
     header_len: u8,
-    body: Arc<Body>,
+    /// Taken in `drop` (to keep it in the small-body pool), nowhere else.
+    body: ManuallyDrop<Arc<Body>>,
     pipe: Option<Pipe>,
+}
+
+impl Drop for Message {
+    fn drop(&mut self) {
+        // SAFETY: `self.body` is taken once, here, and `self` is never used again.
+        let mut body = unsafe { ManuallyDrop::take(&mut self.body) };
+        let cap = body.buf.capacity();
+        if (HEADROOM..=SMALL_MAX).contains(&cap) && Arc::get_mut(&mut body).is_some() {
+            // Full pool: the body goes back to the allocator.
+            let _ = small_pool().push(body);
+        }
+    }
 }
 
 impl Message {
@@ -63,6 +116,9 @@ impl Message {
 
     /// An empty message with room for `n` body bytes before it reallocates.
     pub fn with_capacity(n: usize) -> Message {
+        if let Some(body) = small_body(n) {
+            return Message::from_arc(body);
+        }
         let mut buf = Vec::with_capacity(HEADROOM + n);
         buf.resize(HEADROOM, 0);
         Message::from_body(Body {
@@ -72,10 +128,14 @@ impl Message {
     }
 
     fn from_body(body: Body) -> Message {
+        Message::from_arc(Arc::new(body))
+    }
+
+    fn from_arc(body: Arc<Body>) -> Message {
         Message {
             header: [0; MAX_HEADER],
             header_len: 0,
-            body: Arc::new(body),
+            body: ManuallyDrop::new(body),
             pipe: None,
         }
     }
@@ -87,12 +147,12 @@ impl Message {
 
     /// The body, writable; copies it first if another clone shares it.
     pub fn body_mut(&mut self) -> &mut [u8] {
-        let b = Arc::make_mut(&mut self.body);
+        let b = Arc::make_mut(&mut *self.body);
         &mut b.buf[b.start..]
     }
 
     fn body_vec(&mut self) -> &mut Body {
-        Arc::make_mut(&mut self.body)
+        Arc::make_mut(&mut *self.body)
     }
 
     /// Body length in bytes (`nng_msg_len`).
@@ -168,8 +228,9 @@ impl Message {
 
     /// Empties the body (`nng_msg_clear`).
     pub fn clear(&mut self) {
-        if Arc::get_mut(&mut self.body).is_none() {
-            self.body = Arc::new(Body {
+        if Arc::get_mut(&mut *self.body).is_none() {
+            // Through the `ManuallyDrop`: the shared body's count goes down here.
+            *self.body = Arc::new(Body {
                 buf: vec![0; HEADROOM],
                 start: HEADROOM,
             });
@@ -470,6 +531,34 @@ impl fmt::Debug for Message {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn small_bodies_are_reused_clean_and_a_shared_body_is_never_reused() {
+        let a = Message::from(&[9u8; 100][..]);
+        let kept = a.clone();
+        drop(a); // still shared with `kept`: must not reach the pool
+        for i in 0..3000u32 {
+            let mut m = Message::from(&[(i % 251) as u8; 50][..]);
+            m.body_mut()[0] = 0xEE; // written: unique, so it goes back to the pool
+            drop(m);
+        }
+        assert_eq!(
+            kept.body(),
+            &[9u8; 100][..],
+            "a shared body was never overwritten"
+        );
+        let m = Message::with_capacity(10);
+        assert!(m.is_empty(), "a reused body starts empty");
+        assert_eq!(m.header_len(), 0);
+        let mut m = Message::from(&[3u8; 20][..]);
+        assert_eq!(
+            m.body(),
+            &[3u8; 20][..],
+            "no stale bytes of an earlier message"
+        );
+        m.prepend(b"ab"); // the headroom is there on a reused body too
+        assert_eq!(&m.body()[..3], b"ab\x03");
+    }
+
     use super::*;
 
     #[test]

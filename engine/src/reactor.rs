@@ -28,6 +28,7 @@ use slab::Slab;
 
 use crate::aio::AioCore;
 use crate::idle::{IdleBuffers, Sweep};
+use crate::idle_strategy::SpinBudget;
 use crate::pool::run_guarded;
 use crate::Result;
 
@@ -128,7 +129,7 @@ struct Armed {
     driving: Interest,
     /// Arms that came while their direction was borrowed: an operation is parked on it.
     wanted: Interest,
-    /// The thread that last waited by driving reads ([`Aio::wait_driving`]).
+    /// The thread that last waited by driving reads ([`AioProvider::wait_driving`]).
     driver: Option<std::thread::ThreadId>,
 }
 
@@ -224,6 +225,8 @@ impl Reactor {
     fn run(&self) {
         let mut events = Events::new();
         let mut due: Vec<TimerEntry> = Vec::new();
+        // The idle strategy: after work, poll without sleeping until the spin runs out.
+        let mut spin: Option<SpinBudget> = None;
         loop {
             let timeout = {
                 let mut t = lock(&self.timers);
@@ -232,8 +235,16 @@ impl Reactor {
                 t.wake_at = next;
                 next.map(|at| at.saturating_duration_since(Instant::now()))
             };
+            let timeout = match spin {
+                Some(b) if b.left() => Some(std::time::Duration::ZERO),
+                _ => timeout,
+            };
             events.clear();
-            if let Err(e) = self.poller.wait(&mut events, timeout) {
+            let polled = self.poller.wait(&mut events, timeout);
+            if events.iter().next().is_some() {
+                spin = SpinBudget::start();
+            }
+            if let Err(e) = polled {
                 if e.kind() != io::ErrorKind::Interrupted {
                     eprintln!("nanoport: poller wait failed: {e}");
                 }
@@ -437,7 +448,7 @@ impl Registration {
     }
 
     /// A handle with which a blocked thread can wait for this fd's read readiness itself,
-    /// in place of the reactor (see [`Aio::wait_driving`](crate::Aio::wait_driving)).
+    /// in place of the reactor (see [`AioProvider::wait_driving`](crate::AioProvider::wait_driving)).
     pub fn read_readiness(&self) -> Readiness {
         Readiness {
             inner: self.inner.clone(),

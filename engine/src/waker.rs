@@ -1,9 +1,11 @@
 //! A thread's own wake-up fd, for a thread that waits in `poll` rather than on a condvar
-//! (see [`Aio::wait_driving`](crate::Aio::wait_driving)): whoever completes the aio it
+//! (see [`AioProvider::wait_driving`](crate::AioProvider::wait_driving)): whoever completes the aio it
 //! waits for writes this eventfd, so the wait ends whether the answer came from the fd the
 //! thread polls or from anywhere else (a timer, a cancel, another pipe).
 
 use std::io;
+
+use crate::idle_strategy::{spin_until, SpinBudget};
 use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::thread::{self, ThreadId};
@@ -83,8 +85,19 @@ impl ThreadWaker {
                 revents: 0,
             },
         ];
-        // SAFETY: `fds` is a live array of two pollfds for the duration of the call.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+        // The idle strategy's spin: poll without sleeping for a while first.
+        let mut n = 0;
+        if let Some(budget) = SpinBudget::start() {
+            spin_until(budget, || {
+                // SAFETY: `fds` is a live array of two pollfds for the duration of the call.
+                n = unsafe { libc::poll(fds.as_mut_ptr(), 2, 0) };
+                n != 0
+            });
+        }
+        if n == 0 {
+            // SAFETY: `fds` is a live array of two pollfds for the duration of the call.
+            n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+        }
         if n <= 0 {
             return false;
         }

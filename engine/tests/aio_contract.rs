@@ -5,6 +5,7 @@
 
 mod common;
 
+use nanoport_engine::AioProvider;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};

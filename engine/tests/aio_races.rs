@@ -7,6 +7,7 @@
 
 mod common;
 
+use nanoport_engine::AioProvider;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, Mutex, RwLock};

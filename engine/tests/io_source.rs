@@ -6,6 +6,7 @@
 
 mod common;
 
+use nanoport_engine::AioProvider;
 use std::io::{ErrorKind, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -5,6 +5,7 @@
 //! baseline is only meaningful when no other test of the same binary arms timers.
 //! Speed is not checked here (that is `bench/`), only order and "never early".
 
+use nanoport_engine::AioProvider;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};

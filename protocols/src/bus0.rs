@@ -124,6 +124,15 @@ impl ProtocolCore for Bus0 {
         None
     }
 
+    fn recv_ready(&self) -> bool {
+        !self.received.is_empty()
+    }
+
+    fn send_ready(&self) -> bool {
+        // Never blocks: a full pipe queue drops the new message.
+        true
+    }
+
     fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
     }

@@ -172,6 +172,12 @@ pub mod opt {
     pub const SEND_AHEAD_MAX: &str = "send-ahead-max";
     /// `NNG_OPT_TCP_BOUND_PORT`, int, read only (tcp listeners).
     pub const TCP_BOUND_PORT: &str = "tcp-bound-port";
+    /// `NNG_OPT_RECVFD`, int, read only: the socket's receive poll fd (NNG 2.x:
+    /// `nng_socket_get_recv_poll_fd`), readable while a message waits to be received.
+    pub const RECV_FD: &str = "recv-fd";
+    /// `NNG_OPT_SENDFD`, int, read only: the socket's send poll fd (NNG 2.x:
+    /// `nng_socket_get_send_poll_fd`), readable while a send would be accepted at once.
+    pub const SEND_FD: &str = "send-fd";
 }
 
 /// A protocol state machine (one per socket). All methods are cheap and never block.
@@ -235,6 +241,17 @@ pub trait ProtocolCore: Send + 'static {
         let _ = ctx;
     }
 
+    /// A non-blocking receive on `ctx` (NNG's `NNG_FLAG_NONBLOCK`, a zero timeout) found
+    /// nothing: `try_recv` answered `Ok(None)`, but nobody waits. Forget the waiting it
+    /// noted, without a cancellation's consequences: NNG's zero-timeout aio fails before
+    /// it reaches the protocol's cancel, so a req keeps its request (a poll-driven req
+    /// calls `try_recv` before its reply and must still get it). Default:
+    /// [`recv_cancelled`](ProtocolCore::recv_cancelled), for protocols where the two are
+    /// the same.
+    fn recv_not_waiting(&mut self, ctx: CtxId) {
+        self.recv_cancelled(ctx);
+    }
+
     /// Gives back a message that `try_recv` returned but the socket could not deliver (its
     /// receiver was cancelled at that instant); it goes back to the front.
     fn unrecv(&mut self, ctx: CtxId, msg: Message);
@@ -247,6 +264,26 @@ pub trait ProtocolCore: Send + 'static {
 
     /// The next queued action, if any.
     fn poll_action(&mut self) -> Option<Action>;
+
+    /// Whether a receive on the socket's own context (0) would complete at once with
+    /// something to report: a message is waiting for it, or (req, surveyor) the outcome
+    /// of a request or survey that ended without one (`Canceled`, `ConnReset`,
+    /// `TimedOut`). A receive that would fail for a usage error (`State`: no request out)
+    /// is not "ready". Protocols that cannot receive say false.
+    ///
+    /// The socket reads this after every event that may change it, under the lock that
+    /// guards the protocol, and raises or clears its receive poll fd on each change (NNG's
+    /// `readable` pollable, raised and cleared by each protocol in NNG's sources).
+    fn recv_ready(&self) -> bool;
+
+    /// Whether a send on context 0 would be accepted at once (`try_send` would neither
+    /// answer `SendBlock::Full` nor fail): a protocol that never blocks (pub, bus,
+    /// surveyor, the raw repliers, polyamorous pair1) always says true; push, pair and req
+    /// while a peer (or the send buffer) has room; cooked rep and respondent while context 0
+    /// holds a request whose reply can go now. Protocols that cannot send say false. Drives
+    /// the socket's send poll fd, as [`recv_ready`](ProtocolCore::recv_ready) drives its
+    /// receive poll fd.
+    fn send_ready(&self) -> bool;
 
     /// Messages from peers discarded so far, by reason. Default: none counted (protocols
     /// without a header to check).

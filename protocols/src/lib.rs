@@ -66,6 +66,8 @@ mod surveyor0;
 mod surveyor0_raw;
 
 #[cfg(test)]
+mod readiness;
+#[cfg(test)]
 mod robustness;
 #[cfg(test)]
 mod testing;

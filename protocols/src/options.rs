@@ -21,18 +21,19 @@ pub(crate) const NONEMPTY_BUFFER_RANGE: RangeInclusive<i32> = 1..=8192;
 /// An `Int` option within `range`.
 ///
 /// # Errors
-/// `Inval` for another type or a value outside `range`.
+/// `BadType` for another type, `Inval` for a value outside `range`.
 pub(crate) fn int_in(value: &OptValue, range: RangeInclusive<i32>) -> Result<i32> {
     match value {
         OptValue::Int(v) if range.contains(v) => Ok(*v),
-        _ => Err(Error::Inval),
+        OptValue::Int(_) => Err(Error::Inval),
+        _ => Err(Error::BadType),
     }
 }
 
 /// A buffer size (an `Int` within `range`) as a message count.
 ///
 /// # Errors
-/// `Inval` for another type or a value outside `range`.
+/// `BadType` for another type, `Inval` for a value outside `range`.
 pub(crate) fn buffer_size(value: &OptValue, range: RangeInclusive<i32>) -> Result<usize> {
     int_in(value, range).map(|v| v as usize)
 }
@@ -40,7 +41,7 @@ pub(crate) fn buffer_size(value: &OptValue, range: RangeInclusive<i32>) -> Resul
 /// The `ttl-max` option: an `Int` in `1..=15`.
 ///
 /// # Errors
-/// `Inval` for another type or a value outside the range.
+/// `BadType` for another type, `Inval` for a value outside the range.
 pub(crate) fn max_ttl(value: &OptValue) -> Result<u8> {
     int_in(value, 1..=i32::from(MAX_TTL_LIMIT)).map(|v| v as u8)
 }
@@ -48,33 +49,33 @@ pub(crate) fn max_ttl(value: &OptValue) -> Result<u8> {
 /// A `Duration` option.
 ///
 /// # Errors
-/// `Inval` for another type.
+/// `BadType` for another type.
 pub(crate) fn duration(value: &OptValue) -> Result<Timeout> {
     match value {
         OptValue::Duration(t) => Ok(*t),
-        _ => Err(Error::Inval),
+        _ => Err(Error::BadType),
     }
 }
 
 /// A `Bool` option.
 ///
 /// # Errors
-/// `Inval` for another type.
+/// `BadType` for another type.
 pub(crate) fn boolean(value: &OptValue) -> Result<bool> {
     match value {
         OptValue::Bool(b) => Ok(*b),
-        _ => Err(Error::Inval),
+        _ => Err(Error::BadType),
     }
 }
 
 /// A `Bytes` option.
 ///
 /// # Errors
-/// `Inval` for another type.
+/// `BadType` for another type.
 pub(crate) fn bytes(value: &OptValue) -> Result<&[u8]> {
     match value {
         OptValue::Bytes(b) => Ok(b),
-        _ => Err(Error::Inval),
+        _ => Err(Error::BadType),
     }
 }
 
@@ -100,12 +101,12 @@ mod tests {
     fn ranges_and_types_are_checked() {
         assert_eq!(int_in(&OptValue::Int(5), 1..=10), Ok(5));
         assert_eq!(int_in(&OptValue::Int(11), 1..=10), Err(Error::Inval));
-        assert_eq!(int_in(&OptValue::Bool(true), 1..=10), Err(Error::Inval));
+        assert_eq!(int_in(&OptValue::Bool(true), 1..=10), Err(Error::BadType));
         assert_eq!(max_ttl(&OptValue::Int(15)), Ok(15));
         assert_eq!(max_ttl(&OptValue::Int(16)), Err(Error::Inval));
         assert_eq!(max_ttl(&OptValue::Int(0)), Err(Error::Inval));
         assert_eq!(max_ttl(&OptValue::Int(-1)), Err(Error::Inval));
-        assert_eq!(duration(&OptValue::Int(1)), Err(Error::Inval));
+        assert_eq!(duration(&OptValue::Int(1)), Err(Error::BadType));
         assert_eq!(boolean(&OptValue::Bool(false)), Ok(false));
         assert_eq!(bytes(&OptValue::Bytes(vec![1])), Ok(&[1u8][..]));
     }

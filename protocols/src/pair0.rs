@@ -174,6 +174,17 @@ impl ProtocolCore for Pair0 {
         None
     }
 
+    fn recv_ready(&self) -> bool {
+        !self.inbound.is_empty()
+    }
+
+    fn send_ready(&self) -> bool {
+        match self.peer {
+            Some(_) if !self.peer_busy && self.send_queue.is_empty() => true,
+            _ => self.send_queue.len() < self.send_capacity,
+        }
+    }
+
     fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
     }

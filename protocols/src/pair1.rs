@@ -165,6 +165,14 @@ impl ProtocolCore for Pair1 {
         None
     }
 
+    fn recv_ready(&self) -> bool {
+        self.link.recv_ready()
+    }
+
+    fn send_ready(&self) -> bool {
+        self.link.send_ready()
+    }
+
     fn poll_action(&mut self) -> Option<Action> {
         self.link.poll_action()
     }
@@ -178,7 +186,7 @@ impl ProtocolCore for Pair1 {
             opt::PAIR1_POLY => match value {
                 OptValue::Bool(false) => Ok(()),
                 OptValue::Bool(true) => Err(Error::NotSup),
-                _ => Err(Error::Inval),
+                _ => Err(Error::BadType),
             },
             _ => self.link.set_option(ctx, name, value),
         }

@@ -122,6 +122,14 @@ impl ProtocolCore for Pair1Modal {
         None
     }
 
+    fn recv_ready(&self) -> bool {
+        current!(&self.mode, p => p.recv_ready())
+    }
+
+    fn send_ready(&self) -> bool {
+        current!(&self.mode, p => p.send_ready())
+    }
+
     fn poll_action(&mut self) -> Option<Action> {
         current!(&mut self.mode, p => p.poll_action())
     }
@@ -194,7 +202,7 @@ mod tests {
         );
         assert_eq!(
             h.set(0, opt::PAIR1_POLY, OptValue::Int(1)),
-            Err(Error::Inval)
+            Err(Error::BadType)
         );
     }
 }

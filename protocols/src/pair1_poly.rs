@@ -144,6 +144,15 @@ impl ProtocolCore for Pair1Poly {
         None
     }
 
+    fn recv_ready(&self) -> bool {
+        !self.inbound.is_empty()
+    }
+
+    fn send_ready(&self) -> bool {
+        // Never blocks: a full or unknown destination drops the message.
+        true
+    }
+
     fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
     }
@@ -164,7 +173,7 @@ impl ProtocolCore for Pair1Poly {
             opt::PAIR1_POLY => match value {
                 OptValue::Bool(true) => {}
                 OptValue::Bool(false) => return Err(Error::NotSup),
-                _ => return Err(Error::Inval),
+                _ => return Err(Error::BadType),
             },
             _ => return Err(Error::NotSup),
         }

@@ -98,6 +98,15 @@ impl ProtocolCore for Pub0 {
         None
     }
 
+    fn recv_ready(&self) -> bool {
+        false
+    }
+
+    fn send_ready(&self) -> bool {
+        // Never blocks: a full queue drops its oldest message.
+        true
+    }
+
     fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
     }

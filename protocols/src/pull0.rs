@@ -104,6 +104,14 @@ impl ProtocolCore for Pull0 {
         None
     }
 
+    fn recv_ready(&self) -> bool {
+        !self.inbound.is_empty()
+    }
+
+    fn send_ready(&self) -> bool {
+        false
+    }
+
     fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
     }

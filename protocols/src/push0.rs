@@ -110,6 +110,14 @@ impl ProtocolCore for Push0 {
         None
     }
 
+    fn recv_ready(&self) -> bool {
+        false
+    }
+
+    fn send_ready(&self) -> bool {
+        !self.idle_pipes.is_empty() || self.queue.len() < self.queue_capacity
+    }
+
     fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
     }

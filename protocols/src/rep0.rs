@@ -238,6 +238,18 @@ impl ProtocolCore for Replier {
         None
     }
 
+    fn recv_ready(&self) -> bool {
+        !self.inbound.is_empty()
+    }
+
+    fn send_ready(&self) -> bool {
+        let Some((pipe, _)) = self.ctxs.get(&0).and_then(|c| c.request.as_ref()) else {
+            return false;
+        };
+        // A gone pipe takes the reply too: it is discarded and the send succeeds.
+        self.pipes.get(pipe).is_none_or(|rp| !rp.busy)
+    }
+
     fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
     }
@@ -431,7 +443,7 @@ mod tests {
         assert_eq!(h.set(0, opt::MAX_TTL, OptValue::Int(16)), Err(Error::Inval));
         assert_eq!(
             h.set(0, opt::MAX_TTL, OptValue::Bool(true)),
-            Err(Error::Inval)
+            Err(Error::BadType)
         );
         assert_eq!(h.get(0, opt::REQ_RESEND_TIME), Err(Error::NotSup));
     }

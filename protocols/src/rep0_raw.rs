@@ -147,6 +147,15 @@ impl ProtocolCore for RawReplier {
         None
     }
 
+    fn recv_ready(&self) -> bool {
+        !self.inbound.is_empty()
+    }
+
+    fn send_ready(&self) -> bool {
+        // Never blocks: an unknown or full destination drops the message.
+        true
+    }
+
     fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
     }

@@ -396,6 +396,14 @@ impl ProtocolCore for Req0 {
         }
     }
 
+    fn recv_not_waiting(&mut self, ctx_id: CtxId) {
+        // The request stays out; only a later send should not see a waiting receive to
+        // cancel.
+        if let Some(ctx) = self.ctxs.get_mut(&ctx_id) {
+            ctx.recv_waiting = false;
+        }
+    }
+
     fn unrecv(&mut self, ctx_id: CtxId, msg: Message) {
         if let Some(ctx) = self.ctxs.get_mut(&ctx_id) {
             ctx.reply = Some(msg);
@@ -423,6 +431,18 @@ impl ProtocolCore for Req0 {
 
     fn next_timer(&self) -> Option<Instant> {
         self.resend_timers.first().map(|(at, _)| *at)
+    }
+
+    fn recv_ready(&self) -> bool {
+        self.ctxs
+            .get(&0)
+            .is_some_and(|c| c.recv_error.is_some() || c.reply.is_some())
+    }
+
+    fn send_ready(&self) -> bool {
+        self.idle_pipes
+            .iter()
+            .any(|p| self.pipes.get(p).is_some_and(|rp| !rp.busy))
     }
 
     fn poll_action(&mut self) -> Option<Action> {
@@ -693,6 +713,43 @@ mod tests {
     }
 
     #[test]
+    fn nonblocking_recv_that_found_nothing_keeps_the_request() {
+        let mut h = harness();
+        h.add(1);
+        h.send_ok(0, b"q");
+        assert!(!h.proto.recv_ready());
+        assert_eq!(h.recv(0), Ok(None));
+        h.proto.recv_not_waiting(0);
+        h.deliver(1, &words(&[0x8000_0010], b"a"));
+        assert!(h.proto.recv_ready(), "the reply is there");
+        assert_eq!(h.recv_body(0), b"a");
+        assert!(!h.proto.recv_ready());
+    }
+
+    #[test]
+    fn readiness_follows_pipes_and_outcomes() {
+        let mut h = harness();
+        h.set(
+            0,
+            opt::REQ_RESEND_TIME,
+            OptValue::Duration(Timeout::Infinite),
+        )
+        .unwrap();
+        assert!(!h.proto.send_ready(), "no pipe");
+        h.add(1);
+        assert!(h.proto.send_ready());
+        h.send_ok(0, b"q");
+        assert!(!h.proto.send_ready(), "the only pipe is writing");
+        h.writable(1);
+        assert!(h.proto.send_ready());
+        assert!(!h.proto.recv_ready());
+        h.remove(1);
+        assert!(h.proto.recv_ready(), "the lost request's ConnReset waits");
+        assert_eq!(h.recv(0), Err(Error::ConnReset));
+        assert!(!h.proto.recv_ready());
+    }
+
+    #[test]
     fn hundred_contexts_each_get_their_own_reply() {
         let mut h = harness();
         h.add(1);
@@ -743,7 +800,7 @@ mod tests {
         assert_eq!(h.set(0, opt::MAX_TTL, OptValue::Int(16)), Err(Error::Inval));
         assert_eq!(
             h.set(0, opt::REQ_RESEND_TIME, OptValue::Int(5)),
-            Err(Error::Inval)
+            Err(Error::BadType)
         );
         let c = h.proto.open_ctx().unwrap();
         assert_eq!(

@@ -142,6 +142,14 @@ impl ProtocolCore for Req0Raw {
         None
     }
 
+    fn recv_ready(&self) -> bool {
+        !self.inbound.is_empty()
+    }
+
+    fn send_ready(&self) -> bool {
+        self.idle_pipes.iter().any(|p| self.busy.contains_key(p))
+    }
+
     fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
     }

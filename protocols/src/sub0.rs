@@ -164,6 +164,14 @@ impl ProtocolCore for Sub0 {
         None
     }
 
+    fn recv_ready(&self) -> bool {
+        self.ctxs.get(&0).is_some_and(|c| !c.queue.is_empty())
+    }
+
+    fn send_ready(&self) -> bool {
+        false
+    }
+
     fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
     }
@@ -389,7 +397,7 @@ mod tests {
         assert_eq!(h.set(0, opt::RECV_BUF, OptValue::Int(0)), Err(Error::Inval));
         assert_eq!(
             h.set(0, opt::SUBSCRIBE, OptValue::Int(1)),
-            Err(Error::Inval)
+            Err(Error::BadType)
         );
         assert_eq!(h.get(0, opt::SUBSCRIBE), Err(Error::NotSup));
         assert_eq!(h.get(0, opt::SEND_BUF), Err(Error::NotSup));

@@ -276,6 +276,17 @@ impl ProtocolCore for Surveyor0 {
         self.deadlines.first().map(|(at, _)| *at)
     }
 
+    fn recv_ready(&self) -> bool {
+        self.ctxs
+            .get(&0)
+            .is_some_and(|c| c.recv_error.is_some() || !c.responses.is_empty())
+    }
+
+    fn send_ready(&self) -> bool {
+        // Never blocks: a new survey replaces the last; full pipe queues are skipped.
+        true
+    }
+
     fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
     }
@@ -497,7 +508,7 @@ mod tests {
         assert_eq!(h.get(0, opt::MAX_TTL), Ok(OptValue::Int(8)));
         assert_eq!(
             h.set(0, opt::SURVEY_TIME, OptValue::Int(1)),
-            Err(Error::Inval)
+            Err(Error::BadType)
         );
         assert_eq!(h.set(0, opt::MAX_TTL, OptValue::Int(0)), Err(Error::Inval));
         assert_eq!(h.get(0, opt::SEND_BUF), Err(Error::NotSup));

@@ -126,6 +126,15 @@ impl ProtocolCore for Surveyor0Raw {
         None
     }
 
+    fn recv_ready(&self) -> bool {
+        !self.inbound.is_empty()
+    }
+
+    fn send_ready(&self) -> bool {
+        // Never blocks: a full pipe queue skips that pipe.
+        true
+    }
+
     fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
     }

@@ -2,6 +2,7 @@
 //! handshakes, frames and raw bytes, and the two connection types built on them, the SP
 //! pipe ([`SpPipe`]) and the byte stream ([`Stream`]).
 
+use nanoport_engine::AioProvider;
 use std::io::{ErrorKind, IoSlice};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -98,7 +99,7 @@ impl IoOp<Socket> for ROp {
                     if r.skip_read_if_drained() {
                         Ok(None) // wait for readiness (level-triggered) without the EAGAIN
                     } else {
-                        r.read_with(|b| sys::recv(io, b))
+                        r.read_with_as::<Message>(|b| sys::recv(io, b))
                     }
                 };
                 match read {
@@ -110,7 +111,7 @@ impl IoOp<Socket> for ROp {
                         Poll::Pending
                     }
                     Ok(Some(payload)) => {
-                        let mut msg = Message::from(payload);
+                        let mut msg = payload;
                         msg.set_pipe(pipe.upgrade().map(|p| {
                             p.answered.store(true, Ordering::Relaxed);
                             // A reader that never catches up with its writer never parks,
@@ -306,6 +307,19 @@ impl Conn {
             ("local-address", _) => Ok(self.meta.local.clone()),
             ("tcp-nodelay", Kind::Tcp) => b(self.src().ok_or(Error::Closed)?.io().tcp_nodelay()),
             ("tcp-keepalive", Kind::Tcp) => b(self.src().ok_or(Error::Closed)?.io().keepalive()),
+            // The kernel's keep-alive timing (getsockopt): milliseconds, and a count.
+            (
+                "tcp-keepalive-idle" | "tcp-keepalive-interval" | "tcp-keepalive-count",
+                Kind::Tcp,
+            ) => {
+                let (idle, intvl, cnt) =
+                    sys::tcp_keepalive_timing(self.src().ok_or(Error::Closed)?.io())?;
+                Ok(match name {
+                    "tcp-keepalive-idle" => idle.as_millis().to_string(),
+                    "tcp-keepalive-interval" => intvl.as_millis().to_string(),
+                    _ => cnt.to_string(),
+                })
+            }
             ("ipc:peer-pid", Kind::Ipc) => self.cred.map(|c| c.0.to_string()).ok_or(Error::NotSup),
             ("ipc:peer-uid", Kind::Ipc) => self.cred.map(|c| c.1.to_string()).ok_or(Error::NotSup),
             ("ipc:peer-gid", Kind::Ipc) => self.cred.map(|c| c.2.to_string()).ok_or(Error::NotSup),
@@ -365,8 +379,9 @@ fn queue_share(send_ahead_max: usize) -> usize {
 ///
 /// * tcp: `TCP_NOTSENT_LOWAT` of `b / 2`: writes wait while that many bytes are queued
 ///   and not yet sent. It leaves the kernel's self-tuning of the send buffer alone, so
-///   the bytes in flight still grow with the path (capping `SO_SNDBUF` to 16 KiB instead
-///   took a first loopback run of 4 KiB messages from 277 k to 48 k msg/s); toward a peer that stopped reading nothing is in
+///   the bytes in flight still grow with the path (capping `SO_SNDBUF` instead cut
+///   loopback throughput several-fold: docs/benchmarks.md, "Figures behind design
+///   choices"); toward a peer that stopped reading nothing is in
 ///   flight (the window closed, what it took is acknowledged), so the cap is what waits.
 ///   0 hands the choice back to `net.ipv4.tcp_notsent_lowat` (by default: no limit).
 /// * ipc: `SO_SNDBUF` of `b / 4`, which the kernel doubles and charges its per-packet
@@ -869,8 +884,7 @@ impl TransportPipe for SpPipe {
             if let Some(src) = self.conn.src() {
                 // Best effort, as at connect time: a socket the peer already reset may
                 // refuse, and the pipe learns of that from its next read or write.
-                let _ = src.io().set_tcp_nodelay(opts.tcp_nodelay);
-                let _ = src.io().set_keepalive(opts.tcp_keepalive);
+                sys::tune_tcp(src.io(), opts);
             }
         }
     }
@@ -898,9 +912,9 @@ impl TransportPipe for SpPipe {
             return None;
         }
         // A bad frame is left for `recv_aio`, which reports it and drops the connection.
-        let payload = lock(&self.rd).next_buffered().ok()??;
+        let payload = lock(&self.rd).next_buffered_as::<Message>().ok()??;
         self.answered.store(true, Ordering::Relaxed);
-        let mut msg = Message::from(payload);
+        let mut msg = payload;
         msg.set_pipe(Some(self.pipe()));
         Some(msg)
     }
@@ -959,7 +973,8 @@ impl Stream {
     }
 
     /// A named option as text (`remote-address`, `local-address`, `tcp-nodelay`,
-    /// `tcp-keepalive`, `ipc:peer-pid`, `ipc:peer-uid`, `ipc:peer-gid`).
+    /// `tcp-keepalive`, `tcp-keepalive-idle` and `tcp-keepalive-interval` (milliseconds),
+    /// `tcp-keepalive-count`, `ipc:peer-pid`, `ipc:peer-uid`, `ipc:peer-gid`).
     ///
     /// # Errors
     /// `NotSup` for an option this stream lacks, `Closed` after close.

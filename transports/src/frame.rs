@@ -8,7 +8,7 @@
 //! as payload bytes actually arrive: a peer announcing 1 GiB and sending 10 bytes pins a
 //! few KiB, not a gigabyte.
 
-use nanoport_engine::Error;
+use nanoport_engine::{Error, Message};
 
 /// The largest length the wire allows: the top 4 bits of the 64-bit length are reserved.
 pub const MAX_WIRE_LEN: u64 = 0x0FFF_FFFF_FFFF_FFFF;
@@ -331,6 +331,32 @@ struct BigFrame {
     len: usize,
 }
 
+/// What a [`FrameReader`] hands a frame out as.
+pub trait FromFrame: Sized {
+    /// A frame complete in the read buffer, copied out of it.
+    fn copy_of(payload: &[u8]) -> Self;
+    /// A large frame, read into a vector of its own.
+    fn from_vec(payload: Vec<u8>) -> Self;
+}
+
+impl FromFrame for Vec<u8> {
+    fn copy_of(payload: &[u8]) -> Self {
+        payload.to_vec()
+    }
+    fn from_vec(payload: Vec<u8>) -> Self {
+        payload
+    }
+}
+
+impl FromFrame for Message {
+    fn copy_of(payload: &[u8]) -> Self {
+        Message::from(payload)
+    }
+    fn from_vec(payload: Vec<u8>) -> Self {
+        Message::from(payload)
+    }
+}
+
 /// A buffered reader of frames for one connection: one `recv` of up to
 /// [`READ_BUF_MAX`] bytes yields as many frames as arrived, and later calls hand them out
 /// with no I/O at all.
@@ -487,6 +513,16 @@ impl FrameReader {
     /// # Errors
     /// A bad prefix, now and on every later call.
     pub fn next_buffered(&mut self) -> Result<Option<Vec<u8>>, FrameError> {
+        self.next_buffered_as()
+    }
+
+    /// [`next_buffered`](FrameReader::next_buffered), the frame handed out as `T`: a
+    /// [`Message`] takes a small frame's bytes straight from the read buffer into a pooled
+    /// body, with no vector in between.
+    ///
+    /// # Errors
+    /// A bad prefix, now and on every later call.
+    pub fn next_buffered_as<T: FromFrame>(&mut self) -> Result<Option<T>, FrameError> {
         if let Some(e) = self.failed {
             return Err(e);
         }
@@ -507,7 +543,7 @@ impl FrameReader {
         };
         self.last_big = len > READ_BUF_MAX - plen;
         if avail.len() - plen >= len {
-            let payload = avail[plen..plen + len].to_vec();
+            let payload = T::copy_of(&avail[plen..plen + len]);
             self.start += plen + len;
             if self.start == self.end {
                 self.start = 0;
@@ -540,10 +576,22 @@ impl FrameReader {
     /// [`ReadError::Frame`] for a bad prefix.
     pub fn read_with(
         &mut self,
-        mut read: impl FnMut(&mut [u8]) -> std::io::Result<usize>,
+        read: impl FnMut(&mut [u8]) -> std::io::Result<usize>,
     ) -> Result<Option<Vec<u8>>, ReadError> {
+        self.read_with_as(read)
+    }
+
+    /// [`read_with`](FrameReader::read_with), the frame handed out as `T` (see
+    /// [`next_buffered_as`](FrameReader::next_buffered_as)).
+    ///
+    /// # Errors
+    /// As [`read_with`](FrameReader::read_with).
+    pub fn read_with_as<T: FromFrame>(
+        &mut self,
+        mut read: impl FnMut(&mut [u8]) -> std::io::Result<usize>,
+    ) -> Result<Option<T>, ReadError> {
         loop {
-            if let Some(f) = self.next_buffered().map_err(ReadError::Frame)? {
+            if let Some(f) = self.next_buffered_as::<T>().map_err(ReadError::Frame)? {
                 return Ok(Some(f));
             }
             let r = if let Some(big) = &mut self.big {
@@ -564,7 +612,7 @@ impl FrameReader {
                         if big.got == big.len {
                             let out = std::mem::take(&mut big.body);
                             self.big = None;
-                            return Ok(Some(out));
+                            return Ok(Some(T::from_vec(out)));
                         }
                         continue;
                     }

@@ -10,6 +10,7 @@
 //! gets `Closed`. Names live in a process-global registry: a second listener on a name
 //! gets `AddrInUse`, a dial with no listener `ConnRefused`.
 
+use nanoport_engine::AioProvider;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};

@@ -15,6 +15,7 @@
 //! accepts, reads each request and hands the connection to the listener of its path
 //! (404 for a path nobody listens on, as NNG's HTTP server answers).
 
+use nanoport_engine::AioProvider;
 use std::collections::{HashMap, VecDeque};
 use std::io::{ErrorKind, IoSlice};
 #[cfg(feature = "tls")]
@@ -31,8 +32,11 @@ use nanoport_engine::{
 };
 use socket2::{SockAddr, Socket};
 
+use crate::conn::Kind;
 use crate::handshake::{encode_header, parse_header, HEADER_LEN};
-use crate::sock::{bind_one, next_key, target, AcceptOp, LSrc as AcceptSrc, Target};
+use crate::sock::{
+    bind_one, connect_one, next_key, target, usable, AcceptOp, Dest, LSrc as AcceptSrc, Target,
+};
 use crate::url::{Addr, Layer, Url};
 use crate::{sys, BoxPipe, EndpointOptions, ListenerStats, TransportPipe};
 
@@ -1302,8 +1306,7 @@ impl TransportPipe for LPipe {
         self.link.set_recv_max(opts.recv_max);
         if let Some(src) = self.link.src() {
             // Best effort, as at connect time (see the tcp pipe's).
-            let _ = src.io().set_tcp_nodelay(opts.tcp_nodelay);
-            let _ = src.io().set_keepalive(opts.tcp_keepalive);
+            sys::tune_tcp(src.io(), opts);
         }
     }
 
@@ -1349,7 +1352,7 @@ impl TransportPipe for LPipe {
 
     /// A thread blocked on this pipe's next message reads it itself: the handoff from
     /// the reactor to a worker to the waiting thread cost two cross-CPU wake-ups per
-    /// message (a 64 B round trip over ws went from ~170 to ~40 µs).
+    /// message (docs/benchmarks.md, "Figures behind design choices").
     fn read_readiness(&self) -> Option<nanoport_engine::Readiness> {
         if self.closing.load(Ordering::Acquire) {
             return None;
@@ -1560,8 +1563,7 @@ fn addr_text(scheme: &str, a: std::io::Result<SockAddr>) -> String {
 }
 
 fn tune(s: &Socket, opts: &EndpointOptions) {
-    let _ = s.set_tcp_nodelay(opts.tcp_nodelay);
-    let _ = s.set_keepalive(opts.tcp_keepalive);
+    sys::tune_tcp(s, opts);
 }
 
 fn info_for(scheme: &str, s: &Socket, recv_max: usize) -> Info {
@@ -2079,6 +2081,9 @@ impl LayerListener {
         o.recv_max = opts.recv_max;
         o.tcp_nodelay = opts.tcp_nodelay;
         o.tcp_keepalive = opts.tcp_keepalive;
+        o.tcp_keepalive_idle = opts.tcp_keepalive_idle;
+        o.tcp_keepalive_interval = opts.tcp_keepalive_interval;
+        o.tcp_keepalive_count = opts.tcp_keepalive_count;
         o.send_ahead_max = opts.send_ahead_max;
     }
 
@@ -2112,8 +2117,18 @@ struct DInner {
     tls: Option<(Arc<rustls::ClientConfig>, crate::TlsConfig)>,
 }
 
+/// One dial in flight (as in `sock.rs`): its aio, the addresses still to try, the
+/// connection being set up (none while the name is looked up), the first connect error.
+struct Attempt {
+    aio: Aio,
+    token: OpToken,
+    left: VecDeque<SockAddr>,
+    nego: Option<Arc<Nego>>,
+    err: Option<Error>,
+}
+
 struct DState {
-    pending: HashMap<usize, (Arc<Nego>, Aio, OpToken)>,
+    pending: HashMap<usize, Attempt>,
     closed: bool,
 }
 
@@ -2172,6 +2187,10 @@ impl LayerDialer {
         o.recv_max = opts.recv_max;
         o.tcp_nodelay = opts.tcp_nodelay;
         o.tcp_keepalive = opts.tcp_keepalive;
+        o.tcp_keepalive_idle = opts.tcp_keepalive_idle;
+        o.tcp_keepalive_interval = opts.tcp_keepalive_interval;
+        o.tcp_keepalive_count = opts.tcp_keepalive_count;
+        o.local_addr = opts.local_addr;
         o.send_ahead_max = opts.send_ahead_max;
     }
 
@@ -2213,41 +2232,101 @@ impl DInner {
         }
     }
 
+    /// One attempt: look the name up (on a resolver thread) unless the address is
+    /// literal, then connect to each address in turn until one answers (as the tcp
+    /// dialer in `sock.rs`).
     fn dial_aio(self: &Arc<Self>, aio: &Aio) {
         let key = next_key();
         let Some(token) = aio.begin(Timeout::Infinite, Some(CancelHook::new(self.clone(), key)))
         else {
             return;
         };
-        if lock(&self.st).closed {
-            aio.finish(token, Err(Error::Closed), 0);
-            return;
+        {
+            let mut st = lock(&self.st);
+            if st.closed {
+                drop(st);
+                aio.finish(token, Err(Error::Closed), 0);
+                return;
+            }
+            st.pending.insert(
+                key,
+                Attempt {
+                    aio: aio.provider_handle(),
+                    token,
+                    left: VecDeque::new(),
+                    nego: None,
+                    err: None,
+                },
+            );
         }
-        let addr = &self.target.addrs[0];
-        let s = match sys::stream_socket(addr) {
-            Ok(s) => s,
-            Err(e) => {
-                aio.finish(token, Err(e.into()), 0);
-                return;
+        match self.target.dest() {
+            Dest::Addrs(a) => {
+                let ips = a.iter().filter_map(SockAddr::as_socket).collect();
+                let r = usable(ips, &lock(&self.opts));
+                self.resolved(key, r);
+            }
+            Dest::Name(host, port, family) => {
+                let me = self.me.clone();
+                let opts = lock(&self.opts).clone();
+                crate::resolv::lookup(host, port, family, move |r| {
+                    if let Some(d) = me.upgrade() {
+                        engine_scope(|| d.resolved(key, r.and_then(|a| usable(a, &opts))));
+                    }
+                });
+            }
+        }
+    }
+
+    fn resolved(&self, key: usize, r: Result<VecDeque<SockAddr>>) {
+        match r {
+            Ok(addrs) => {
+                if let Some(a) = lock(&self.st).pending.get_mut(&key) {
+                    a.left = addrs;
+                }
+                self.try_next(key);
+            }
+            Err(e) => self.fail(key, e),
+        }
+    }
+
+    fn fail(&self, key: usize, e: Error) {
+        let a = lock(&self.st).pending.remove(&key);
+        if let Some(a) = a {
+            a.aio.finish(a.token, Err(e), 0);
+        }
+    }
+
+    /// Connects attempt `key` to its next address; with none left, fails it with the
+    /// first address's error.
+    fn try_next(&self, key: usize) {
+        let (addr, opts) = loop {
+            let addr = {
+                let mut st = lock(&self.st);
+                let Some(a) = st.pending.get_mut(&key) else {
+                    return;
+                };
+                match a.left.pop_front() {
+                    Some(addr) => addr,
+                    None => {
+                        let e = a.err.unwrap_or(Error::ConnRefused);
+                        drop(st);
+                        return self.fail(key, e);
+                    }
+                }
+            };
+            let opts = lock(&self.opts).clone();
+            match connect_one(Kind::Tcp, &addr, &opts)
+                .and_then(|(s, now)| Ok((Src::new(s)?, if now { Step::Hs } else { Step::Connect })))
+            {
+                Ok(x) => break (x, opts),
+                Err(e) => {
+                    if let Some(a) = lock(&self.st).pending.get_mut(&key) {
+                        a.err.get_or_insert(e);
+                    }
+                }
             }
         };
-        let opts = lock(&self.opts).clone();
-        tune(&s, &opts);
-        let step = match s.connect(addr) {
-            Ok(()) => Step::Hs,
-            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Step::Connect,
-            Err(e) => {
-                aio.finish(token, Err(e.into()), 0);
-                return;
-            }
-        };
-        let src = match Src::new(s) {
-            Ok(src) => src,
-            Err(e) => {
-                aio.finish(token, Err(e), 0);
-                return;
-            }
-        };
+        let ((src, step), opts) = (addr, opts);
         #[cfg(feature = "tls")]
         let tls = match &self.tls {
             Some((cfg, tc)) => {
@@ -2259,10 +2338,7 @@ impl DInner {
                     });
                 match conn {
                     Ok(c) => Some(rustls::Connection::Client(c)),
-                    Err(e) => {
-                        aio.finish(token, Err(e), 0);
-                        return;
-                    }
+                    Err(e) => return self.fail(key, e),
                 }
             }
             None => None,
@@ -2274,21 +2350,17 @@ impl DInner {
         let owner: Weak<dyn Owner> = self.me.clone();
         let n = match Nego::new(key, link, step, opts.handshake_timeout, owner) {
             Ok(n) => n,
-            Err(e) => {
-                aio.finish(token, Err(e), 0);
-                return;
-            }
+            Err(e) => return self.fail(key, e),
         };
         {
             let mut st = lock(&self.st);
-            if st.closed {
-                drop(st);
-                n.abort();
-                aio.finish(token, Err(Error::Closed), 0);
-                return;
+            match st.pending.get_mut(&key) {
+                Some(a) => a.nego = Some(n.clone()),
+                None => {
+                    drop(st);
+                    return n.abort();
+                }
             }
-            st.pending
-                .insert(key, (n.clone(), aio.provider_handle(), token));
         }
         n.start();
     }
@@ -2299,16 +2371,41 @@ impl DInner {
             st.closed = true;
             st.pending.drain().map(|(_, v)| v).collect()
         };
-        for (n, a, t) in pending {
-            n.abort();
-            a.finish(t, Err(Error::Closed), 0);
+        for a in pending {
+            if let Some(n) = a.nego {
+                n.abort();
+            }
+            a.aio.finish(a.token, Err(Error::Closed), 0);
         }
     }
 }
 
 impl Owner for DInner {
     fn done(&self, key: usize, link: &Arc<Link>, res: Result<Outcome>) {
-        let Some((_, aio, token)) = lock(&self.st).pending.remove(&key) else {
+        let retry = {
+            let mut st = lock(&self.st);
+            let Some(a) = st.pending.get_mut(&key) else {
+                return link.close();
+            };
+            // A refused connect moves on to the next address; once connected, the
+            // handshake's outcome is the attempt's.
+            let connecting = a
+                .nego
+                .as_ref()
+                .is_some_and(|n| *lock(&n.step) == Step::Connect);
+            match &res {
+                Err(e) if connecting && !matches!(e, Error::Closed | Error::Canceled) => {
+                    a.err.get_or_insert(*e);
+                    a.nego = None;
+                    true
+                }
+                _ => false,
+            }
+        };
+        if retry {
+            return self.try_next(key);
+        }
+        let Some(Attempt { aio, token, .. }) = lock(&self.st).pending.remove(&key) else {
             return link.close();
         };
         let out = match res {
@@ -2347,7 +2444,7 @@ impl Owner for DInner {
 impl Cancel for DInner {
     fn cancelled(&self, _: &Aio, key: usize, _: OpToken) {
         let p = lock(&self.st).pending.remove(&key);
-        if let Some((n, _, _)) = p {
+        if let Some(n) = p.and_then(|a| a.nego) {
             n.abort();
         }
     }

@@ -30,6 +30,7 @@ pub mod handshake;
 mod inproc;
 #[cfg(any(feature = "tls", feature = "ws"))]
 mod layered;
+mod resolv;
 mod sock;
 mod sys;
 #[cfg(feature = "tls")]
@@ -41,6 +42,7 @@ pub mod ws;
 
 pub use conn::Stream;
 pub use inproc::{INPROC_BUF, INPROC_MSG_OVERHEAD};
+pub use resolv::{set_resolver, ResolveFn};
 #[cfg(feature = "tls")]
 pub use tls::{TlsAuthMode, TlsConfig, TlsMode};
 pub use url::Url;
@@ -57,6 +59,26 @@ pub struct EndpointOptions {
     pub tcp_nodelay: bool,
     /// `SO_KEEPALIVE` (`tcp-keepalive`), default false.
     pub tcp_keepalive: bool,
+    /// Idle time before the first keep-alive probe (`TCP_KEEPIDLE`,
+    /// `tcp-keepalive-idle`; nanoport's own: NNG has only the `tcp-keepalive` flag).
+    /// `None`, the default, keeps the system's (Linux: 2 hours). Whole seconds; applies
+    /// where the platform has it (Linux, the BSDs, macOS).
+    pub tcp_keepalive_idle: Option<Duration>,
+    /// Time between keep-alive probes (`TCP_KEEPINTVL`, `tcp-keepalive-interval`;
+    /// nanoport's own). `None` keeps the system's (Linux: 75 s).
+    pub tcp_keepalive_interval: Option<Duration>,
+    /// Unanswered probes before the connection is dropped (`TCP_KEEPCNT`,
+    /// `tcp-keepalive-count`; nanoport's own). `None` keeps the system's (Linux: 9).
+    pub tcp_keepalive_count: Option<u32>,
+    /// The local address a tcp dialer's connections start from (`NNG_OPT_LOCADDR`,
+    /// `local-address`): bound before connecting, port 0 (the kernel picks one, as NNG
+    /// requires). Only addresses of this one's family are dialed. `None`, the default,
+    /// lets the kernel choose. Dialers only.
+    pub local_addr: Option<std::net::IpAddr>,
+    /// Mode of an `ipc://` listener's socket file (`NNG_OPT_IPC_PERMISSIONS`,
+    /// `ipc:permissions`), set with `chmod` between bind and listen, as NNG does.
+    /// `None`, the default, leaves the mode the umask gives. Ignored for `abstract://`.
+    pub ipc_permissions: Option<u32>,
     /// Deadline for the SP handshake of each connection, default 10 s (for tls+tcp, ws
     /// and wss it covers the TLS handshake and the HTTP upgrade too).
     pub handshake_timeout: Duration,
@@ -83,6 +105,11 @@ impl Default for EndpointOptions {
             recv_max: 1 << 30,
             tcp_nodelay: true,
             tcp_keepalive: false,
+            tcp_keepalive_idle: None,
+            tcp_keepalive_interval: None,
+            tcp_keepalive_count: None,
+            local_addr: None,
+            ipc_permissions: None,
             handshake_timeout: Duration::from_secs(10),
             #[cfg(feature = "tls")]
             tls: None,
@@ -131,14 +158,14 @@ pub trait TransportPipe: PipeOps {
     }
 
     /// The read side of the pipe's fd, for a thread that blocks for this pipe's next
-    /// message and drives the read itself ([`Aio::wait_driving`]); `None` for a pipe with
+    /// message and drives the read itself ([`AioProvider::wait_driving`](nanoport_engine::AioProvider::wait_driving)); `None` for a pipe with
     /// no fd (inproc) or one that is closed. The default has none.
     fn read_readiness(&self) -> Option<nanoport_engine::Readiness> {
         None
     }
 
     /// The write side of the pipe's fd, for a thread blocked on a full pipe that writes
-    /// it out itself ([`Aio::wait_driving`]); `None` as for
+    /// it out itself ([`AioProvider::wait_driving`](nanoport_engine::AioProvider::wait_driving)); `None` as for
     /// [`read_readiness`](TransportPipe::read_readiness).
     fn write_readiness(&self) -> Option<nanoport_engine::Readiness> {
         None
@@ -205,11 +232,13 @@ impl std::fmt::Debug for TransportDialer {
 }
 
 impl TransportDialer {
-    /// A dialer for `url`, announcing protocol `local_proto` in its handshakes.
+    /// A dialer for `url`, announcing protocol `local_proto` in its handshakes. A host
+    /// name is not looked up here but at each attempt (see
+    /// [`dial_aio`](TransportDialer::dial_aio)).
     ///
     /// # Errors
-    /// `AddrInval` for an address that cannot be dialed (no host, port 0, a name that
-    /// does not resolve), `NotSup` for a scheme without a transport.
+    /// `AddrInval` for an address that cannot be dialed (no host, port 0, a literal
+    /// address of the wrong family), `NotSup` for a scheme without a transport.
     pub fn new(url: &Url, local_proto: u16, opts: EndpointOptions) -> Result<Self> {
         let kind = match &url.addr {
             url::Addr::Inproc(name) => DialerKind::Inproc(inproc::Dialer::new(name, local_proto)),
@@ -225,6 +254,14 @@ impl TransportDialer {
     /// One connection attempt: completes with output [`BoxPipe`]
     /// (`aio.take_output::<BoxPipe>()`) after the SP handshake, or with the error
     /// (`ConnRefused`, `TimedOut`, `Proto` for a bad handshake, `ConnShut`, ...).
+    ///
+    /// A tcp host name (also under tls+tcp, ws, wss) is looked up afresh for every
+    /// attempt, on a resolver thread (never the reactor or a callback worker; see
+    /// [`set_resolver`]), so a peer that moves behind DNS is found again; a name that does
+    /// not resolve fails the attempt with `AddrInval`, as in NNG. Each address found is
+    /// tried in turn, IPv6 and IPv4 in the resolver's order, until one connects; with none
+    /// left the attempt fails with the first one's error. (NNG tries only the first.) A
+    /// literal address is dialed at once.
     pub fn dial_aio(&self, aio: &Aio) {
         match &self.kind {
             DialerKind::Inproc(d) => d.dial_aio(aio),
@@ -433,6 +470,16 @@ impl StreamDialer {
         })
     }
 
+    /// A stream dialer for the URL text `url` with default options
+    /// (`nng_stream_dialer_alloc`).
+    ///
+    /// # Errors
+    /// `AddrInval` for a bad URL, `NotSup` for inproc, tls+tcp, ws, wss or an unknown
+    /// scheme.
+    pub fn open(url: &str) -> Result<Self> {
+        StreamDialer::new(&Url::parse(url)?, EndpointOptions::default())
+    }
+
     /// Connects: completes with output [`Stream`] (`aio.take_output::<Stream>()`).
     pub fn dial_aio(&self, aio: &Aio) {
         self.inner.dial_aio(aio)
@@ -467,6 +514,16 @@ impl StreamListener {
         Ok(StreamListener {
             inner: SockListener::bind(url, 0, opts)?,
         })
+    }
+
+    /// Binds and listens on the URL text `url` with default options
+    /// (`nng_stream_listener_alloc` and `nng_stream_listener_listen`).
+    ///
+    /// # Errors
+    /// `AddrInval` for a bad URL, `AddrInUse`, `NotSup` for inproc, tls+tcp, ws, wss or
+    /// an unknown scheme.
+    pub fn listen(url: &str) -> Result<Self> {
+        StreamListener::bind(&Url::parse(url)?, EndpointOptions::default())
     }
 
     /// Completes with the next connection (output [`Stream`]).

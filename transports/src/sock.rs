@@ -5,6 +5,7 @@
 //! header, read the peer's) driven by one inline aio, under the handshake deadline. Many
 //! run at once; a peer that never speaks only holds its own entry until the deadline.
 
+use nanoport_engine::AioProvider;
 use std::collections::{HashMap, VecDeque};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
@@ -64,22 +65,44 @@ impl Established for Stream {
 #[derive(Debug, Clone)]
 pub(crate) struct Target {
     pub(crate) kind: Kind,
+    /// The addresses to bind or dial; empty for a dialer of a host name, which looks the
+    /// name up at each attempt ([`Target::name`]).
     pub(crate) addrs: Vec<SockAddr>,
+    /// A dialer's host name (not a literal address), its port and family.
+    pub(crate) name: Option<(String, u16, Family)>,
     /// The filesystem path of an `ipc://` endpoint (unlinked by the listener on close).
     path: Option<PathBuf>,
     url: String,
 }
 
+/// What a dial attempt connects to: addresses known now, or a name to look up first.
+pub(crate) enum Dest {
+    Addrs(Vec<SockAddr>),
+    Name(String, u16, Family),
+}
+
+impl Target {
+    /// Where the next dial attempt goes: a host name is looked up again at every attempt
+    /// (a peer that moves behind DNS is found); literal addresses and ipc paths are fixed.
+    pub(crate) fn dest(&self) -> Dest {
+        match &self.name {
+            Some((h, p, f)) => Dest::Name(h.clone(), *p, *f),
+            None => Dest::Addrs(self.addrs.clone()),
+        }
+    }
+}
+
 pub(crate) fn target(url: &Url, listen: bool) -> Result<Target> {
+    let mut name = None;
     let (kind, addrs, path) = match &url.addr {
         Addr::Ipc(p) => (
             Kind::Ipc,
             vec![SockAddr::unix(p).map_err(|_| Error::AddrInval)?],
             Some(p.clone()),
         ),
-        Addr::Abstract(name) => {
+        Addr::Abstract(n) => {
             let mut b = vec![0u8];
-            b.extend_from_slice(name);
+            b.extend_from_slice(n);
             let a =
                 SockAddr::unix(std::ffi::OsStr::from_bytes(&b)).map_err(|_| Error::AddrInval)?;
             (Kind::Ipc, vec![a], None)
@@ -91,18 +114,31 @@ pub(crate) fn target(url: &Url, listen: bool) -> Result<Target> {
             if !listen && *port == 0 {
                 return Err(Error::AddrInval);
             }
-            let addrs = resolve(host, *port, *family)?;
-            let mut out: Vec<SockAddr> = addrs.into_iter().map(SockAddr::from).collect();
-            if listen && host.is_none() && *family == Family::Any {
-                out.truncate(2);
+            match host {
+                // A dialer looks a name up at each attempt, off the reactor thread.
+                Some(h) if !listen && h.parse::<std::net::IpAddr>().is_err() => {
+                    if h.len() >= 256 {
+                        return Err(Error::AddrInval); // as NNG's resolver
+                    }
+                    name = Some((h.clone(), *port, *family));
+                    (Kind::Tcp, Vec::new(), None)
+                }
+                _ => {
+                    let addrs = resolve(host, *port, *family)?;
+                    let mut out: Vec<SockAddr> = addrs.into_iter().map(SockAddr::from).collect();
+                    if listen && host.is_none() && *family == Family::Any {
+                        out.truncate(2);
+                    }
+                    (Kind::Tcp, out, None)
+                }
             }
-            (Kind::Tcp, out, None)
         }
         Addr::Inproc(_) => return Err(Error::NotSup),
     };
     Ok(Target {
         kind,
         addrs,
+        name,
         path,
         url: url.to_string(),
     })
@@ -131,8 +167,7 @@ fn meta_for(t: &Target, s: &Socket, opts: &EndpointOptions) -> Meta {
 
 fn tune(t: &Target, s: &Socket, opts: &EndpointOptions) {
     if t.kind == Kind::Tcp {
-        let _ = s.set_tcp_nodelay(opts.tcp_nodelay);
-        let _ = s.set_keepalive(opts.tcp_keepalive);
+        sys::tune_tcp(s, opts);
     }
 }
 
@@ -352,7 +387,19 @@ pub(crate) struct SockListener<C: Established> {
     inner: Arc<LInner<C>>,
 }
 
+#[cfg(any(feature = "tls", feature = "ws"))]
 pub(crate) fn bind_one(t: &Target, a: &SockAddr, v6only: Option<bool>) -> Result<Socket> {
+    bind_with_mode(t, a, v6only, None)
+}
+
+/// [`bind_one`], and for an ipc path `chmod` to `mode` between bind and listen (NNG's
+/// `ipc:permissions`), so no one connects under the umask's mode first.
+fn bind_with_mode(
+    t: &Target,
+    a: &SockAddr,
+    v6only: Option<bool>,
+    mode: Option<u32>,
+) -> Result<Socket> {
     let s = Socket::new(a.domain(), socket2::Type::STREAM, None)?;
     if t.kind == Kind::Tcp {
         s.set_reuse_address(true)?;
@@ -363,6 +410,13 @@ pub(crate) fn bind_one(t: &Target, a: &SockAddr, v6only: Option<bool>) -> Result
         }
     }
     s.bind(a)?;
+    if let (Some(mode), Some(path)) = (mode, &t.path) {
+        use std::os::unix::fs::PermissionsExt;
+        if let Err(e) = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)) {
+            let _ = std::fs::remove_file(path);
+            return Err(e.into());
+        }
+    }
     // A burst of connects beyond the backlog has its SYNs dropped and retried by the
     // kernel a second later; the kernel caps this at net.core.somaxconn.
     s.listen(4096)?;
@@ -405,7 +459,7 @@ impl<C: Established> SockListener<C> {
         let mut last = Error::AddrInval;
         let mut sock = None;
         for a in &t.addrs {
-            match bind_one(&t, a, v6only) {
+            match bind_with_mode(&t, a, v6only, opts.ipc_permissions) {
                 Ok(s) => {
                     sock = Some(s);
                     break;
@@ -667,6 +721,45 @@ impl<C: Established> Cancel for LInner<C> {
 
 // ----- dialer --------------------------------------------------------------------------------
 
+/// A non-blocking connect to `addr` from `opts.local_addr` (if set): the socket, and
+/// whether it connected at once (unix sockets, sometimes loopback).
+pub(crate) fn connect_one(
+    kind: Kind,
+    addr: &SockAddr,
+    opts: &EndpointOptions,
+) -> Result<(Socket, bool)> {
+    let s = sys::stream_socket(addr)?;
+    if kind == Kind::Tcp {
+        sys::tune_tcp(&s, opts);
+        if let Some(ip) = opts.local_addr {
+            s.bind(&SockAddr::from(std::net::SocketAddr::new(ip, 0)))?;
+        }
+    }
+    match s.connect(addr) {
+        Ok(()) => Ok((s, true)),
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok((s, false)),
+        Err(e) => Err(connect_error(kind, e)),
+    }
+}
+
+/// The addresses of a lookup a dialer may use: those of the local address's family when
+/// one is set (a v4 source cannot reach a v6 peer). None left: `AddrInval`, as NNG's
+/// dialer reports a source of the wrong family.
+pub(crate) fn usable(
+    addrs: Vec<std::net::SocketAddr>,
+    opts: &EndpointOptions,
+) -> Result<VecDeque<SockAddr>> {
+    let out: VecDeque<SockAddr> = addrs
+        .into_iter()
+        .filter(|a| opts.local_addr.is_none_or(|l| l.is_ipv4() == a.is_ipv4()))
+        .map(SockAddr::from)
+        .collect();
+    if out.is_empty() {
+        return Err(Error::AddrInval);
+    }
+    Ok(out)
+}
+
 struct DInner<C> {
     st: Mutex<DState>,
     me: Weak<DInner<C>>,
@@ -677,8 +770,18 @@ struct DInner<C> {
     _c: std::marker::PhantomData<fn() -> C>,
 }
 
+/// One dial in flight: its aio, the addresses still to try, the connection being set up
+/// (none while the name is looked up), and the first connect error.
+struct Attempt {
+    aio: Aio,
+    token: OpToken,
+    left: VecDeque<SockAddr>,
+    nego: Option<Arc<Nego>>,
+    err: Option<Error>,
+}
+
 struct DState {
-    pending: HashMap<usize, (Arc<Nego>, Aio, OpToken)>,
+    pending: HashMap<usize, Attempt>,
     closed: bool,
 }
 
@@ -738,54 +841,13 @@ impl<C: Established> DInner<C> {
         lock(&self.opts).clone()
     }
 
+    /// One attempt: look the name up (on a resolver thread) unless the address is
+    /// literal, then connect to each address in turn until one answers.
     fn dial_aio(self: &Arc<Self>, aio: &Aio) {
         let key = next_key();
         let Some(token) = aio.begin(Timeout::Infinite, Some(CancelHook::new(self.clone(), key)))
         else {
             return;
-        };
-        if lock(&self.st).closed {
-            aio.finish(token, Err(Error::Closed), 0);
-            return;
-        }
-        let addr = &self.target.addrs[0];
-        let s = match sys::stream_socket(addr) {
-            Ok(s) => s,
-            Err(e) => {
-                aio.finish(token, Err(e.into()), 0);
-                return;
-            }
-        };
-        tune(&self.target, &s, &self.opts());
-        let step = match s.connect(addr) {
-            Ok(()) => Step::SendHdr,
-            Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Step::Connect,
-            Err(e) => {
-                aio.finish(token, Err(connect_error(self.target.kind, e)), 0);
-                return;
-            }
-        };
-        let src = match Src::new(s) {
-            Ok(src) => src,
-            Err(e) => {
-                aio.finish(token, Err(e), 0);
-                return;
-            }
-        };
-        if step == Step::SendHdr && !C::SP {
-            let meta = meta_for(&self.target, src.io(), &self.opts());
-            if let Err(c) = aio.finish_output(token, C::build(src, 0, meta)) {
-                c.discard();
-            }
-            return;
-        }
-        let owner: Weak<dyn Owner> = self.me.clone();
-        let n = match Nego::new(key, src, step, self.local_proto, &self.opts(), C::SP, owner) {
-            Ok(n) => n,
-            Err(e) => {
-                aio.finish(token, Err(e), 0);
-                return;
-            }
         };
         {
             let mut st = lock(&self.st);
@@ -794,10 +856,124 @@ impl<C: Established> DInner<C> {
                 aio.finish(token, Err(Error::Closed), 0);
                 return;
             }
-            st.pending
-                .insert(key, (n.clone(), aio.provider_handle(), token));
+            st.pending.insert(
+                key,
+                Attempt {
+                    aio: aio.provider_handle(),
+                    token,
+                    left: VecDeque::new(),
+                    nego: None,
+                    err: None,
+                },
+            );
         }
-        n.start();
+        match self.target.dest() {
+            Dest::Addrs(a) if self.target.kind == Kind::Tcp => {
+                let ips = a.iter().filter_map(SockAddr::as_socket).collect();
+                self.resolved(key, usable(ips, &self.opts()));
+            }
+            Dest::Addrs(a) => self.resolved(key, Ok(a.into())),
+            Dest::Name(host, port, family) => {
+                let me = self.me.clone();
+                let opts = self.opts();
+                crate::resolv::lookup(host, port, family, move |r| {
+                    if let Some(d) = me.upgrade() {
+                        engine_scope(|| d.resolved(key, r.and_then(|a| usable(a, &opts))));
+                    }
+                });
+            }
+        }
+    }
+
+    /// The lookup for attempt `key` answered: connect, or fail the attempt.
+    fn resolved(&self, key: usize, r: Result<VecDeque<SockAddr>>) {
+        match r {
+            Ok(addrs) => {
+                if let Some(a) = lock(&self.st).pending.get_mut(&key) {
+                    a.left = addrs;
+                }
+                self.try_next(key);
+            }
+            Err(e) => self.fail(key, e),
+        }
+    }
+
+    fn fail(&self, key: usize, e: Error) {
+        let a = lock(&self.st).pending.remove(&key);
+        if let Some(a) = a {
+            a.aio.finish(a.token, Err(e), 0);
+        }
+    }
+
+    /// Connects attempt `key` to its next address; with none left, fails it with the
+    /// first address's error.
+    fn try_next(&self, key: usize) {
+        loop {
+            let addr = {
+                let mut st = lock(&self.st);
+                let Some(a) = st.pending.get_mut(&key) else {
+                    return;
+                };
+                match a.left.pop_front() {
+                    Some(addr) => addr,
+                    None => {
+                        let e = a.err.unwrap_or(Error::ConnRefused);
+                        drop(st);
+                        return self.fail(key, e);
+                    }
+                }
+            };
+            let opts = self.opts();
+            let started = connect_one(self.target.kind, &addr, &opts).and_then(|(s, now)| {
+                Ok((
+                    Src::new(s)?,
+                    if now { Step::SendHdr } else { Step::Connect },
+                ))
+            });
+            let (src, step) = match started {
+                Ok(x) => x,
+                Err(e) => {
+                    self.note_error(key, e);
+                    continue;
+                }
+            };
+            if step == Step::SendHdr && !C::SP {
+                let meta = meta_for(&self.target, src.io(), &opts);
+                let a = lock(&self.st).pending.remove(&key);
+                match a {
+                    Some(a) => {
+                        if let Err(c) = a.aio.finish_output(a.token, C::build(src, 0, meta)) {
+                            c.discard();
+                        }
+                    }
+                    None => C::build(src, 0, meta).discard(),
+                }
+                return;
+            }
+            let owner: Weak<dyn Owner> = self.me.clone();
+            let n = match Nego::new(key, src, step, self.local_proto, &opts, C::SP, owner) {
+                Ok(n) => n,
+                Err(e) => return self.fail(key, e),
+            };
+            {
+                let mut st = lock(&self.st);
+                match st.pending.get_mut(&key) {
+                    Some(a) => a.nego = Some(n.clone()),
+                    None => {
+                        drop(st);
+                        return n.abort();
+                    }
+                }
+            }
+            return n.start();
+        }
+    }
+
+    fn note_error(&self, key: usize, e: Error) {
+        if let Some(a) = lock(&self.st).pending.get_mut(&key) {
+            a.err.get_or_insert(e);
+            a.nego = None;
+        }
     }
 
     fn close(&self) {
@@ -806,27 +982,52 @@ impl<C: Established> DInner<C> {
             st.closed = true;
             st.pending.drain().map(|(_, v)| v).collect()
         };
-        for (n, a, t) in pending {
-            n.abort();
-            a.finish(t, Err(Error::Closed), 0);
+        for a in pending {
+            if let Some(n) = a.nego {
+                n.abort();
+            }
+            a.aio.finish(a.token, Err(Error::Closed), 0);
         }
     }
 }
 
 impl<C: Established> Owner for DInner<C> {
     fn done(&self, key: usize, res: Result<(Src, u16)>) {
-        let Some((_, aio, token)) = lock(&self.st).pending.remove(&key) else {
+        let retry = {
+            let mut st = lock(&self.st);
+            let Some(a) = st.pending.get_mut(&key) else {
+                return;
+            };
+            // A connect refused (or unreachable) moves on to the next address; once
+            // connected, the handshake's outcome is the attempt's.
+            let connecting = a
+                .nego
+                .as_ref()
+                .is_some_and(|n| *lock(&n.step) == Step::Connect);
+            match &res {
+                Err(e) if connecting && !matches!(e, Error::Closed | Error::Canceled) => {
+                    a.err.get_or_insert(*e);
+                    a.nego = None;
+                    true
+                }
+                _ => false,
+            }
+        };
+        if retry {
+            return self.try_next(key);
+        }
+        let Some(a) = lock(&self.st).pending.remove(&key) else {
             return;
         };
         match res {
             Ok((src, peer)) => {
                 let meta = meta_for(&self.target, src.io(), &self.opts());
-                if let Err(c) = aio.finish_output(token, C::build(src, peer, meta)) {
+                if let Err(c) = a.aio.finish_output(a.token, C::build(src, peer, meta)) {
                     c.discard();
                 }
             }
             Err(e) => {
-                aio.finish(token, Err(e), 0);
+                a.aio.finish(a.token, Err(e), 0);
             }
         }
     }
@@ -835,7 +1036,7 @@ impl<C: Established> Owner for DInner<C> {
 impl<C: Established> Cancel for DInner<C> {
     fn cancelled(&self, _: &Aio, key: usize, _: OpToken) {
         let p = lock(&self.st).pending.remove(&key);
-        if let Some((n, _, _)) = p {
+        if let Some(n) = p.and_then(|a| a.nego) {
             n.abort();
         }
     }

@@ -2,6 +2,7 @@
 
 use std::io::{self, IoSlice, Read};
 use std::net::Shutdown;
+use std::time::Duration;
 
 use socket2::{SockAddr, Socket};
 
@@ -78,4 +79,73 @@ pub(crate) fn peer_cred(s: &Socket) -> io::Result<(i32, u32, u32)> {
 #[cfg(not(target_os = "linux"))]
 pub(crate) fn peer_cred(_: &Socket) -> io::Result<(i32, u32, u32)> {
     Err(io::ErrorKind::Unsupported.into())
+}
+
+/// Sets a tcp socket's options from `opts`: `TCP_NODELAY`, `SO_KEEPALIVE` and, where
+/// the platform has them, the keep-alive timing (`TCP_KEEPIDLE`, `TCP_KEEPINTVL`,
+/// `TCP_KEEPCNT`); timing left unset keeps the system's. Best effort: a socket the peer
+/// already reset may refuse, and its pipe learns of that from its next read or write.
+pub(crate) fn tune_tcp(s: &Socket, opts: &crate::EndpointOptions) {
+    let _ = s.set_tcp_nodelay(opts.tcp_nodelay);
+    #[cfg(any(
+        target_os = "linux",
+        target_os = "android",
+        target_os = "macos",
+        target_os = "ios",
+        target_os = "freebsd",
+        target_os = "netbsd"
+    ))]
+    {
+        let mut ka = socket2::TcpKeepalive::new();
+        let mut any = false;
+        if let Some(d) = opts.tcp_keepalive_idle {
+            ka = ka.with_time(d);
+            any = true;
+        }
+        if let Some(d) = opts.tcp_keepalive_interval {
+            ka = ka.with_interval(d);
+            any = true;
+        }
+        if let Some(n) = opts.tcp_keepalive_count {
+            ka = ka.with_retries(n);
+            any = true;
+        }
+        if any {
+            // This turns SO_KEEPALIVE on; the flag below sets it as asked.
+            let _ = s.set_tcp_keepalive(&ka);
+        }
+    }
+    let _ = s.set_keepalive(opts.tcp_keepalive);
+}
+
+/// A tcp socket's keep-alive timing as the kernel has it (`getsockopt`): idle time,
+/// interval, probe count.
+pub(crate) fn tcp_keepalive_timing(s: &Socket) -> io::Result<(Duration, Duration, u32)> {
+    #[cfg(any(
+        target_os = "linux",
+        target_os = "android",
+        target_os = "macos",
+        target_os = "ios",
+        target_os = "freebsd",
+        target_os = "netbsd"
+    ))]
+    {
+        Ok((
+            s.tcp_keepalive_time()?,
+            s.tcp_keepalive_interval()?,
+            s.tcp_keepalive_retries()?,
+        ))
+    }
+    #[cfg(not(any(
+        target_os = "linux",
+        target_os = "android",
+        target_os = "macos",
+        target_os = "ios",
+        target_os = "freebsd",
+        target_os = "netbsd"
+    )))]
+    {
+        let _ = s;
+        Err(io::ErrorKind::Unsupported.into())
+    }
 }

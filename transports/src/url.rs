@@ -247,6 +247,9 @@ fn family_ok(a: &SocketAddr, family: Family) -> bool {
 
 /// Resolves a tcp address (blocking name lookup for host names; literals are immediate).
 /// With no host: the wildcard address for `listen`, loopback is not assumed for dialing.
+/// Used where blocking is the caller's to choose: a listener binding on the user's thread,
+/// and literal addresses. Dialers look host names up at each attempt on a resolver thread
+/// (`resolv.rs`).
 pub(crate) fn resolve(host: &Option<String>, port: u16, family: Family) -> Result<Vec<SocketAddr>> {
     let addrs: Vec<SocketAddr> = match host {
         None => match family {

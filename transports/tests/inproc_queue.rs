@@ -160,3 +160,115 @@ fn a_waiting_send_is_let_in_once_the_queue_is_half_empty_not_before() {
     assert_eq!(recv(&l).unwrap().body()[0], 2);
     assert_eq!(recv(&l).unwrap().body()[0], 3);
 }
+
+/// A message carrying `i` in its first 4 bytes, `size` bytes long (at least 4).
+fn numbered(i: u32, size: usize) -> Message {
+    let mut b = vec![0u8; size.max(4)];
+    b[..4].copy_from_slice(&i.to_be_bytes());
+    Message::from(&b[..])
+}
+
+fn number(m: &Message) -> u32 {
+    u32::from_be_bytes(m.body()[..4].try_into().unwrap())
+}
+
+#[test]
+fn hundreds_of_held_messages_and_a_waiting_send_come_out_in_order() {
+    // 64-byte messages: the bound takes several hundred (more than a small fixed ring
+    // would hold); then one send waits, and is let in behind them.
+    let (d, l, _x) = pair();
+    let fits = INPROC_BUF / (64 + INPROC_MSG_OVERHEAD);
+    assert!(fits > 300, "{fits} held");
+    for i in 0..fits as u32 {
+        assert!(d.try_send_now(numbered(i, 64)).is_ok(), "#{i} fits");
+    }
+    assert!(
+        d.try_send_now(numbered(0, 64)).is_err(),
+        "one more does not"
+    );
+    let waiting = waitable();
+    waiting.set_msg(numbered(fits as u32, 64));
+    d.send_aio(&waiting);
+    assert!(waiting.busy(), "a send past the bound waits");
+    // Alternate the aio and the direct take.
+    for i in 0..=fits as u32 {
+        let m = if i % 2 == 0 {
+            recv(&l).unwrap()
+        } else {
+            l.try_recv_now().expect("held")
+        };
+        assert_eq!(number(&m), i, "in order");
+    }
+    waiting.wait();
+    assert_eq!(waiting.result(), Ok(()));
+    assert!(l.try_recv_now().is_none(), "nothing left");
+}
+
+#[test]
+fn a_stream_between_two_threads_arrives_complete_and_in_order() {
+    // The writer and the reader race on the queue and on each other's waits: every
+    // message arrives once, in order, whichever path it took.
+    let (d, l, _x) = pair();
+    const N: u32 = 200_000;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let a = waitable();
+            for i in 0..N {
+                // As the socket does: the direct offer first, the aio when it is refused.
+                if let Err(m) = d.try_send_now(numbered(i, 64)) {
+                    a.set_msg(m);
+                    d.send_aio(&a);
+                    a.wait();
+                    assert_eq!(a.result(), Ok(()), "#{i} sent");
+                }
+            }
+        });
+        let r = waitable();
+        for i in 0..N {
+            let m = match l.try_recv_now() {
+                Some(m) => m,
+                None => {
+                    l.recv_aio(&r);
+                    r.wait();
+                    r.take_msg().expect("received")
+                }
+            };
+            assert_eq!(number(&m), i, "in order, none lost");
+        }
+    });
+    assert!(l.try_recv_now().is_none(), "nothing extra");
+}
+
+#[test]
+fn closing_the_reader_while_the_writer_streams_ends_both_cleanly() {
+    // Sends that race with the reader's close (taken at once or waiting): the
+    // writer's next waiting send fails with `Closed` (a lost wake-up would hang here), and
+    // the closed side reads nothing, not even a message pushed as it closed.
+    for round in 0..50u32 {
+        let (d, l, _x) = pair();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let a = waitable();
+                for i in 0.. {
+                    match d.try_send_now(numbered(i, 16)) {
+                        Ok(()) => continue,
+                        Err(m) => {
+                            a.set_msg(m);
+                            d.send_aio(&a);
+                            a.wait();
+                            if a.result() == Err(Error::Closed) {
+                                return;
+                            }
+                        }
+                    }
+                }
+            });
+            for _ in 0..round * 10 {
+                let _ = recv(&l);
+            }
+            l.close();
+        });
+        assert_eq!(recv(&l).err(), Some(Error::Closed));
+        assert!(l.try_recv_now().is_none(), "the closed side holds nothing");
+    }
+}

@@ -53,6 +53,8 @@ pub struct Config {
     pub addrs: Vec<(AddrMode, String)>,
     pub format: Format,
     pub verbose: bool,
+    /// nanoport's `--stats`: print the socket's statistics tree on stderr at the end.
+    pub stats: bool,
     pub delay_ms: i64,
     pub interval_ms: i64,
     pub send_timeout_ms: i64,
@@ -93,6 +95,7 @@ pub enum Command {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Opt {
     Help,
+    Stats,
     Verbose,
     Silent,
     Proto(Proto),
@@ -194,6 +197,8 @@ const OPTS: &[Spec] = &[
     o("cert", Some(b'E'), Opt::Cert, true),
     o("zt-home", None, Opt::ZtHome, true),
     o("version", Some(b'V'), Opt::Version, false),
+    // nanoport's own, last so that no nngcat prefix changes meaning.
+    o("stats", None, Opt::Stats, false),
 ];
 
 enum Step<'a> {
@@ -389,6 +394,7 @@ pub fn parse(args: &[Vec<u8>]) -> Result<Command, String> {
     let mut addrs = Vec::new();
     let mut format = Format::Unset;
     let mut verbose = false;
+    let mut stats = false;
     let mut delay_ms = 0;
     let mut interval_ms = -1;
     let mut send_timeout_ms = -1;
@@ -448,6 +454,7 @@ pub fn parse(args: &[Vec<u8>]) -> Result<Command, String> {
             Opt::Count => count = int_arg(val, 0x7fff_ffff)? as u32,
             Opt::Subscribe => topics.push(val.to_vec()),
             Opt::Verbose => verbose = true,
+            Opt::Stats => stats = true,
             Opt::Silent => verbose = false,
             Opt::Delay => delay_ms = secs_arg(val)?,
             Opt::Interval => interval_ms = secs_arg(val)?,
@@ -580,6 +587,7 @@ pub fn parse(args: &[Vec<u8>]) -> Result<Command, String> {
         addrs,
         format,
         verbose,
+        stats,
         delay_ms,
         interval_ms,
         send_timeout_ms,
@@ -637,6 +645,7 @@ Usage: nanoport cat <proto> <addr>... [<fmt>] [<opts>...] [<src>]
   --subscribe <topic>    (only with --sub protocol)
   --silent               (or alias -q)
   --verbose              (or alias -v)
+  --stats                (nanoport: print the statistics tree on stderr at the end)
   --count <num>          (or alias -C <num>)
   --delay <secs>         (or alias -d <secs>)
   --interval <secs>      (or alias -i <secs>)

@@ -174,15 +174,24 @@ fn run(cfg: &Config) -> Result<(), String> {
         format: cfg.format,
         buf: Vec::new(),
     };
+    let res = exchange(&sock, cfg, &mut p);
+    if cfg.stats {
+        // nanoport's addition: the statistics tree, on stderr so it never mixes with the
+        // messages nngcat prints.
+        eprint!("{}", sock.stat());
+    }
+    res
+}
+
+/// The protocol's loop, as nngcat picks it from the protocol and `--data`.
+fn exchange(sock: &Socket, cfg: &Config, p: &mut Printer) -> Result<(), String> {
     match (cfg.proto, &cfg.data) {
-        (Proto::Sub0 | Proto::Pull0, _) => recv_loop(&sock, cfg, &mut p),
-        (Proto::Rep0 | Proto::Respondent0, None) => recv_loop(&sock, cfg, &mut p),
-        (Proto::Rep0 | Proto::Respondent0, Some(data)) => resp_loop(&sock, cfg, data, &mut p),
-        (Proto::Push0 | Proto::Pub0, Some(data)) => send_loop(&sock, cfg, data),
-        (Proto::Bus0 | Proto::Pair0 | Proto::Pair1 | Proto::Pair, None) => {
-            recv_loop(&sock, cfg, &mut p)
-        }
-        (_, Some(data)) => send_recv(&sock, cfg, data, &mut p),
+        (Proto::Sub0 | Proto::Pull0, _) => recv_loop(sock, cfg, p),
+        (Proto::Rep0 | Proto::Respondent0, None) => recv_loop(sock, cfg, p),
+        (Proto::Rep0 | Proto::Respondent0, Some(data)) => resp_loop(sock, cfg, data, p),
+        (Proto::Push0 | Proto::Pub0, Some(data)) => send_loop(sock, cfg, data),
+        (Proto::Bus0 | Proto::Pair0 | Proto::Pair1 | Proto::Pair, None) => recv_loop(sock, cfg, p),
+        (_, Some(data)) => send_recv(sock, cfg, data, p),
         (_, None) => Err("No data to send (specify with --data or --file)".into()),
     }
 }
