@@ -9,7 +9,9 @@ mod pki;
 use std::time::Duration;
 
 use common::{tls_tcp, ws, wss};
-use nanoport::{Error, Socket, TlsAuthMode, TlsConfig};
+use nanoport::{Error, Message, Socket, TlsAuthMode, TlsConfig};
+use nanoport_engine::Aio;
+use nanoport_transports::{BoxPipe, EndpointOptions, TransportDialer, TransportListener, Url};
 use pki::Pki;
 
 const LIMIT: Duration = Duration::from_secs(10);
@@ -308,5 +310,158 @@ fn both_directions_at_once() {
         let (ta, tb) = (run(a), run(b));
         ta.join().unwrap();
         tb.join().unwrap();
+    }
+}
+
+/// A dialed and an accepted transport pipe over `url` (on 127.0.0.1 port 0; TLS
+/// configured where the URL needs it), below the socket layer: (dialer's pipe,
+/// listener's pipe, the listener to keep it open).
+fn layered_pipes(url: &str, p: &Pki) -> (BoxPipe, BoxPipe, TransportListener) {
+    let tls = !url.starts_with("ws:");
+    let mut lo = EndpointOptions::default();
+    let mut dopt = EndpointOptions::default();
+    if tls {
+        lo.tls = Some(server_cfg(p));
+        dopt.tls = Some(client_cfg(p));
+    }
+    let l = TransportListener::bind(&Url::parse(url).unwrap(), 0x51, lo).unwrap();
+    let port = l.port().unwrap();
+    let durl = url.replacen("127.0.0.1:0", &format!("127.0.0.1:{port}"), 1);
+    let d = TransportDialer::new(&Url::parse(&durl).unwrap(), 0x50, dopt).unwrap();
+    let acc = Aio::new_waitable().unwrap();
+    l.accept_aio(&acc);
+    let dial = Aio::new_waitable().unwrap();
+    d.dial_aio(&dial);
+    dial.wait();
+    acc.wait();
+    let dp = dial.take_output::<BoxPipe>().expect("dialed");
+    let lp = acc.take_output::<BoxPipe>().expect("accepted");
+    (dp, lp, l)
+}
+
+fn pipe_send(p: &BoxPipe, m: Message) {
+    let a = Aio::new_waitable().unwrap();
+    a.set_msg(m);
+    p.send_aio(&a);
+    a.wait();
+    assert_eq!(a.result(), Ok(()));
+}
+
+fn pipe_recv(p: &BoxPipe) -> Message {
+    let a = Aio::new_waitable().unwrap();
+    p.recv_aio(&a);
+    a.wait();
+    assert_eq!(a.result(), Ok(()));
+    a.take_msg().unwrap()
+}
+
+/// A send that went the aio way (`send_aio`) does not keep the pipe's synchronous path
+/// (`try_send_now`, which batches streamed sends) closed once it is written; everything
+/// arrives in order.
+#[test]
+fn after_an_aio_send_sends_are_taken_synchronously_again() {
+    let (tx, rx, _l) = layered_pipes("ws://127.0.0.1:0/sync", &Pki::new());
+    let a = Aio::new_waitable().unwrap();
+    a.set_msg(Message::from(&b"first"[..]));
+    tx.send_aio(&a);
+    a.wait();
+    assert_eq!(a.result(), Ok(()));
+    for i in 0..10u8 {
+        assert!(
+            tx.try_send_now(Message::from(vec![i; 10])).is_ok(),
+            "send {i} declined after the aio send was written"
+        );
+    }
+    assert_eq!(pipe_recv(&rx).body(), b"first");
+    for i in 0..10u8 {
+        assert_eq!(pipe_recv(&rx).body(), vec![i; 10].as_slice(), "{i}");
+    }
+}
+
+/// A burst grows the receiver's read buffers (over TLS also its ciphertext buffer) and
+/// the sender's output buffer; after one to two seconds of silence the idle sweep frees
+/// them, and the pipe still works afterwards.
+#[test]
+fn a_quiet_layered_pipe_gives_its_buffers_back() {
+    let p = Pki::new();
+    for url in [
+        "tls+tcp://127.0.0.1:0",
+        "ws://127.0.0.1:0/idle",
+        "wss://127.0.0.1:0/idle",
+    ] {
+        let (a, b, _l) = layered_pipes(url, &p);
+        let n = 2000u32;
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for i in 0..n {
+                    let _ = a
+                        .try_send_now(Message::from(numbered(i)))
+                        .map_err(|m| pipe_send(&a, m));
+                }
+            });
+            for i in 0..n {
+                assert_eq!(pipe_recv(&b).body(), numbered(i).as_slice(), "{url}: {i}");
+            }
+        });
+        let before = b.buffered_bytes();
+        assert!(
+            before >= 64 * 1024,
+            "{url}: the burst left the receiver only {before} B"
+        );
+        assert!(
+            common::eventually(LIMIT, || (a.buffered_bytes() == 0
+                && b.buffered_bytes() == 0)
+                .then_some(()))
+            .is_some(),
+            "{url}: still held after {LIMIT:?}: sender {} B, receiver {} B",
+            a.buffered_bytes(),
+            b.buffered_bytes()
+        );
+        pipe_send(&a, Message::from(&b"after"[..]));
+        assert_eq!(pipe_recv(&b).body(), b"after", "{url}");
+    }
+}
+
+/// Large messages (over tls+tcp decrypted straight into their own buffers) mixed with
+/// small ones, around the size where that starts, arrive whole and in order.
+#[test]
+fn large_and_small_messages_interleave_in_order() {
+    const SIZES: [usize; 9] = [
+        0,
+        1,
+        16 * 1024 - 9,
+        16 * 1024,
+        64 * 1024,
+        100_003,
+        8,
+        1 << 20,
+        3,
+    ];
+    let body = |i: usize| {
+        let mut v = vec![(i % 251) as u8; SIZES[i % SIZES.len()]];
+        if v.len() >= 8 {
+            v[..8].copy_from_slice(&(i as u64).to_be_bytes());
+        }
+        v
+    };
+    let p = Pki::new();
+    for url in [tls_tcp(), ws("/large"), wss("/large")] {
+        let pull = Socket::pull0().unwrap();
+        let push = Socket::push0().unwrap();
+        pull.set_recv_timeout(LIMIT).unwrap();
+        push.set_send_timeout(LIMIT).unwrap();
+        connect(&url, &p, &pull, &push);
+        let n = 270;
+        let sender = std::thread::spawn(move || {
+            for i in 0..n {
+                push.send(body(i)).unwrap();
+            }
+            push
+        });
+        for i in 0..n {
+            let m = pull.recv().unwrap();
+            assert!(m.body() == body(i).as_slice(), "{url}: message {i}");
+        }
+        drop(sender.join().unwrap());
     }
 }

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{nanoport, nngcat, s, Proc, TempDir};
+use common::{free_port, listens_on, nanoport, nngcat, s, Proc, TempDir};
 
 /// Waits for an ipc listener's socket file.
 fn wait_path(path: &str) {
@@ -150,4 +150,139 @@ fn bad_perf_arguments() {
     assert_ne!(out.code, Some(0));
     let out = Proc::spawn(&np, &s(&["perf", "bogus_mode", "u", "1", "1"])).finish(T);
     assert_ne!(out.code, Some(0));
+}
+
+/// A self-signed certificate for 127.0.0.1 and its key, as PEM files in `dir`:
+/// (certificate path, key path).
+fn self_signed(dir: &TempDir) -> (String, String) {
+    let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()])
+        .expect("certificate");
+    (
+        dir.file("cert.pem", ck.cert.pem().as_bytes()),
+        dir.file("key.pem", ck.key_pair.serialize_pem().as_bytes()),
+    )
+}
+
+/// Waits until process `p` listens on TCP `port` (or exits).
+fn wait_listening(p: &mut Proc, port: u16) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while listens_on(p.pid(), port) == Some(false) {
+        assert!(!p.exited(), "the listener exited");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing listens on {port}"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// local_thr and remote_thr over tls+tcp with nngcat's TLS flags: the listener presents
+/// the certificate given by `--cert`/`--key`, the dialer verifies it against `--cacert`,
+/// and the whole count arrives.
+#[test]
+fn local_thr_remote_thr_over_tls_with_cert_flags() {
+    let np = nanoport();
+    let dir = TempDir::new("perf-tls-thr");
+    let (cert, key) = self_signed(&dir);
+    let port = free_port();
+    let url = format!("tls+tcp://127.0.0.1:{port}");
+    let mut server = Proc::spawn(
+        &np,
+        &s(&[
+            "perf",
+            "local_thr",
+            "--cert",
+            &cert,
+            "--key",
+            &key,
+            &url,
+            "1000",
+            "3000",
+        ]),
+    );
+    wait_listening(&mut server, port);
+    Proc::spawn(
+        &np,
+        &s(&[
+            "perf",
+            "remote_thr",
+            "--cacert",
+            &cert,
+            &url,
+            "1000",
+            "3000",
+        ]),
+    )
+    .success(T);
+    let out = server.success(T);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 5, "{text}");
+    assert_eq!(lines[1], "message size: 1000 [B]");
+    assert_eq!(lines[2], "message count: 3000");
+}
+
+/// local_lat and remote_lat over wss: `-E` names the certificate (its key read from the
+/// same file, as nngcat does without `--key`) and `-k` lets the dialer skip verification.
+#[test]
+fn local_lat_remote_lat_over_wss_with_short_flags() {
+    let np = nanoport();
+    let dir = TempDir::new("perf-wss-lat");
+    let (cert, key) = self_signed(&dir);
+    let both = dir.file(
+        "both.pem",
+        [std::fs::read(&cert).unwrap(), std::fs::read(&key).unwrap()]
+            .concat()
+            .as_slice(),
+    );
+    let port = free_port();
+    let url = format!("wss://127.0.0.1:{port}/perf");
+    let mut server = Proc::spawn(
+        &np,
+        &s(&["perf", "local_lat", "-E", &both, &url, "64", "200"]),
+    );
+    wait_listening(&mut server, port);
+    let out = Proc::spawn(&np, &s(&["perf", "remote_lat", "-k", &url, "64", "200"])).success(T);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("round trip count: 200"), "{text}");
+    server.success(T);
+}
+
+/// Without `--cacert` (or `-k`) the dialer cannot verify a self-signed server and
+/// fails as NNG's perf does (exit status 2, the dial's error), and a missing file is
+/// reported as nngcat reports it.
+#[test]
+fn remote_thr_over_tls_needs_the_ca_to_verify() {
+    let np = nanoport();
+    let dir = TempDir::new("perf-tls-noca");
+    let (cert, key) = self_signed(&dir);
+    let port = free_port();
+    let url = format!("tls+tcp://127.0.0.1:{port}");
+    let mut server = Proc::spawn(
+        &np,
+        &s(&[
+            "perf",
+            "local_thr",
+            "--cert",
+            &cert,
+            "--key",
+            &key,
+            &url,
+            "64",
+            "10",
+        ]),
+    );
+    wait_listening(&mut server, port);
+    let out = Proc::spawn(&np, &s(&["perf", "remote_thr", &url, "64", "10"])).finish(T);
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(out.stderr.contains("nng_dial"), "{}", out.stderr);
+    let missing = format!("{}/nope.pem", dir.0.display());
+    let out = Proc::spawn(
+        &np,
+        &s(&["perf", "remote_thr", "--cacert", &missing, &url, "64", "10"]),
+    )
+    .finish(T);
+    assert_eq!(out.code, Some(2), "{out:?}");
+    assert!(out.stderr.contains("Cannot open file"), "{}", out.stderr);
+    let _ = server.stop();
 }
