@@ -1896,9 +1896,8 @@ impl Owner for Server {
         };
         let Some(src) = link.src() else { return };
         let scheme = self.layer.scheme();
+        #[allow(unused_mut)]
         let recv_max = lock(&l.opts).recv_max;
-        // Only TLS fills in more of it.
-        #[cfg_attr(not(feature = "tls"), allow(unused_mut))]
         let mut info = info_for(scheme, src.io(), recv_max);
         #[cfg(feature = "tls")]
         {
@@ -2422,7 +2421,6 @@ impl Owner for DInner {
         };
         #[allow(unused_mut)]
         let recv_max = lock(&self.opts).recv_max;
-        #[cfg_attr(not(feature = "tls"), allow(unused_mut))]
         let mut info = info_for(self.layer.scheme(), src.io(), recv_max);
         #[cfg(feature = "tls")]
         {
