@@ -57,12 +57,7 @@ impl Cancel for NoOpHook {
 }
 
 /// Runs `op` `n` times after `n` warm-up runs; prints allocations and bytes per op.
-fn measure(name: &str, n: u64, op: impl FnMut()) {
-    measure_per(name, n, 1, op);
-}
-
-/// As [`measure`], for an `op` that does `per` operations: prints the figures per one.
-fn measure_per(name: &str, n: u64, per: u64, mut op: impl FnMut()) {
+fn measure(name: &str, n: u64, mut op: impl FnMut()) {
     for _ in 0..n {
         op();
     }
@@ -71,11 +66,10 @@ fn measure_per(name: &str, n: u64, per: u64, mut op: impl FnMut()) {
         op();
     }
     let (a1, b1) = (ALLOCS.load(Ordering::SeqCst), BYTES.load(Ordering::SeqCst));
-    let ops = n * per;
     println!(
-        "{name:<40} {:>8.3} allocs/op {:>9.1} bytes/op   ({ops} ops)",
-        (a1 - a0) as f64 / ops as f64,
-        (b1 - b0) as f64 / ops as f64
+        "{name:<40} {:>8.3} allocs/op {:>9.1} bytes/op   ({n} ops)",
+        (a1 - a0) as f64 / n as f64,
+        (b1 - b0) as f64 / n as f64
     );
 }
 
@@ -225,23 +219,6 @@ fn main() {
             2000,
             || rt.round_trip(),
         );
-    }
-    // Per message of a push/pull stream (the body copied into a fresh message per send,
-    // as the throughput benchmarks do; a sender thread per batch, its start spread over
-    // the batch).
-    for t in nanoport_bench::secure::Secure::ALL {
-        use nanoport_bench::Stream;
-        for (size, label, batch) in [(64usize, "64 B", 10_000u64), (65536, "64 KiB", 500)] {
-            let mut s = nanoport_bench::secure::SecStream::new(t, size);
-            measure_per(
-                &format!("{label} push/pull message, {}", t.name()),
-                5,
-                batch,
-                || {
-                    s.stream(batch);
-                },
-            );
-        }
     }
     messages();
 }

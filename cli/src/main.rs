@@ -2,8 +2,7 @@
 //!
 //! * `nanoport cat ...`: nngcat's flags and behaviour (see `nanoport cat --help`).
 //! * `nanoport perf local_lat|remote_lat|local_thr|remote_thr URL SIZE COUNT`: NNG's perf
-//!   tools (over `tls+tcp://` and `wss://` with nngcat's `--cacert`, `--cert`/`-E`, `--key`
-//!   and `--insecure`/`-k`); `nanoport perf` alone runs a built-in tour.
+//!   tools; `nanoport perf` alone runs a built-in tour.
 
 #![forbid(unsafe_code)]
 
@@ -50,19 +49,6 @@ struct PerfArgs {
     size: Option<String>,
     /// Round trips (latency) or messages (throughput)
     count: Option<String>,
-    /// CA certificates (PEM) a tls+tcp:// or wss:// dialer trusts, or a listener checks
-    /// client certificates against (nngcat's --cacert)
-    #[arg(long, value_name = "FILE")]
-    cacert: Option<OsString>,
-    /// Our certificate chain (PEM) for tls+tcp:// or wss:// (nngcat's --cert)
-    #[arg(long, short = 'E', value_name = "FILE")]
-    cert: Option<OsString>,
-    /// Our private key (PEM); without it, read from the --cert file (nngcat's --key)
-    #[arg(long, value_name = "FILE")]
-    key: Option<OsString>,
-    /// A tls+tcp:// or wss:// dialer does not verify the server (nngcat's --insecure)
-    #[arg(long, short = 'k')]
-    insecure: bool,
     /// Make every tour measurement tiny (for tests)
     #[arg(long, hide = true)]
     quick: bool,
@@ -112,36 +98,14 @@ fn perf_main(a: PerfArgs) -> i32 {
     };
     let parsed = perf::report::parse_int(&size, "message size")
         .and_then(|s| perf::report::parse_int(&count, what).map(|c| (s as usize, c)));
-    // The files are read as nngcat reads them, with its messages.
-    let load = |f: &Option<OsString>| {
-        f.clone()
-            .map(|p| cat::args::load_file(&to_bytes(p)))
-            .transpose()
-    };
-    let files = load(&a.cacert).and_then(|ca| {
-        let cert = load(&a.cert)?;
-        Ok((ca, cert, load(&a.key)?))
+    let result = parsed.and_then(|(size, count)| match mode {
+        Mode::LocalLat => perf::local_lat(&url, size, count).map(|()| String::new()),
+        Mode::RemoteLat => perf::remote_lat(&url, size, count)
+            .map(|t| perf::report::latency_report(t, size, count)),
+        Mode::LocalThr => perf::local_thr(&url, size, count)
+            .map(|t| perf::report::throughput_report(t, size, count)),
+        Mode::RemoteThr => perf::remote_thr(&url, size, count).map(|()| String::new()),
     });
-    let result = parsed.and_then(|sc| files.map(|f| (sc, f))).and_then(
-        |((size, count), (cacert, cert, key))| {
-            let tls = cat::TlsFlags {
-                cacert: cacert.as_deref(),
-                cert: cert.as_deref(),
-                key: key.as_deref(),
-                insecure: a.insecure,
-            };
-            match mode {
-                Mode::LocalLat => perf::local_lat(&url, size, count, &tls).map(|()| String::new()),
-                Mode::RemoteLat => perf::remote_lat(&url, size, count, &tls)
-                    .map(|t| perf::report::latency_report(t, size, count)),
-                Mode::LocalThr => perf::local_thr(&url, size, count, &tls)
-                    .map(|t| perf::report::throughput_report(t, size, count)),
-                Mode::RemoteThr => {
-                    perf::remote_thr(&url, size, count, &tls).map(|()| String::new())
-                }
-            }
-        },
-    );
     match result {
         Ok(out) => {
             print!("{out}");

@@ -131,21 +131,6 @@ const SEAL_DIRECT: usize = 16 * 1024;
 /// The most ciphertext one receive takes in (four 64 KiB messages' worth of records).
 #[cfg(feature = "tls")]
 const CIPHER_CHUNK: usize = 256 * 1024;
-/// A tls+tcp message body from this size on is decrypted straight into the message's
-/// own buffer rather than through the read buffer (one copy fewer per message).
-#[cfg(feature = "tls")]
-const DIRECT_BODY: usize = 16 * 1024;
-/// The most a direct body reserves before its bytes arrive (a length announced by the
-/// peer is not trusted with more memory than that up front).
-#[cfg(feature = "tls")]
-const DIRECT_RESERVE_MAX: usize = 1 << 20;
-/// Messages from this size on are written at once by the sender when the link is idle,
-/// as the tcp pipe's `DIRECT_ALWAYS`.
-const DIRECT_ALWAYS: usize = 8 * 1024;
-/// Output from which a flush op over TLS writes from rustls's records under the core's
-/// lock rather than copying them out first.
-#[cfg(feature = "tls")]
-const DIRECT_FLUSH: usize = 64 * 1024;
 /// WebSocket frames we send carry at most this much (NNG's default `ws:txframe-max`).
 #[cfg(feature = "ws")]
 const WS_TX_FRAME: usize = 64 * 1024;
@@ -165,20 +150,12 @@ pub(crate) struct Core {
     /// the next receive that finds no whole message waits for readiness rather than
     /// hearing `EAGAIN` (once; the tcp pipe's reader does the same).
     drained: bool,
-    /// Reads and writes so far (the idle sweep's activity count).
-    activity: u64,
-    /// The last flush op's output buffer, kept for the next one.
-    spare_out: Vec<u8>,
     /// Ciphertext just received, on its way into rustls.
     #[cfg(feature = "tls")]
     cipher: Vec<u8>,
     /// Small plaintext writes not yet handed to rustls (see `Core::seal`).
     #[cfg(feature = "tls")]
     plain: Vec<u8>,
-    /// A large tls+tcp message being decrypted straight into its own buffer, and its
-    /// length (see [`DIRECT_BODY`]).
-    #[cfg(feature = "tls")]
-    body: Option<(Vec<u8>, usize)>,
     tx_pos: usize,
     framing: Framing,
     app: Option<App>,
@@ -189,47 +166,6 @@ pub(crate) struct Core {
 }
 
 impl Core {
-    /// Bytes of buffer memory the core holds: the plaintext read buffer and our output
-    /// buffers (rustls's own record buffers are not counted).
-    fn buffered_bytes(&self) -> usize {
-        let n = self.buf.capacity() + self.tx.capacity() + self.spare_out.capacity();
-        #[cfg(feature = "tls")]
-        let n = n
-            + self.cipher.capacity()
-            + self.plain.capacity()
-            + self.body.as_ref().map_or(0, |(b, _)| b.capacity());
-        n
-    }
-
-    /// Frees the buffers that hold nothing now: the read buffer unless it holds part of
-    /// a message, the ciphertext buffer, and the output buffers once written. The next
-    /// read grows them back from nothing, as on a new connection. Returns whether memory
-    /// is still held (a partial message, unwritten output).
-    ///
-    /// Why: a burst grows the read buffer to 64 KiB and the ciphertext buffer to 256 KiB,
-    /// and nothing in the data path shrinks them; many connections that were busy once
-    /// and then went quiet would each pin them for good.
-    fn release_idle(&mut self) -> bool {
-        if self.start == self.end {
-            self.buf = Vec::new();
-            self.start = 0;
-            self.end = 0;
-        }
-        if self.tx_pos >= self.tx.len() {
-            self.tx = Vec::new();
-            self.tx_pos = 0;
-        }
-        self.spare_out = Vec::new();
-        #[cfg(feature = "tls")]
-        {
-            self.cipher = Vec::new();
-            if self.plain.is_empty() {
-                self.plain = Vec::new();
-            }
-        }
-        self.buffered_bytes() > 0
-    }
-
     fn avail(&self) -> &[u8] {
         &self.buf[self.start..self.end]
     }
@@ -304,7 +240,6 @@ impl Core {
 
     /// Moves everything queued for the socket into `out` (ciphertext with TLS).
     fn take_output(&mut self, out: &mut Vec<u8>) {
-        self.activity += 1;
         #[cfg(feature = "tls")]
         self.seal();
         #[cfg(feature = "tls")]
@@ -330,7 +265,6 @@ impl Core {
     /// Writes what is queued: `Ok(true)` once all of it is in the kernel, `Ok(false)` if
     /// the kernel would block.
     fn flush(&mut self, io: &Socket) -> Result<bool> {
-        self.activity += 1;
         #[cfg(feature = "tls")]
         self.seal();
         #[cfg(feature = "tls")]
@@ -366,7 +300,6 @@ impl Core {
     /// # Errors
     /// `ConnShut` at end of stream; a TLS failure (`PeerAuth`, `Crypto`); I/O errors.
     fn fill(&mut self, io: &Socket, want: usize) -> Result<bool> {
-        self.activity += 1;
         #[cfg(feature = "tls")]
         if self.tls.is_some() {
             return self.fill_tls(io);
@@ -450,23 +383,6 @@ impl Core {
             closed |= state.peer_has_closed();
             let mut pending = state.plaintext_bytes_to_read();
             while pending > 0 {
-                if let (Some((body, len)), Some(t)) = (self.body.as_mut(), self.tls.as_mut()) {
-                    if body.len() < *len {
-                        // The message's own buffer first, up to its end.
-                        let mut r = t.reader();
-                        let Ok(chunk) = std::io::BufRead::fill_buf(&mut r) else {
-                            break;
-                        };
-                        let k = chunk.len().min(*len - body.len());
-                        if k == 0 {
-                            break;
-                        }
-                        body.extend_from_slice(&chunk[..k]);
-                        std::io::BufRead::consume(&mut r, k);
-                        pending = pending.saturating_sub(k);
-                        continue;
-                    }
-                }
                 self.room(pending);
                 let Some(t) = self.tls.as_mut() else {
                     break;
@@ -502,10 +418,6 @@ impl Core {
 
     /// Bytes still missing for the frame at the head of the buffer (a read-size hint).
     fn missing(&self) -> usize {
-        #[cfg(feature = "tls")]
-        if let Some((b, len)) = &self.body {
-            return (len - b.len()).min(16 << 20);
-        }
         match &self.framing {
             Framing::Sp { .. } => {
                 let a = self.avail();
@@ -531,14 +443,6 @@ impl Core {
             Framing::None => Ok(None),
             Framing::Sp { recv_max } => {
                 let recv_max = *recv_max as u64;
-                #[cfg(feature = "tls")]
-                if let Some((b, len)) = &self.body {
-                    if b.len() < *len {
-                        return Ok(None);
-                    }
-                    let (b, _) = self.body.take().unwrap_or_default();
-                    return Ok(Some(Message::from(b)));
-                }
                 let a = self.avail();
                 if a.len() < 8 {
                     return Ok(None);
@@ -549,18 +453,6 @@ impl Core {
                 }
                 let len = len as usize;
                 if a.len() - 8 < len {
-                    #[cfg(feature = "tls")]
-                    if len >= DIRECT_BODY && self.tls.is_some() {
-                        // The rest is decrypted straight into the message's buffer.
-                        // From the buffer cache (already mapped: no page faults, no
-                        // zeroing on a hit); its stale bytes are cleared off first.
-                        let mut b = nanoport_engine::buffers::take(len.min(DIRECT_RESERVE_MAX));
-                        b.clear();
-                        b.extend_from_slice(&a[8..]);
-                        let n = a.len();
-                        self.consume(n);
-                        self.body = Some((b, len));
-                    }
                     return Ok(None);
                 }
                 let body = a[8..8 + len].to_vec();
@@ -627,32 +519,10 @@ impl Core {
             Framing::Ws { mask: true, .. } => Some(self.next_mask()),
             _ => None,
         };
-        self.out_bytes += parts.iter().map(|p| p.len()).sum::<usize>() + 14;
-        self.put_frame(op, true, parts, mask);
-    }
-
-    /// Queues one WebSocket frame with the payload `parts` (at most 3) without building
-    /// it in a buffer of its own: a plain ws frame is encoded (and masked) straight into
-    /// the output buffer; over TLS an unmasked frame's header and parts go to `put` as
-    /// they are, and only a masked one is copied first (masking needs a copy anyway).
-    #[cfg(feature = "ws")]
-    fn put_frame(&mut self, op: u8, fin: bool, parts: &[&[u8]], mask: Option<[u8; 4]>) {
-        #[cfg(feature = "tls")]
-        if self.tls.is_some() {
-            if mask.is_none() && parts.len() <= 3 {
-                let len = parts.iter().map(|p| p.len()).sum();
-                let (h, n) = ws::frame_header(op, fin, len, None);
-                let mut all: [&[u8]; 4] = [&h[..n], &[], &[], &[]];
-                all[1..=parts.len()].copy_from_slice(parts);
-                self.put(&all);
-            } else {
-                let mut out = Vec::new();
-                ws::encode_frame_parts(&mut out, op, fin, parts, mask);
-                self.put(&[&out]);
-            }
-            return;
-        }
-        ws::encode_frame_parts(&mut self.tx, op, fin, parts, mask);
+        let mut out = Vec::new();
+        ws::encode_frame_parts(&mut out, op, true, parts, mask);
+        self.out_bytes += out.len();
+        self.put(&[&out]);
     }
 
     /// Queues message `m` for the peer in the link's framing.
@@ -663,20 +533,36 @@ impl Core {
             Framing::Ws { mask, .. } => {
                 let mask = *mask;
                 let total = m.header_len() + m.len();
-                // Messages over NNG's default frame size go in frames of that size, which
-                // an NNG peer's per-frame receive limit admits.
-                let frames = total.div_ceil(WS_TX_FRAME).max(1);
-                for i in 0..frames {
-                    let (lo, hi) = (i * WS_TX_FRAME, ((i + 1) * WS_TX_FRAME).min(total));
-                    let parts = sub_parts([m.header(), m.body()], lo, hi);
+                if total <= WS_TX_FRAME {
+                    let k = mask.then(|| self.next_mask());
+                    let mut out = Vec::with_capacity(total + 14);
+                    ws::encode_frame_parts(
+                        &mut out,
+                        ws::opcode::BINARY,
+                        true,
+                        &[m.header(), m.body()],
+                        k,
+                    );
+                    self.put(&[&out]);
+                    return;
+                }
+                // Larger messages go in frames of NNG's default size, which an NNG peer's
+                // per-frame receive limit admits.
+                let mut whole = Vec::with_capacity(total);
+                whole.extend_from_slice(m.header());
+                whole.extend_from_slice(m.body());
+                let mut out = Vec::with_capacity(total + 14 * (total / WS_TX_FRAME + 1));
+                let chunks: Vec<&[u8]> = whole.chunks(WS_TX_FRAME).collect();
+                for (i, c) in chunks.iter().enumerate() {
                     let op = if i == 0 {
                         ws::opcode::BINARY
                     } else {
                         ws::opcode::CONT
                     };
                     let k = mask.then(|| self.next_mask());
-                    self.put_frame(op, i + 1 == frames, &parts, k);
+                    ws::encode_frame_parts(&mut out, op, i + 1 == chunks.len(), &[c], k);
                 }
+                self.put(&[&out]);
             }
             _ => {
                 let len = ((m.header_len() + m.len()) as u64).to_be_bytes();
@@ -775,16 +661,6 @@ impl Core {
     }
 }
 
-/// Bytes `lo..hi` of the concatenation of `parts`, as (up to) two slices.
-#[cfg(feature = "ws")]
-fn sub_parts(parts: [&[u8]; 2], lo: usize, hi: usize) -> [&[u8]; 2] {
-    let a = parts[0].len();
-    [
-        &parts[0][lo.min(a)..hi.min(a)],
-        &parts[1][lo.saturating_sub(a)..hi.saturating_sub(a)],
-    ]
-}
-
 // ----- operations ----------------------------------------------------------------------------
 
 /// Read-direction operations.
@@ -849,28 +725,8 @@ impl IoOp<Socket> for LWrite {
                         let mut c = lock(&l.core);
                         out.clear();
                         *pos = 0;
-                        #[cfg(feature = "tls")]
-                        if c.tls.is_some() && c.out_bytes >= DIRECT_FLUSH {
-                            // Large records go to the kernel straight from rustls, under
-                            // the lock: taking them out would copy every byte once more,
-                            // and senders of large messages gain little from encoding
-                            // meanwhile.
-                            match c.flush(io) {
-                                Ok(true) => continue,
-                                Ok(false) => return Poll::Pending,
-                                Err(e) => {
-                                    aio.finish(token, Err(e), 0);
-                                    l.flushing.store(false, Ordering::Release);
-                                    drop(c);
-                                    sys::shutdown(io);
-                                    return Poll::Ready(());
-                                }
-                            }
-                        }
                         c.take_output(out);
                         if out.is_empty() {
-                            c.spare_out = std::mem::take(out);
-                            l.watch_idle(&c);
                             aio.finish(token, Ok(()), 0);
                             // Under the core's lock, after the aio is idle again: a writer
                             // that finds output after this asks for a new flush.
@@ -904,7 +760,6 @@ impl IoOp<Socket> for LWrite {
                 }
                 match c.flush(io) {
                     Ok(true) => {
-                        l.watch_idle(&c);
                         drop(c);
                         aio.finish_send(token);
                         Poll::Ready(())
@@ -936,20 +791,6 @@ impl Drop for LWrite {
     }
 }
 
-impl nanoport_engine::idle::IdleBuffers for Link {
-    fn activity(&self) -> u64 {
-        lock(&self.core).activity
-    }
-
-    fn release_idle(&self) -> bool {
-        lock(&self.core).release_idle()
-    }
-
-    fn unwatched(&self) {
-        self.idle_watched.store(false, Ordering::Release);
-    }
-}
-
 // ----- the link ------------------------------------------------------------------------------
 
 /// What a connection knows about itself, for the pipe's options.
@@ -977,8 +818,6 @@ pub(crate) struct Link {
     sends_queued: std::sync::atomic::AtomicUsize,
     flush_aio: Aio,
     me: Weak<Link>,
-    /// Enlisted in the idle sweep (see `IdleBuffers for Link`).
-    idle_watched: AtomicBool,
 }
 
 impl Link {
@@ -1006,14 +845,10 @@ impl Link {
                 tx_pos: 0,
                 out_bytes: 0,
                 drained: false,
-                activity: 0,
-                spare_out: Vec::new(),
                 #[cfg(feature = "tls")]
                 cipher: Vec::new(),
                 #[cfg(feature = "tls")]
                 plain: Vec::new(),
-                #[cfg(feature = "tls")]
-                body: None,
                 framing: Framing::None,
                 app: Some(app),
                 seed: seed | 1,
@@ -1024,7 +859,6 @@ impl Link {
             sends_queued: std::sync::atomic::AtomicUsize::new(0),
             flush_aio: Aio::new_waitable().expect("aio"),
             me: me.clone(),
-            idle_watched: AtomicBool::new(false),
         })
     }
 
@@ -1044,9 +878,6 @@ impl Link {
     /// the socket is writable, from a pool job (this may run under the source's queue
     /// lock, where starting an operation on it would deadlock).
     fn kick_flush(&self) {
-        if self.flushing.load(Ordering::Acquire) {
-            return; // a flush op runs: it takes what we queued before it lets go
-        }
         if self.kicked.swap(true, Ordering::AcqRel) {
             return; // a job is on its way; it flushes whatever is queued by then
         }
@@ -1059,9 +890,7 @@ impl Link {
             }
             match l.src() {
                 Some(src) => {
-                    // The previous flush op's buffer, already grown to a batch's size.
-                    let out = std::mem::take(&mut lock(&l.core).spare_out);
-                    let op = LWrite::Flush(me.clone(), out, 0);
+                    let op = LWrite::Flush(me.clone(), Vec::new(), 0);
                     src.start_write(&l.flush_aio, Timeout::Infinite, op)
                 }
                 None => l.flushing.store(false, Ordering::Release),
@@ -1078,17 +907,6 @@ impl Link {
             self.kick_flush();
         }
         Ok(())
-    }
-
-    /// Enlists the link in the idle sweep if its core holds buffers and it is not
-    /// enlisted yet (one atomic load once it is). Call with the core's lock held.
-    fn watch_idle(&self, c: &Core) {
-        if self.idle_watched.load(Ordering::Relaxed) || c.buffered_bytes() == 0 {
-            return;
-        }
-        if let Some(me) = self.me.upgrade() {
-            nanoport_engine::idle::watch_once(&me, &self.idle_watched);
-        }
     }
 
     /// A flush op has bytes in flight or is about to start: writing now would put our
@@ -1135,7 +953,6 @@ impl Link {
                     if let Err(e) = self.flush_or_kick(&mut c, io) {
                         break e;
                     }
-                    self.watch_idle(&c);
                     drop(c);
                     m.set_pipe(pipe.upgrade().map(|p| {
                         p.answered.store(true, Ordering::Relaxed);
@@ -1153,7 +970,6 @@ impl Link {
                 if let Err(e) = self.flush_or_kick(&mut c, io) {
                     break e;
                 }
-                self.watch_idle(&c);
                 return Poll::Pending;
             }
             let want = c.missing();
@@ -1163,7 +979,6 @@ impl Link {
                     if let Err(e) = self.flush_or_kick(&mut c, io) {
                         break e;
                     }
-                    self.watch_idle(&c);
                     return Poll::Pending;
                 }
                 Err(e) => break e,
@@ -1317,8 +1132,6 @@ impl TransportPipe for LPipe {
         let Some(m) = peek_msg(aio) else {
             return fail_now(aio, Error::Inval);
         };
-        // Counted before the op exists: its drop (or its first attempt) counts it out.
-        self.link.sends_queued.fetch_add(1, Ordering::AcqRel);
         src.start_write(
             aio,
             Timeout::Infinite,
@@ -1335,12 +1148,6 @@ impl TransportPipe for LPipe {
             Timeout::Infinite,
             LRead::Msg(Arc::downgrade(&self.link), self.me.clone()),
         );
-    }
-
-    /// The read buffer, the ciphertext buffer and the output buffers; a pipe that
-    /// stays quiet for one to two seconds gives them back (the idle sweep).
-    fn buffered_bytes(&self) -> usize {
-        lock(&self.link.core).buffered_bytes()
     }
 
     fn pipe(&self) -> Pipe {
@@ -1390,12 +1197,8 @@ impl TransportPipe for LPipe {
             return Err(msg);
         }
         let idle = !c.has_output() && !self.link.writer_busy();
-        let big = msg.header_len() + msg.len() >= DIRECT_ALWAYS;
         c.encode(&msg);
-        self.link.watch_idle(&c);
-        // An answer, or a large message (batching it saves little and a hop to the flush
-        // op costs a copy of it over TLS), on an idle link: written at once.
-        if idle && (big || self.answered.swap(false, Ordering::Relaxed)) {
+        if idle && self.answered.swap(false, Ordering::Relaxed) {
             match c.flush(src.io()) {
                 Ok(true) => {}
                 Ok(false) => self.link.kick_flush(),

@@ -317,46 +317,32 @@ pub fn encode_frame_parts(
 ) {
     let len: usize = parts.iter().map(|p| p.len()).sum();
     out.reserve(len + 14);
-    let (h, n) = frame_header(op, fin, len, mask);
-    out.extend_from_slice(&h[..n]);
-    let start = out.len();
-    for p in parts {
-        out.extend_from_slice(p);
-    }
-    if let Some(k) = mask {
-        apply_mask(&mut out[start..], k, 0);
-    }
-}
-
-/// The header of a frame carrying `len` payload bytes (RFC 6455 §5.2), masking key
-/// included: the bytes and how many of them are used (2 to 14).
-///
-/// ```
-/// use nanoport_transports::ws::frame_header;
-/// let (h, n) = frame_header(0x2, true, 300, None);
-/// assert_eq!(&h[..n], &[0x82, 126, 0x01, 0x2c]);
-/// ```
-pub fn frame_header(op: u8, fin: bool, len: usize, mask: Option<[u8; 4]>) -> ([u8; 14], usize) {
-    let mut h = [0u8; 14];
-    h[0] = if fin { 0x80 } else { 0 } | (op & 0x0f);
+    out.push(if fin { 0x80 } else { 0 } | (op & 0x0f));
     let m = if mask.is_some() { 0x80 } else { 0 };
-    let mut n = 2;
     if len < 126 {
-        h[1] = m | len as u8;
+        out.push(m | len as u8);
     } else if len <= 0xffff {
-        h[1] = m | 126;
-        h[2..4].copy_from_slice(&(len as u16).to_be_bytes());
-        n = 4;
+        out.push(m | 126);
+        out.extend_from_slice(&(len as u16).to_be_bytes());
     } else {
-        h[1] = m | 127;
-        h[2..10].copy_from_slice(&(len as u64).to_be_bytes());
-        n = 10;
+        out.push(m | 127);
+        out.extend_from_slice(&(len as u64).to_be_bytes());
     }
-    if let Some(k) = mask {
-        h[n..n + 4].copy_from_slice(&k);
-        n += 4;
+    match mask {
+        None => {
+            for p in parts {
+                out.extend_from_slice(p);
+            }
+        }
+        Some(k) => {
+            out.extend_from_slice(&k);
+            let start = out.len();
+            for p in parts {
+                out.extend_from_slice(p);
+            }
+            apply_mask(&mut out[start..], k, 0);
+        }
     }
-    (h, n)
 }
 
 /// XORs `buf` with the masking key `key`, `buf[0]` being byte `offset` of the payload

@@ -345,7 +345,7 @@ pub fn secs_arg(val: &[u8]) -> Result<i64, String> {
 }
 
 /// Reads `path` (`-` = standard input) whole, as nngcat's `loadfile`.
-pub fn load_file(path: &[u8]) -> Result<Vec<u8>, String> {
+fn load_file(path: &[u8]) -> Result<Vec<u8>, String> {
     let shown = String::from_utf8_lossy(path).into_owned();
     let mut buf = Vec::new();
     if path == b"-" {

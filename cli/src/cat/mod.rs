@@ -10,9 +10,9 @@
 //!   end (or `--recv-timeout`); nngcat computes a negative receive timeout there and
 //!   usually dies with "Cannot set recv timeout: Invalid argument";
 //! * errors are prefixed with "nanoport cat: "; `--version` prints nanoport's version;
-//! * ZeroTier (`--zt-home`) is accepted and ignored: nanoport has no such transport, so
-//!   `zt://` URLs fail with "Not supported". The TLS flags (`--insecure`, `--cacert`,
-//!   `--cert`, `--key`) configure `tls+tcp://` and `wss://` endpoints as nngcat's do.
+//! * TLS (`--insecure`, `--cacert`, `--cert`, `--key`) and ZeroTier (`--zt-home`) options
+//!   are accepted (files are read, as nngcat does) and ignored: nanoport has neither
+//!   transport, so `tls+tcp://`, `wss://` and `zt://` URLs fail with "Not supported".
 
 pub mod args;
 pub mod format;
@@ -140,7 +140,7 @@ fn run(cfg: &Config) -> Result<(), String> {
                 let d = sock
                     .dialer(url)
                     .map_err(|e| format!("Unable to create dialer for {url}: {e}"))?;
-                if let Some(tls) = tls_config(&cfg.tls_flags(), url, false)? {
+                if let Some(tls) = tls_config(cfg, url, false)? {
                     d.set_tls(&tls)
                         .map_err(|e| format!("Unable to set TLS config: {e}"))?;
                 }
@@ -155,7 +155,7 @@ fn run(cfg: &Config) -> Result<(), String> {
                 let l = sock
                     .listener(url)
                     .map_err(|e| format!("Unable to create listener for {url}: {e}"))?;
-                if let Some(tls) = tls_config(&cfg.tls_flags(), url, true)? {
+                if let Some(tls) = tls_config(cfg, url, true)? {
                     l.set_tls(&tls)
                         .map_err(|e| format!("Unable to set TLS config: {e}"))?;
                 }
@@ -196,40 +196,10 @@ fn exchange(sock: &Socket, cfg: &Config, p: &mut Printer) -> Result<(), String> 
     }
 }
 
-/// nngcat's TLS flags, their files already read (`nanoport cat` and `nanoport perf` take
-/// the same ones).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct TlsFlags<'a> {
-    /// `--cacert FILE`: the CA chain (PEM) to trust.
-    pub cacert: Option<&'a [u8]>,
-    /// `--cert FILE` (`-E`): our certificate chain (PEM).
-    pub cert: Option<&'a [u8]>,
-    /// `--key FILE`: our private key (PEM); without it, taken from the `--cert` file.
-    pub key: Option<&'a [u8]>,
-    /// `--insecure` (`-k`): a dialer does not verify the server (auth mode none).
-    pub insecure: bool,
-}
-
-impl Config {
-    /// The TLS flags given on the command line.
-    pub fn tls_flags(&self) -> TlsFlags<'_> {
-        TlsFlags {
-            cacert: self.cacert.as_deref(),
-            cert: self.cert.as_deref(),
-            key: self.key.as_deref(),
-            insecure: self.insecure,
-        }
-    }
-}
-
 /// The TLS configuration nngcat builds for a `tls+tcp://` or `wss://` endpoint from
 /// `--cert`/`--key` (own certificate; the key defaults to the cert file), `--cacert` (CA
 /// chain) and `--insecure` (auth mode none); `None` for other URLs.
-pub fn tls_config(
-    flags: &TlsFlags<'_>,
-    url: &str,
-    server: bool,
-) -> Result<Option<TlsConfig>, String> {
+pub fn tls_config(cfg: &Config, url: &str, server: bool) -> Result<Option<TlsConfig>, String> {
     if !(url.starts_with("tls+") || url.starts_with("wss")) {
         return Ok(None);
     }
@@ -239,18 +209,18 @@ pub fn tls_config(
     } else {
         TlsConfig::client()
     };
-    if let Some(cert) = flags.cert {
-        let key = flags.key.unwrap_or(cert);
+    if let Some(cert) = &cfg.cert {
+        let key = cfg.key.as_ref().unwrap_or(cert);
         tls = tls
             .cert_key_pem(&text(cert), &text(key))
             .map_err(|e| format!("Unable to set TLS certificate and key: {e}"))?;
     }
-    if let Some(ca) = flags.cacert {
+    if let Some(ca) = &cfg.cacert {
         tls = tls
             .ca_pem(&text(ca))
             .map_err(|e| format!("Unable to set TLS CA chain: {e}"))?;
     }
-    if flags.insecure {
+    if cfg.insecure {
         tls = tls.auth_mode(TlsAuthMode::None);
     }
     Ok(Some(tls))

@@ -2,10 +2,6 @@
 //! protocol (pair1), synchronisation messages and printed figures, so either side can run
 //! against NNG's `local_lat`/`remote_lat`/`local_thr`/`remote_thr`; and, with no
 //! arguments, a built-in tour in one process.
-//!
-//! Over `tls+tcp://` and `wss://` the roles take nngcat's TLS flags (`--cacert`,
-//! `--cert`/`-E`, `--key`, `--insecure`/`-k`), read and applied by `nanoport cat`'s code
-//! ([`crate::cat::tls_config`]).
 
 pub mod report;
 pub mod tour;
@@ -13,9 +9,7 @@ pub mod tour;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use nanoport::{Dialer, Listener, Message, Socket};
-
-use crate::cat::{tls_config, TlsFlags};
+use nanoport::{Message, Socket};
 
 /// A fatal perf error: NNG's perf prints it and exits 2.
 pub type PerfResult<T> = Result<T, String>;
@@ -24,37 +18,10 @@ fn pair1() -> PerfResult<Socket> {
     Socket::pair1().map_err(|e| format!("nng_socket: {e}"))
 }
 
-/// Listens on `url`, with the TLS configuration the flags give for it (if any).
-fn listen(s: &Socket, url: &str, tls: &TlsFlags<'_>) -> PerfResult<Listener> {
-    let l = s
-        .listener(url)
-        .map_err(|e| format!("nng_listener_create: {e}"))?;
-    if let Some(t) = tls_config(tls, url, true)? {
-        l.set_tls(&t)
-            .map_err(|e| format!("nng_listener_set_tls: {e}"))?;
-    }
-    l.start().map_err(|e| format!("nng_listen: {e}"))?;
-    Ok(l)
-}
-
-/// Dials `url` and waits for the connection, with the TLS configuration the flags give
-/// for it (if any).
-fn dial(s: &Socket, url: &str, tls: &TlsFlags<'_>) -> PerfResult<Dialer> {
-    let d = s
-        .dialer(url)
-        .map_err(|e| format!("nng_dialer_create: {e}"))?;
-    if let Some(t) = tls_config(tls, url, false)? {
-        d.set_tls(&t)
-            .map_err(|e| format!("nng_dialer_set_tls: {e}"))?;
-    }
-    d.start(false).map_err(|e| format!("nng_dial: {e}"))?;
-    Ok(d)
-}
-
 /// `local_lat`: listens, echoes `trips` messages of `size` bytes back.
-pub fn local_lat(url: &str, size: usize, trips: u32, tls: &TlsFlags<'_>) -> PerfResult<()> {
+pub fn local_lat(url: &str, size: usize, trips: u32) -> PerfResult<()> {
     let s = pair1()?;
-    let _l = listen(&s, url, tls)?;
+    let _l = s.listen(url).map_err(|e| format!("nng_listen: {e}"))?;
     for _ in 0..trips {
         let m = s.recv().map_err(|e| format!("nng_recvmsg: {e}"))?;
         if m.len() != size {
@@ -69,9 +36,9 @@ pub fn local_lat(url: &str, size: usize, trips: u32, tls: &TlsFlags<'_>) -> Perf
 }
 
 /// `remote_lat`: dials, times `trips` round trips; returns the total time.
-pub fn remote_lat(url: &str, size: usize, trips: u32, tls: &TlsFlags<'_>) -> PerfResult<Duration> {
+pub fn remote_lat(url: &str, size: usize, trips: u32) -> PerfResult<Duration> {
     let s = pair1()?;
-    let _d = dial(&s, url, tls)?;
+    let _d = s.dial(url).map_err(|e| format!("nng_dial: {e}"))?;
     sleep(Duration::from_millis(100));
     let mut msg = Message::from(vec![0u8; size]);
     let start = Instant::now();
@@ -86,11 +53,11 @@ pub fn remote_lat(url: &str, size: usize, trips: u32, tls: &TlsFlags<'_>) -> Per
 
 /// `local_thr`: listens, waits for the empty start message, times the receipt of `count`
 /// messages of `size` bytes, then sends an empty message back; returns the time.
-pub fn local_thr(url: &str, size: usize, count: u32, tls: &TlsFlags<'_>) -> PerfResult<Duration> {
+pub fn local_thr(url: &str, size: usize, count: u32) -> PerfResult<Duration> {
     let s = pair1()?;
     s.set_recv_buffer(128)
         .map_err(|e| format!("nng_socket_set(nng_opt_recvbuf): {e}"))?;
-    let _l = listen(&s, url, tls)?;
+    let _l = s.listen(url).map_err(|e| format!("nng_listen: {e}"))?;
     s.recv().map_err(|e| format!("nng_recvmsg: {e}"))?;
     let start = Instant::now();
     for _ in 0..count {
@@ -108,13 +75,13 @@ pub fn local_thr(url: &str, size: usize, count: u32, tls: &TlsFlags<'_>) -> Perf
 
 /// `remote_thr`: dials, sends an empty start message and `count + 1` messages of `size`
 /// bytes (as NNG's does), then waits up to 5 s for the empty completion message.
-pub fn remote_thr(url: &str, size: usize, count: u32, tls: &TlsFlags<'_>) -> PerfResult<()> {
+pub fn remote_thr(url: &str, size: usize, count: u32) -> PerfResult<()> {
     let s = pair1()?;
     s.set_send_buffer(128)
         .map_err(|e| format!("nng_socket_set(nng_opt_sendbuf): {e}"))?;
     s.set_recv_timeout(Duration::from_millis(5000))
         .map_err(|e| format!("nng_socket_set(nng_opt_recvtimeo): {e}"))?;
-    let _d = dial(&s, url, tls)?;
+    let _d = s.dial(url).map_err(|e| format!("nng_dial: {e}"))?;
     s.send(Message::new())
         .map_err(|e| format!("nng_sendmsg: {e}"))?;
     let body = vec![0u8; size];
