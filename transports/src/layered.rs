@@ -1701,6 +1701,7 @@ impl Owner for Server {
         let scheme = self.layer.scheme();
         #[allow(unused_mut)]
         let recv_max = lock(&l.opts).recv_max;
+        #[cfg_attr(not(feature = "tls"), allow(unused_mut))]
         let mut info = info_for(scheme, src.io(), recv_max);
         #[cfg(feature = "tls")]
         {
@@ -2224,6 +2225,7 @@ impl Owner for DInner {
         };
         #[allow(unused_mut)]
         let recv_max = lock(&self.opts).recv_max;
+        #[cfg_attr(not(feature = "tls"), allow(unused_mut))]
         let mut info = info_for(self.layer.scheme(), src.io(), recv_max);
         #[cfg(feature = "tls")]
         {
