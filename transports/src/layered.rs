@@ -32,6 +32,7 @@ use nanoport_engine::{
 };
 use socket2::{SockAddr, Socket};
 
+use crate::attempts::{Attempts, Setup};
 use crate::conn::Kind;
 use crate::handshake::{encode_header, parse_header, HEADER_LEN};
 use crate::sock::{
@@ -1905,7 +1906,7 @@ impl Drop for LayerListener {
 // ----- dialer --------------------------------------------------------------------------------
 
 struct DInner {
-    st: Mutex<DState>,
+    attempts: Attempts<Nego>,
     me: Weak<DInner>,
     target: Target,
     layer: Layer,
@@ -1919,21 +1920,6 @@ struct DInner {
     hostname: String,
     #[cfg(feature = "tls")]
     tls: Option<(Arc<rustls::ClientConfig>, crate::TlsConfig)>,
-}
-
-/// One dial in flight (as in `sock.rs`): its aio, the addresses still to try, the
-/// connection being set up (none while the name is looked up), the first connect error.
-struct Attempt {
-    aio: Aio,
-    token: OpToken,
-    left: VecDeque<SockAddr>,
-    nego: Option<Arc<Nego>>,
-    err: Option<Error>,
-}
-
-struct DState {
-    pending: HashMap<usize, Attempt>,
-    closed: bool,
 }
 
 /// A tls+tcp, ws or wss dialer.
@@ -1967,10 +1953,7 @@ impl LayerDialer {
             return Err(Error::NotSup);
         }
         let inner = Arc::new_cyclic(|me| DInner {
-            st: Mutex::new(DState {
-                pending: HashMap::new(),
-                closed: false,
-            }),
+            attempts: Attempts::new(),
             me: me.clone(),
             target,
             layer: url.layer.clone(),
@@ -2045,23 +2028,8 @@ impl DInner {
         else {
             return;
         };
-        {
-            let mut st = lock(&self.st);
-            if st.closed {
-                drop(st);
-                aio.finish(token, Err(Error::Closed), 0);
-                return;
-            }
-            st.pending.insert(
-                key,
-                Attempt {
-                    aio: aio.provider_handle(),
-                    token,
-                    left: VecDeque::new(),
-                    nego: None,
-                    err: None,
-                },
-            );
+        if !self.attempts.begin(key, aio, token) {
+            return;
         }
         match self.target.dest() {
             Dest::Addrs(a) => {
@@ -2082,21 +2050,8 @@ impl DInner {
     }
 
     fn resolved(&self, key: usize, r: Result<VecDeque<SockAddr>>) {
-        match r {
-            Ok(addrs) => {
-                if let Some(a) = lock(&self.st).pending.get_mut(&key) {
-                    a.left = addrs;
-                }
-                self.try_next(key);
-            }
-            Err(e) => self.fail(key, e),
-        }
-    }
-
-    fn fail(&self, key: usize, e: Error) {
-        let a = lock(&self.st).pending.remove(&key);
-        if let Some(a) = a {
-            a.aio.finish(a.token, Err(e), 0);
+        if self.attempts.resolved(key, r) {
+            self.try_next(key);
         }
     }
 
@@ -2104,30 +2059,15 @@ impl DInner {
     /// first address's error.
     fn try_next(&self, key: usize) {
         let (addr, opts) = loop {
-            let addr = {
-                let mut st = lock(&self.st);
-                let Some(a) = st.pending.get_mut(&key) else {
-                    return;
-                };
-                match a.left.pop_front() {
-                    Some(addr) => addr,
-                    None => {
-                        let e = a.err.unwrap_or(Error::ConnRefused);
-                        drop(st);
-                        return self.fail(key, e);
-                    }
-                }
+            let Some(addr) = self.attempts.next_addr(key) else {
+                return;
             };
             let opts = lock(&self.opts).clone();
             match connect_one(Kind::Tcp, &addr, &opts)
                 .and_then(|(s, now)| Ok((Src::new(s)?, if now { Step::Hs } else { Step::Connect })))
             {
                 Ok(x) => break (x, opts),
-                Err(e) => {
-                    if let Some(a) = lock(&self.st).pending.get_mut(&key) {
-                        a.err.get_or_insert(e);
-                    }
-                }
+                Err(e) => self.attempts.note_error(key, e),
             }
         };
         let ((src, step), opts) = (addr, opts);
@@ -2142,7 +2082,7 @@ impl DInner {
                     });
                 match conn {
                     Ok(c) => Some(rustls::Connection::Client(c)),
-                    Err(e) => return self.fail(key, e),
+                    Err(e) => return self.attempts.fail(key, e),
                 }
             }
             None => None,
@@ -2154,62 +2094,26 @@ impl DInner {
         let owner: Weak<dyn Owner> = self.me.clone();
         let n = match Nego::new(key, link, step, opts.handshake_timeout, owner) {
             Ok(n) => n,
-            Err(e) => return self.fail(key, e),
+            Err(e) => return self.attempts.fail(key, e),
         };
-        {
-            let mut st = lock(&self.st);
-            match st.pending.get_mut(&key) {
-                Some(a) => a.nego = Some(n.clone()),
-                None => {
-                    drop(st);
-                    return n.abort();
-                }
-            }
+        if !self.attempts.set_setup(key, &n) {
+            return n.abort();
         }
         n.start();
     }
 
     fn close(&self) {
-        let pending: Vec<_> = {
-            let mut st = lock(&self.st);
-            st.closed = true;
-            st.pending.drain().map(|(_, v)| v).collect()
-        };
-        for a in pending {
-            if let Some(n) = a.nego {
-                n.abort();
-            }
-            a.aio.finish(a.token, Err(Error::Closed), 0);
-        }
+        self.attempts.close();
     }
 }
 
 impl Owner for DInner {
     fn done(&self, key: usize, link: &Arc<Link>, res: Result<Outcome>) {
-        let retry = {
-            let mut st = lock(&self.st);
-            let Some(a) = st.pending.get_mut(&key) else {
-                return link.close();
-            };
-            // A refused connect moves on to the next address; once connected, the
-            // handshake's outcome is the attempt's.
-            let connecting = a
-                .nego
-                .as_ref()
-                .is_some_and(|n| *lock(&n.step) == Step::Connect);
-            match &res {
-                Err(e) if connecting && !matches!(e, Error::Closed | Error::Canceled) => {
-                    a.err.get_or_insert(*e);
-                    a.nego = None;
-                    true
-                }
-                _ => false,
-            }
-        };
-        if retry {
+        // A refused connect moves on to the next address.
+        if self.attempts.connect_failed(key, &res) {
             return self.try_next(key);
         }
-        let Some(Attempt { aio, token, .. }) = lock(&self.st).pending.remove(&key) else {
+        let Some((aio, token)) = self.attempts.take(key) else {
             return link.close();
         };
         let out = match res {
@@ -2248,9 +2152,15 @@ impl Owner for DInner {
 
 impl Cancel for DInner {
     fn cancelled(&self, _: &Aio, key: usize, _: OpToken) {
-        let p = lock(&self.st).pending.remove(&key);
-        if let Some(n) = p.and_then(|a| a.nego) {
-            n.abort();
-        }
+        self.attempts.cancel(key);
+    }
+}
+
+impl Setup for Nego {
+    fn abort(&self) {
+        Nego::abort(self)
+    }
+    fn connecting(&self) -> bool {
+        *lock(&self.step) == Step::Connect
     }
 }

@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use nanoport_engine::{Aio, Error, Message, Pipe, PipeId, PipeOps, Result};
 
+mod attempts;
 mod conn;
 pub mod frame;
 pub mod handshake;

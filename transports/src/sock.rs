@@ -19,6 +19,7 @@ use nanoport_engine::{
 };
 use socket2::{SockAddr, Socket};
 
+use crate::attempts::{Attempts, Setup};
 use crate::conn::{Kind, Meta, ROp, SpPipe, Src, Stream, WOp};
 use crate::handshake::encode_header;
 use crate::url::{resolve, Addr, Family, Url};
@@ -761,28 +762,13 @@ pub(crate) fn usable(
 }
 
 struct DInner<C> {
-    st: Mutex<DState>,
+    attempts: Attempts<Nego>,
     me: Weak<DInner<C>>,
     target: Target,
     local_proto: u16,
     /// Read at each new connection, so a change reaches the connections made after it.
     opts: Mutex<EndpointOptions>,
     _c: std::marker::PhantomData<fn() -> C>,
-}
-
-/// One dial in flight: its aio, the addresses still to try, the connection being set up
-/// (none while the name is looked up), and the first connect error.
-struct Attempt {
-    aio: Aio,
-    token: OpToken,
-    left: VecDeque<SockAddr>,
-    nego: Option<Arc<Nego>>,
-    err: Option<Error>,
-}
-
-struct DState {
-    pending: HashMap<usize, Attempt>,
-    closed: bool,
 }
 
 /// A socket endpoint that dials, producing `C`s.
@@ -794,10 +780,7 @@ impl<C: Established> SockDialer<C> {
     pub(crate) fn new(url: &Url, local_proto: u16, opts: EndpointOptions) -> Result<Self> {
         let target = target(url, false)?;
         let inner = Arc::new_cyclic(|me| DInner {
-            st: Mutex::new(DState {
-                pending: HashMap::new(),
-                closed: false,
-            }),
+            attempts: Attempts::new(),
             me: me.clone(),
             target,
             local_proto,
@@ -849,23 +832,8 @@ impl<C: Established> DInner<C> {
         else {
             return;
         };
-        {
-            let mut st = lock(&self.st);
-            if st.closed {
-                drop(st);
-                aio.finish(token, Err(Error::Closed), 0);
-                return;
-            }
-            st.pending.insert(
-                key,
-                Attempt {
-                    aio: aio.provider_handle(),
-                    token,
-                    left: VecDeque::new(),
-                    nego: None,
-                    err: None,
-                },
-            );
+        if !self.attempts.begin(key, aio, token) {
+            return;
         }
         match self.target.dest() {
             Dest::Addrs(a) if self.target.kind == Kind::Tcp => {
@@ -887,42 +855,15 @@ impl<C: Established> DInner<C> {
 
     /// The lookup for attempt `key` answered: connect, or fail the attempt.
     fn resolved(&self, key: usize, r: Result<VecDeque<SockAddr>>) {
-        match r {
-            Ok(addrs) => {
-                if let Some(a) = lock(&self.st).pending.get_mut(&key) {
-                    a.left = addrs;
-                }
-                self.try_next(key);
-            }
-            Err(e) => self.fail(key, e),
-        }
-    }
-
-    fn fail(&self, key: usize, e: Error) {
-        let a = lock(&self.st).pending.remove(&key);
-        if let Some(a) = a {
-            a.aio.finish(a.token, Err(e), 0);
+        if self.attempts.resolved(key, r) {
+            self.try_next(key);
         }
     }
 
     /// Connects attempt `key` to its next address; with none left, fails it with the
     /// first address's error.
     fn try_next(&self, key: usize) {
-        loop {
-            let addr = {
-                let mut st = lock(&self.st);
-                let Some(a) = st.pending.get_mut(&key) else {
-                    return;
-                };
-                match a.left.pop_front() {
-                    Some(addr) => addr,
-                    None => {
-                        let e = a.err.unwrap_or(Error::ConnRefused);
-                        drop(st);
-                        return self.fail(key, e);
-                    }
-                }
-            };
+        while let Some(addr) = self.attempts.next_addr(key) {
             let opts = self.opts();
             let started = connect_one(self.target.kind, &addr, &opts).and_then(|(s, now)| {
                 Ok((
@@ -933,16 +874,15 @@ impl<C: Established> DInner<C> {
             let (src, step) = match started {
                 Ok(x) => x,
                 Err(e) => {
-                    self.note_error(key, e);
+                    self.attempts.note_error(key, e);
                     continue;
                 }
             };
             if step == Step::SendHdr && !C::SP {
                 let meta = meta_for(&self.target, src.io(), &opts);
-                let a = lock(&self.st).pending.remove(&key);
-                match a {
-                    Some(a) => {
-                        if let Err(c) = a.aio.finish_output(a.token, C::build(src, 0, meta)) {
+                match self.attempts.take(key) {
+                    Some((aio, token)) => {
+                        if let Err(c) = aio.finish_output(token, C::build(src, 0, meta)) {
                             c.discard();
                         }
                     }
@@ -953,81 +893,38 @@ impl<C: Established> DInner<C> {
             let owner: Weak<dyn Owner> = self.me.clone();
             let n = match Nego::new(key, src, step, self.local_proto, &opts, C::SP, owner) {
                 Ok(n) => n,
-                Err(e) => return self.fail(key, e),
+                Err(e) => return self.attempts.fail(key, e),
             };
-            {
-                let mut st = lock(&self.st);
-                match st.pending.get_mut(&key) {
-                    Some(a) => a.nego = Some(n.clone()),
-                    None => {
-                        drop(st);
-                        return n.abort();
-                    }
-                }
+            if !self.attempts.set_setup(key, &n) {
+                return n.abort();
             }
             return n.start();
         }
     }
 
-    fn note_error(&self, key: usize, e: Error) {
-        if let Some(a) = lock(&self.st).pending.get_mut(&key) {
-            a.err.get_or_insert(e);
-            a.nego = None;
-        }
-    }
-
     fn close(&self) {
-        let pending: Vec<_> = {
-            let mut st = lock(&self.st);
-            st.closed = true;
-            st.pending.drain().map(|(_, v)| v).collect()
-        };
-        for a in pending {
-            if let Some(n) = a.nego {
-                n.abort();
-            }
-            a.aio.finish(a.token, Err(Error::Closed), 0);
-        }
+        self.attempts.close();
     }
 }
 
 impl<C: Established> Owner for DInner<C> {
     fn done(&self, key: usize, res: Result<(Src, u16)>) {
-        let retry = {
-            let mut st = lock(&self.st);
-            let Some(a) = st.pending.get_mut(&key) else {
-                return;
-            };
-            // A connect refused (or unreachable) moves on to the next address; once
-            // connected, the handshake's outcome is the attempt's.
-            let connecting = a
-                .nego
-                .as_ref()
-                .is_some_and(|n| *lock(&n.step) == Step::Connect);
-            match &res {
-                Err(e) if connecting && !matches!(e, Error::Closed | Error::Canceled) => {
-                    a.err.get_or_insert(*e);
-                    a.nego = None;
-                    true
-                }
-                _ => false,
-            }
-        };
-        if retry {
+        // A connect refused (or unreachable) moves on to the next address.
+        if self.attempts.connect_failed(key, &res) {
             return self.try_next(key);
         }
-        let Some(a) = lock(&self.st).pending.remove(&key) else {
+        let Some((aio, token)) = self.attempts.take(key) else {
             return;
         };
         match res {
             Ok((src, peer)) => {
                 let meta = meta_for(&self.target, src.io(), &self.opts());
-                if let Err(c) = a.aio.finish_output(a.token, C::build(src, peer, meta)) {
+                if let Err(c) = aio.finish_output(token, C::build(src, peer, meta)) {
                     c.discard();
                 }
             }
             Err(e) => {
-                a.aio.finish(a.token, Err(e), 0);
+                aio.finish(token, Err(e), 0);
             }
         }
     }
@@ -1035,9 +932,15 @@ impl<C: Established> Owner for DInner<C> {
 
 impl<C: Established> Cancel for DInner<C> {
     fn cancelled(&self, _: &Aio, key: usize, _: OpToken) {
-        let p = lock(&self.st).pending.remove(&key);
-        if let Some(n) = p.and_then(|a| a.nego) {
-            n.abort();
-        }
+        self.attempts.cancel(key);
+    }
+}
+
+impl Setup for Nego {
+    fn abort(&self) {
+        Nego::abort(self)
+    }
+    fn connecting(&self) -> bool {
+        *lock(&self.step) == Step::Connect
     }
 }
